@@ -1,0 +1,18 @@
+//! `dyad-media`: Dyad's media engine.
+//!
+//! Turns a camera (nokhwa), a microphone (cpal) or a synthetic source into I420 video and 48 kHz
+//! PCM frames, encodes them as VP8 (our own safe wrapper over libvpx) and Opus, and back.
+//!
+//! It must never: know about the network, RTP, signalling or Tauri; read the clock inside logic
+//! (sources are given a [`clock::Clock`]); panic or hang on a missing device or bad input — every
+//! failure is a [`MediaError`] with a stable [`MediaError::code`].
+
+pub mod clock;
+pub mod error;
+pub mod frame;
+pub mod source;
+
+pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
+pub use error::{MediaError, Result};
+pub use frame::{AudioFrame, VideoFrame};
+pub use source::{AudioSink, AudioSource, Pacer, VideoFormat, VideoSource};
