@@ -11,8 +11,12 @@ pub mod clock;
 pub mod error;
 pub mod frame;
 pub mod source;
+pub mod testpattern;
+pub mod vp8;
 
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{MediaError, Result};
 pub use frame::{AudioFrame, VideoFrame};
 pub use source::{AudioSink, AudioSource, Pacer, VideoFormat, VideoSource};
+pub use testpattern::{read_marker, Marker, TestPattern};
+pub use vp8::{EncodedFrame, Vp8Config, Vp8Decoder, Vp8Encoder};
