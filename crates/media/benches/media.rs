@@ -1,1 +1,62 @@
-fn main() {}
+//! Media engine benchmarks (criterion). Figures and the command are in docs/benchmarks.md:
+//!   cargo bench -p dyad-media --bench media
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use dyad_media::testpattern::render;
+use dyad_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
+use dyad_media::VideoFrame;
+
+const FRAMES: u32 = 60;
+
+fn pattern(w: u32, h: u32) -> Vec<VideoFrame> {
+    (0..FRAMES)
+        .map(|n| render(w, h, n, u64::from(n) * 33_333).expect("valid size"))
+        .collect()
+}
+
+fn vp8(c: &mut Criterion) {
+    for (w, h, kbps) in [(640, 480, 800), (1280, 720, 1500)] {
+        let frames = pattern(w, h);
+        let mut enc = Vp8Encoder::new(Vp8Config::realtime(w, h, 30, kbps)).expect("encoder");
+        let mut i = 0usize;
+        c.bench_function(&format!("vp8 encode {w}x{h} @{kbps}k 1 thread"), |b| {
+            b.iter(|| {
+                let out = enc.encode(&frames[i % frames.len()]).expect("encode");
+                i += 1;
+                black_box(out)
+            })
+        });
+
+        let mut enc = Vp8Encoder::new(Vp8Config::realtime(w, h, 30, kbps)).expect("encoder");
+        let encoded: Vec<_> =
+            frames.iter().filter_map(|f| enc.encode(f).expect("encode")).collect();
+        let mut dec = Vp8Decoder::new(1).expect("decoder");
+        let mut i = 0usize;
+        c.bench_function(&format!("vp8 decode {w}x{h} @{kbps}k 1 thread"), |b| {
+            b.iter(|| {
+                let e = &encoded[i % encoded.len()];
+                i += 1;
+                black_box(dec.decode(&e.data, e.capture_us).expect("decode"))
+            })
+        });
+    }
+}
+
+fn test_pattern(c: &mut Criterion) {
+    let mut n = 0u32;
+    c.bench_function("test pattern render 1280x720", |b| {
+        b.iter(|| {
+            n = n.wrapping_add(1);
+            black_box(render(1280, 720, n, u64::from(n)).expect("frame"))
+        })
+    });
+    let frame = render(1280, 720, 7, 7).expect("frame");
+    c.bench_function("test pattern read marker 1280x720", |b| {
+        b.iter(|| black_box(dyad_media::read_marker(&frame).expect("marker")))
+    });
+}
+
+criterion_group!(benches, vp8, test_pattern);
+criterion_main!(benches);

@@ -5,7 +5,7 @@
 //! the frame number (32 bits), the low 48 bits of the capture time in microseconds and a
 //! CRC-16/CCITT over both. Blocks are large (24 px at 640×480, 48 px at 1280×720) and aligned to
 //! 8 px, so they survive VP8 at low bitrates; the reader averages the middle of each block and
-//! the CRC rejects a misread. Below the band: colour bars, a scrolling luma ramp and a bouncing
+//! the CRC rejects a misread. Below the band: colour bars, a scrolling textured ramp and a bouncing
 //! box, so the encoder sees real motion. Pixels depend only on (size, frame number, capture time).
 
 use crate::clock::SharedClock;
@@ -227,8 +227,13 @@ fn draw_picture(frame: &mut VideoFrame, band: u32, n: u32) {
             }
         } else {
             for (x, px) in line.iter_mut().enumerate() {
-                // A scrolling sawtooth ramp from 16 to 235.
-                *px = 16 + ((x + shift) % 220) as u8;
+                // A scrolling sawtooth ramp from 24 to 227 with a fine texture that scrolls with
+                // it (camera-like detail: the encoder has to spend bits, motion search can help).
+                let sx = (x + shift) as u32;
+                let grain = (sx.wrapping_mul(0x9e37_79b1) ^ (row as u32).wrapping_mul(0x85eb_ca6b))
+                    .wrapping_mul(0xc2b2_ae35)
+                    >> 27;
+                *px = 24 + (sx % 188) as u8 + grain as u8;
             }
         }
         if (box_y..box_y + side).contains(&row) {

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages Dyad builds and tests against (Debian/Ubuntu, run as root or with
+# sudo available). Safe to run again: apt skips what is already there.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config clang libclang-dev cmake nasm
+  libvpx-dev libopus-dev libasound2-dev libv4l-dev
+)
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "install-deps: cargo not found. Install a Rust toolchain (1.85 or newer, e.g. with rustup) first." >&2
+  exit 1
+fi
+for component in rustfmt clippy; do
+  if ! cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1; then
+    rustup component add "$component"
+  fi
+done
