@@ -7,16 +7,22 @@
 //! (sources are given a [`clock::Clock`]); panic or hang on a missing device or bad input — every
 //! failure is a [`MediaError`] with a stable [`MediaError::code`].
 
+pub mod audio;
 pub mod clock;
 pub mod error;
 pub mod frame;
+pub mod opus;
 pub mod source;
 pub mod testpattern;
 pub mod vp8;
 
+pub use audio::{
+    list_audio_devices, AudioDeviceInfo, MemorySink, Microphone, Silence, Speaker, SpeechLike, Tone,
+};
 pub use clock::{Clock, ManualClock, SharedClock, SystemClock};
 pub use error::{MediaError, Result};
 pub use frame::{AudioFrame, VideoFrame};
+pub use opus::{EncodedAudio, OpusConfig, OpusDecoder, OpusEncoder};
 pub use source::{AudioSink, AudioSource, Pacer, VideoFormat, VideoSource};
 pub use testpattern::{read_marker, Marker, TestPattern};
 pub use vp8::{EncodedFrame, Vp8Config, Vp8Decoder, Vp8Encoder};
