@@ -30,8 +30,10 @@ fn vp8(c: &mut Criterion) {
         });
 
         let mut enc = Vp8Encoder::new(Vp8Config::realtime(w, h, 30, kbps)).expect("encoder");
-        let encoded: Vec<_> =
-            frames.iter().filter_map(|f| enc.encode(f).expect("encode")).collect();
+        let encoded: Vec<_> = frames
+            .iter()
+            .filter_map(|f| enc.encode(f).expect("encode"))
+            .collect();
         let mut dec = Vp8Decoder::new(1).expect("decoder");
         let mut i = 0usize;
         c.bench_function(&format!("vp8 decode {w}x{h} @{kbps}k 1 thread"), |b| {
