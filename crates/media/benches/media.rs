@@ -6,7 +6,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use dyad_media::testpattern::render;
 use dyad_media::vp8::{Vp8Config, Vp8Decoder, Vp8Encoder};
-use dyad_media::VideoFrame;
+use dyad_media::{
+    AudioSource, ManualClock, OpusConfig, OpusDecoder, OpusEncoder, SpeechLike, VideoFrame,
+};
 
 const FRAMES: u32 = 60;
 
@@ -60,5 +62,49 @@ fn test_pattern(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, vp8, test_pattern);
+fn opus(c: &mut Criterion) {
+    for channels in [1u16, 2] {
+        let clock = std::sync::Arc::new(ManualClock::new(0));
+        let mut speech = SpeechLike::new(channels, clock, 7).expect("source");
+        let frames: Vec<_> = (0..250)
+            .map(|_| speech.next_frame().expect("frame"))
+            .collect();
+        let config = OpusConfig {
+            channels,
+            ..OpusConfig::default()
+        };
+        let mut enc = OpusEncoder::new(config).expect("encoder");
+        let mut i = 0usize;
+        c.bench_function(
+            &format!("opus encode 20 ms, {channels} ch, 32 kbit/s, FEC"),
+            |b| {
+                b.iter(|| {
+                    i += 1;
+                    black_box(enc.encode(&frames[i % frames.len()]).expect("encode"))
+                })
+            },
+        );
+        let mut enc = OpusEncoder::new(config).expect("encoder");
+        let packets: Vec<_> = frames
+            .iter()
+            .filter_map(|f| enc.encode(f).expect("encode"))
+            .collect();
+        let mut dec = OpusDecoder::new(channels).expect("decoder");
+        let mut i = 0usize;
+        c.bench_function(
+            &format!("opus decode 20 ms, {channels} ch, 32 kbit/s"),
+            |b| {
+                b.iter(|| {
+                    i += 1;
+                    black_box(
+                        dec.decode(&packets[i % packets.len()].data)
+                            .expect("decode"),
+                    )
+                })
+            },
+        );
+    }
+}
+
+criterion_group!(benches, vp8, test_pattern, opus);
 criterion_main!(benches);
