@@ -1,0 +1,48 @@
+//! HTTP request and response bodies (JSON). Paths: `POST /v1/register`, `POST /v1/login`,
+//! `POST /v1/logout`, `GET /v1/ice`, `GET /v1/ws` (upgrade). Errors are [`crate::ProtoError`]
+//! bodies with a 4xx/5xx status.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/register` and `POST /v1/login` body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// See [`crate::limits::check_username`].
+    pub username: String,
+    /// See [`crate::limits::check_password`].
+    pub password: String,
+}
+
+/// `POST /v1/login` response (also returned by register, which signs the new user in).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Bearer token for HTTP (`Authorization: Bearer …`) and the WebSocket (`?token=…`).
+    pub token: String,
+    /// The signed-in username.
+    pub username: String,
+    /// When the token stops working, UNIX seconds.
+    pub expires_at: u64,
+}
+
+/// One ICE server, in the shape of WebRTC's `RTCIceServer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:host:port` / `turn:host:port?transport=udp` URLs.
+    pub urls: Vec<String>,
+    /// TURN REST username `<expiry-unix>:<username>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN REST password: base64(HMAC-SHA1(secret, username)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// `GET /v1/ice` response: where to find STUN/TURN and the credentials for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceConfig {
+    /// The servers, STUN first.
+    pub ice_servers: Vec<IceServer>,
+    /// Seconds the credentials stay valid.
+    pub ttl_secs: u64,
+}

@@ -1,0 +1,156 @@
+//! The bounds every input is held to, and the validators that apply them.
+
+use crate::error::{ErrorCode, ProtoError};
+
+/// Largest WebSocket frame or HTTP body accepted.
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Largest SDP (offer, answer, renegotiation).
+pub const MAX_SDP_BYTES: usize = 32 * 1024;
+/// Largest single ICE candidate line.
+pub const MAX_CANDIDATE_BYTES: usize = 512;
+/// Most candidates in one `candidates` message.
+pub const MAX_CANDIDATES_PER_MESSAGE: usize = 32;
+/// Username length bounds.
+pub const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
+/// Password length bounds (bytes).
+pub const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=256;
+/// Call id length bounds.
+pub const CALL_ID_LEN: std::ops::RangeInclusive<usize> = 8..=64;
+/// Device (party) id length bounds.
+pub const DEVICE_ID_LEN: std::ops::RangeInclusive<usize> = 1..=64;
+/// Client `ref` length bound.
+pub const MAX_REF_LEN: usize = 64;
+/// Invite lifetime bounds (ms): how long the callee's devices ring.
+pub const INVITE_LIFETIME_MS: std::ops::RangeInclusive<u64> = 5_000..=120_000;
+/// Invite lifetime when the client gives none.
+pub const DEFAULT_INVITE_LIFETIME_MS: u64 = 60_000;
+/// Most contacts one user may have.
+pub const MAX_CONTACTS: usize = 1000;
+
+fn invalid(what: &str, why: &str) -> ProtoError {
+    ProtoError::new(ErrorCode::InvalidField, format!("{what}: {why}"))
+}
+
+/// Usernames: 3–32 of `a-z 0-9 _ . -`, starting with a letter or digit.
+pub fn check_username(name: &str) -> Result<(), ProtoError> {
+    if !USERNAME_LEN.contains(&name.len()) {
+        return Err(invalid("username", "must be 3 to 32 characters"));
+    }
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || "_.-".contains(c);
+    if !name.chars().all(ok_char) || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(invalid(
+            "username",
+            "only lowercase letters, digits, '_', '.', '-', starting with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+/// Passwords: 8–256 bytes, anything else goes.
+pub fn check_password(password: &str) -> Result<(), ProtoError> {
+    if !PASSWORD_LEN.contains(&password.len()) {
+        return Err(invalid("password", "must be 8 to 256 bytes"));
+    }
+    Ok(())
+}
+
+fn check_token_like(
+    what: &str,
+    value: &str,
+    len: std::ops::RangeInclusive<usize>,
+) -> Result<(), ProtoError> {
+    if !len.contains(&value.len()) {
+        return Err(invalid(
+            what,
+            &format!("must be {} to {} characters", len.start(), len.end()),
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(invalid(what, "only letters, digits, '-' and '_'"));
+    }
+    Ok(())
+}
+
+/// Call ids: 8–64 of `A-Z a-z 0-9 - _` (chosen by the caller, e.g. a random UUID).
+pub fn check_call_id(call_id: &str) -> Result<(), ProtoError> {
+    check_token_like("call_id", call_id, CALL_ID_LEN)
+}
+
+/// Device ids (Matrix's party ids): 1–64 of `A-Z a-z 0-9 - _`, chosen by the client, stable
+/// across reconnects of the same device.
+pub fn check_device_id(device_id: &str) -> Result<(), ProtoError> {
+    check_token_like("device", device_id, DEVICE_ID_LEN)
+}
+
+/// SDP: non-empty, at most [`MAX_SDP_BYTES`], and looks like SDP (starts with `v=0`).
+pub fn check_sdp(sdp: &str) -> Result<(), ProtoError> {
+    if sdp.len() > MAX_SDP_BYTES {
+        return Err(ProtoError::new(
+            ErrorCode::TooLarge,
+            format!("sdp: {} bytes, limit {MAX_SDP_BYTES}", sdp.len()),
+        ));
+    }
+    if !sdp.starts_with("v=0") {
+        return Err(invalid("sdp", "must start with v=0"));
+    }
+    Ok(())
+}
+
+/// Invite lifetimes within [`INVITE_LIFETIME_MS`].
+pub fn check_lifetime(ms: u64) -> Result<(), ProtoError> {
+    if !INVITE_LIFETIME_MS.contains(&ms) {
+        return Err(invalid("lifetime_ms", "must be 5000 to 120000"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        for ok in ["bob", "alice.smith", "a_1-2", "007"] {
+            assert!(check_username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "ab",
+            "Bob",
+            "_bob",
+            "bob smith",
+            "bob\u{e9}",
+            &"x".repeat(33),
+        ] {
+            assert_eq!(
+                check_username(bad).map_err(|e| e.code),
+                Err(ErrorCode::InvalidField),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_sdp_and_lifetimes() {
+        assert!(check_call_id("c0ffee-1234").is_ok());
+        assert!(check_call_id("short").is_err());
+        assert!(check_call_id("has space in it").is_err());
+        assert!(check_device_id("laptop").is_ok());
+        assert!(check_device_id("").is_err());
+        assert!(check_sdp("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\n").is_ok());
+        assert_eq!(
+            check_sdp("hello").map_err(|e| e.code),
+            Err(ErrorCode::InvalidField)
+        );
+        let huge = format!("v=0{}", "a".repeat(MAX_SDP_BYTES));
+        assert_eq!(
+            check_sdp(&huge).map_err(|e| e.code),
+            Err(ErrorCode::TooLarge)
+        );
+        assert!(check_lifetime(60_000).is_ok());
+        assert!(check_lifetime(1).is_err());
+    }
+}
