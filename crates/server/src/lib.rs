@@ -6,5 +6,6 @@
 //! router and credential code take `now`), or panic on anything a client sends.
 
 pub mod error;
+pub mod router;
 
 pub use error::{Result, ServerError};

@@ -1,0 +1,800 @@
+//! The call router: who is online on which device, which calls exist and what state they are
+//! in, and what each call message turns into. Sans-IO (STYLE.md §1–2): [`Router::handle`] takes
+//! `now` and one [`Input`] and returns [`Output`]s; it owns no socket, task, lock or clock.
+//!
+//! States of a call (Matrix VoIP v1 semantics, enforced here):
+//!
+//! ```text
+//!   invite ──► Ringing ──select_answer──► Connected ──hangup──► (ended)
+//!                 │  ▲ answer(s) from callee devices  │
+//!                 │  └ ringing / candidates            └ candidates / negotiate
+//!                 ├─ reject (callee) / cancel (caller) / lifetime passes ──► (ended)
+//!                 └─ glare: the lower call id survives, the other ends `replaced`
+//! ```
+//!
+//! A message that names an unknown call, a call the sender is not part of, or that is not valid
+//! in the call's state is refused with a stable code and changes nothing.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use dyad_proto::{ClientMessage, EndReason, ErrorCode, Presence, ProtoError, ServerMessage};
+
+/// One device of one user: the unit messages are delivered to (Matrix's "party").
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Party {
+    /// Username.
+    pub user: String,
+    /// Device id, chosen by the client and stable across its reconnects.
+    pub device: String,
+}
+
+impl Party {
+    /// A party from its parts.
+    pub fn new(user: impl Into<String>, device: impl Into<String>) -> Self {
+        Self {
+            user: user.into(),
+            device: device.into(),
+        }
+    }
+}
+
+/// What happens to the router.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A device's connection came up (new, or back after a drop).
+    Connected(Party),
+    /// A device's connection dropped (closed, or idle past the timeout).
+    Disconnected(Party),
+    /// A validated call message from a connected device.
+    Message(Party, ClientMessage),
+    /// Time passed: fire due timers (see [`Router::next_deadline`]).
+    Tick,
+}
+
+/// A row change for the call history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HistoryEvent {
+    /// A call was placed (also for calls that end at once: busy, unavailable).
+    Started {
+        /// Call id.
+        call_id: String,
+        /// Caller username.
+        caller: String,
+        /// Callee username.
+        callee: String,
+        /// When, ms.
+        at_ms: u64,
+    },
+    /// The caller selected an answer: the call is up.
+    Answered {
+        /// Call id.
+        call_id: String,
+        /// When, ms.
+        at_ms: u64,
+    },
+    /// The call ended.
+    Ended {
+        /// Call id.
+        call_id: String,
+        /// When, ms.
+        at_ms: u64,
+        /// Why.
+        reason: EndReason,
+        /// Username of whoever ended it; `None` when the server did.
+        by: Option<String>,
+    },
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Deliver a message to one device.
+    Send(Party, ServerMessage),
+    /// Record in the call history.
+    History(HistoryEvent),
+    /// A user's presence changed: tell those who have them as a contact.
+    Presence(String, Presence),
+}
+
+/// Timing rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// How long a party of a call may be disconnected before the call ends
+    /// (`peer_disconnected`). A client that reconnects within it keeps its call.
+    pub reconnect_grace_ms: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            reconnect_grace_ms: 20_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Ringing,
+    Connected,
+}
+
+#[derive(Debug)]
+struct Call {
+    caller: Party,
+    callee: String,
+    state: State,
+    expires_ms: u64,
+    /// Callee devices the invite was delivered to and that have not dropped out.
+    rung: HashSet<String>,
+    /// Callee devices that answered.
+    answered: HashSet<String>,
+    /// The callee device the caller selected (Connected state).
+    selected: Option<String>,
+    lifetime_ms: u64,
+    sdp: String,
+    glare: bool,
+    /// Parties of the call whose connection is down, since when.
+    away: BTreeMap<Party, u64>,
+}
+
+impl Call {
+    fn selected_party(&self) -> Option<Party> {
+        self.selected.as_ref().map(|d| Party::new(&self.callee, d))
+    }
+    fn involves_user(&self, user: &str) -> bool {
+        self.caller.user == user || self.callee == user
+    }
+}
+
+/// The router. See the module documentation.
+#[derive(Debug, Default)]
+pub struct Router {
+    config: RouterConfig,
+    /// Connected devices per user.
+    online: HashMap<String, HashSet<String>>,
+    calls: HashMap<String, Call>,
+    /// Last presence announced per user (absent = offline).
+    announced: HashMap<String, Presence>,
+}
+
+fn refuse(code: ErrorCode, message: &str) -> ProtoError {
+    ProtoError::new(code, message)
+}
+
+fn unknown_call() -> ProtoError {
+    refuse(
+        ErrorCode::UnknownCall,
+        "no such call, or you are not part of it",
+    )
+}
+
+fn ended(call_id: &str, reason: EndReason, by: Option<&str>) -> ServerMessage {
+    ServerMessage::CallEnded {
+        call_id: call_id.into(),
+        reason,
+        by: by.map(Into::into),
+    }
+}
+
+impl Router {
+    /// A router with these timing rules.
+    pub fn new(config: RouterConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// The presence of a user now.
+    pub fn presence(&self, user: &str) -> Presence {
+        if self.online.get(user).is_none_or(|d| d.is_empty()) {
+            Presence::Offline
+        } else if self.calls.values().any(|c| c.involves_user(user)) {
+            Presence::InCall
+        } else {
+            Presence::Online
+        }
+    }
+
+    /// Whether this device is connected.
+    pub fn is_connected(&self, party: &Party) -> bool {
+        self.online
+            .get(&party.user)
+            .is_some_and(|d| d.contains(&party.device))
+    }
+
+    /// Number of calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// The earliest time [`Input::Tick`] has something to do, if any.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.calls
+            .values()
+            .flat_map(|c| {
+                let ring = (c.state == State::Ringing).then_some(c.expires_ms);
+                let away = c
+                    .away
+                    .values()
+                    .map(|since| since + self.config.reconnect_grace_ms);
+                ring.into_iter().chain(away)
+            })
+            .min()
+    }
+
+    /// Applies one input at time `now_ms`. On `Err` nothing changed; the error goes back to the
+    /// sender only.
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Output>, ProtoError> {
+        let mut out = Vec::new();
+        let mut touched: Vec<String> = Vec::new();
+        match input {
+            Input::Connected(party) => self.connected(party, &mut out, &mut touched),
+            Input::Disconnected(party) => self.disconnected(now_ms, party, &mut touched),
+            Input::Tick => self.tick(now_ms, &mut out, &mut touched),
+            Input::Message(from, msg) => self.message(now_ms, from, msg, &mut out, &mut touched)?,
+        }
+        for user in touched {
+            self.announce(&user, &mut out);
+        }
+        Ok(out)
+    }
+
+    fn announce(&mut self, user: &str, out: &mut Vec<Output>) {
+        let now = self.presence(user);
+        let before = self
+            .announced
+            .get(user)
+            .copied()
+            .unwrap_or(Presence::Offline);
+        if now != before {
+            if now == Presence::Offline {
+                self.announced.remove(user);
+            } else {
+                self.announced.insert(user.to_string(), now);
+            }
+            out.push(Output::Presence(user.to_string(), now));
+        }
+    }
+
+    fn connected(&mut self, party: Party, out: &mut Vec<Output>, touched: &mut Vec<String>) {
+        self.online
+            .entry(party.user.clone())
+            .or_default()
+            .insert(party.device.clone());
+        for (id, call) in &mut self.calls {
+            call.away.remove(&party);
+            // A device of the callee that comes online while the call still rings rings too.
+            if call.state == State::Ringing
+                && call.callee == party.user
+                && call.rung.insert(party.device.clone())
+            {
+                out.push(Output::Send(
+                    party.clone(),
+                    ServerMessage::Invite {
+                        call_id: id.clone(),
+                        from: call.caller.user.clone(),
+                        device: call.caller.device.clone(),
+                        sdp: call.sdp.clone(),
+                        lifetime_ms: call.lifetime_ms,
+                        glare: call.glare,
+                    },
+                ));
+            }
+        }
+        touched.push(party.user);
+    }
+
+    fn disconnected(&mut self, now_ms: u64, party: Party, touched: &mut Vec<String>) {
+        if let Some(devices) = self.online.get_mut(&party.user) {
+            devices.remove(&party.device);
+            if devices.is_empty() {
+                self.online.remove(&party.user);
+            }
+        }
+        for call in self.calls.values_mut() {
+            let is_caller = call.caller == party;
+            let is_selected = call.selected_party().as_ref() == Some(&party);
+            if is_caller || is_selected {
+                call.away.entry(party.clone()).or_insert(now_ms);
+            } else if call.callee == party.user && call.state == State::Ringing {
+                // An unanswered device that dropped stops ringing; it rings again if it returns.
+                if !call.answered.contains(&party.device) {
+                    call.rung.remove(&party.device);
+                }
+            }
+        }
+        touched.push(party.user);
+    }
+
+    fn tick(&mut self, now_ms: u64, out: &mut Vec<Output>, touched: &mut Vec<String>) {
+        let grace = self.config.reconnect_grace_ms;
+        let mut due: Vec<(String, EndReason, Option<Party>)> = Vec::new();
+        for (id, call) in &self.calls {
+            if let Some((party, _)) = call
+                .away
+                .iter()
+                .find(|(_, since)| now_ms >= **since + grace)
+            {
+                due.push((id.clone(), EndReason::PeerDisconnected, Some(party.clone())));
+            } else if call.state == State::Ringing && now_ms >= call.expires_ms {
+                due.push((id.clone(), EndReason::InviteTimeout, None));
+            }
+        }
+        due.sort_by(|x, y| x.0.cmp(&y.0));
+        for (id, reason, gone) in due {
+            self.end_call(now_ms, &id, reason, None, gone.as_ref(), out, touched);
+        }
+    }
+
+    /// Ends a call: tells every party still involved (except `skip`), records history.
+    #[allow(clippy::too_many_arguments)]
+    fn end_call(
+        &mut self,
+        now_ms: u64,
+        call_id: &str,
+        reason: EndReason,
+        by: Option<&str>,
+        skip: Option<&Party>,
+        out: &mut Vec<Output>,
+        touched: &mut Vec<String>,
+    ) {
+        let Some(call) = self.calls.remove(call_id) else {
+            return;
+        };
+        let mut parties = vec![call.caller.clone()];
+        match call.selected_party() {
+            Some(p) => parties.push(p),
+            None => parties.extend(call.rung.iter().map(|d| Party::new(&call.callee, d))),
+        }
+        parties.sort();
+        for p in parties {
+            if Some(&p) != skip {
+                out.push(Output::Send(p, ended(call_id, reason, by)));
+            }
+        }
+        out.push(Output::History(HistoryEvent::Ended {
+            call_id: call_id.into(),
+            at_ms: now_ms,
+            reason,
+            by: by.map(Into::into),
+        }));
+        touched.push(call.caller.user);
+        touched.push(call.callee);
+    }
+
+    fn call_of<'a>(&'a mut self, call_id: &str, from: &Party) -> Result<&'a mut Call, ProtoError> {
+        let call = self.calls.get_mut(call_id).ok_or_else(unknown_call)?;
+        let callee_device = call.callee == from.user
+            && (call.rung.contains(&from.device) || call.selected.as_deref() == Some(&from.device));
+        if call.caller != *from && !callee_device {
+            return Err(unknown_call());
+        }
+        Ok(call)
+    }
+
+    fn message(
+        &mut self,
+        now_ms: u64,
+        from: Party,
+        msg: ClientMessage,
+        out: &mut Vec<Output>,
+        touched: &mut Vec<String>,
+    ) -> Result<(), ProtoError> {
+        match msg {
+            ClientMessage::Invite {
+                call_id,
+                to,
+                sdp,
+                lifetime_ms,
+            } => self.invite(now_ms, from, call_id, to, sdp, lifetime_ms, out, touched),
+            ClientMessage::Ringing { call_id } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.state != State::Ringing || call.caller == from {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "ringing: only a rung device, while ringing",
+                    ));
+                }
+                let to = call.caller.clone();
+                out.push(Output::Send(
+                    to,
+                    ServerMessage::Ringing {
+                        call_id,
+                        device: from.device,
+                    },
+                ));
+                Ok(())
+            }
+            ClientMessage::Answer { call_id, sdp } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.state != State::Ringing
+                    || call.caller == from
+                    || call.answered.contains(&from.device)
+                {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "answer: only once, from a rung device, while ringing",
+                    ));
+                }
+                call.answered.insert(from.device.clone());
+                let to = call.caller.clone();
+                out.push(Output::Send(
+                    to,
+                    ServerMessage::Answer {
+                        call_id,
+                        device: from.device,
+                        sdp,
+                    },
+                ));
+                Ok(())
+            }
+            ClientMessage::SelectAnswer { call_id, device } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.caller != from || call.state != State::Ringing {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "select_answer: only the caller, while ringing",
+                    ));
+                }
+                if !call.answered.contains(&device) {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "select_answer: that device has not answered",
+                    ));
+                }
+                call.state = State::Connected;
+                call.selected = Some(device.clone());
+                let callee = call.callee.clone();
+                let mut others: Vec<String> = call
+                    .rung
+                    .iter()
+                    .filter(|d| **d != device)
+                    .cloned()
+                    .collect();
+                others.sort();
+                out.push(Output::Send(
+                    Party::new(&callee, &device),
+                    ServerMessage::SelectAnswer {
+                        call_id: call_id.clone(),
+                        device,
+                    },
+                ));
+                for d in others {
+                    out.push(Output::Send(
+                        Party::new(&callee, d),
+                        ended(&call_id, EndReason::AnsweredElsewhere, Some(&callee)),
+                    ));
+                }
+                out.push(Output::History(HistoryEvent::Answered {
+                    call_id,
+                    at_ms: now_ms,
+                }));
+                Ok(())
+            }
+            ClientMessage::Reject { call_id } => {
+                self.reject(now_ms, from, &call_id, EndReason::Rejected, out, touched)
+            }
+            ClientMessage::Cancel { call_id } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.caller != from || call.state != State::Ringing {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "cancel: only the caller, before the call is answered (use hangup after)",
+                    ));
+                }
+                let by = from.user.clone();
+                self.end_call(
+                    now_ms,
+                    &call_id,
+                    EndReason::Cancelled,
+                    Some(&by),
+                    Some(&from),
+                    out,
+                    touched,
+                );
+                Ok(())
+            }
+            ClientMessage::Hangup { call_id, reason } => {
+                let call = self.call_of(&call_id, &from)?;
+                match call.state {
+                    // Before an answer is selected a hang-up is a cancel (caller) or a decline.
+                    State::Ringing if call.caller == from => {
+                        let by = from.user.clone();
+                        let reason = if reason == dyad_proto::HangupReason::UserHangup {
+                            EndReason::Cancelled
+                        } else {
+                            reason.into()
+                        };
+                        self.end_call(
+                            now_ms,
+                            &call_id,
+                            reason,
+                            Some(&by),
+                            Some(&from),
+                            out,
+                            touched,
+                        );
+                        Ok(())
+                    }
+                    State::Ringing => {
+                        self.reject(now_ms, from, &call_id, reason.into(), out, touched)
+                    }
+                    State::Connected => {
+                        if call.caller != from && call.selected_party().as_ref() != Some(&from) {
+                            return Err(unknown_call());
+                        }
+                        let by = from.user.clone();
+                        self.end_call(
+                            now_ms,
+                            &call_id,
+                            reason.into(),
+                            Some(&by),
+                            Some(&from),
+                            out,
+                            touched,
+                        );
+                        Ok(())
+                    }
+                }
+            }
+            ClientMessage::Candidates {
+                call_id,
+                candidates,
+                end_of_candidates,
+            } => {
+                let targets = self.peers_of(&call_id, &from)?;
+                for to in targets {
+                    out.push(Output::Send(
+                        to,
+                        ServerMessage::Candidates {
+                            call_id: call_id.clone(),
+                            device: from.device.clone(),
+                            candidates: candidates.clone(),
+                            end_of_candidates,
+                        },
+                    ));
+                }
+                Ok(())
+            }
+            ClientMessage::Negotiate {
+                call_id,
+                description,
+            } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.state != State::Connected {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "negotiate: only on a connected call",
+                    ));
+                }
+                let targets = self.peers_of(&call_id, &from)?;
+                for to in targets {
+                    out.push(Output::Send(
+                        to,
+                        ServerMessage::Negotiate {
+                            call_id: call_id.clone(),
+                            device: from.device.clone(),
+                            description: description.clone(),
+                        },
+                    ));
+                }
+                Ok(())
+            }
+            ClientMessage::Ping
+            | ClientMessage::ContactAdd { .. }
+            | ClientMessage::ContactRemove { .. }
+            | ClientMessage::ContactList => {
+                Err(refuse(ErrorCode::InvalidState, "not a call message"))
+            }
+        }
+    }
+
+    /// Who receives what `from` sends on this call: the other side (all rung callee devices
+    /// while ringing, the selected one once connected).
+    fn peers_of(&mut self, call_id: &str, from: &Party) -> Result<Vec<Party>, ProtoError> {
+        let call = self.call_of(call_id, from)?;
+        if call.caller == *from {
+            let mut devices: Vec<&String> = match &call.selected {
+                Some(d) => vec![d],
+                None => call.rung.iter().collect(),
+            };
+            devices.sort();
+            Ok(devices
+                .into_iter()
+                .map(|d| Party::new(&call.callee, d))
+                .collect())
+        } else if call.selected.is_none() || call.selected.as_deref() == Some(&from.device) {
+            Ok(vec![call.caller.clone()])
+        } else {
+            Err(unknown_call())
+        }
+    }
+
+    fn reject(
+        &mut self,
+        now_ms: u64,
+        from: Party,
+        call_id: &str,
+        reason: EndReason,
+        out: &mut Vec<Output>,
+        touched: &mut Vec<String>,
+    ) -> Result<(), ProtoError> {
+        let call = self.call_of(call_id, &from)?;
+        if call.caller == from || call.state != State::Ringing {
+            return Err(refuse(
+                ErrorCode::InvalidState,
+                "reject: only a rung device, while ringing",
+            ));
+        }
+        // Another device already answered: this one just stops ringing.
+        if call.answered.iter().any(|d| *d != from.device) {
+            call.rung.remove(&from.device);
+            call.answered.remove(&from.device);
+            out.push(Output::Send(
+                from.clone(),
+                ended(call_id, reason, Some(&from.user)),
+            ));
+            return Ok(());
+        }
+        let callee = from.user.clone();
+        let mut others: Vec<String> = call
+            .rung
+            .iter()
+            .filter(|d| **d != from.device)
+            .cloned()
+            .collect();
+        others.sort();
+        call.rung.retain(|d| *d == from.device);
+        for d in others {
+            out.push(Output::Send(
+                Party::new(&callee, d),
+                ended(call_id, EndReason::RejectedElsewhere, Some(&callee)),
+            ));
+        }
+        self.end_call(
+            now_ms,
+            call_id,
+            reason,
+            Some(&callee),
+            Some(&from),
+            out,
+            touched,
+        );
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invite(
+        &mut self,
+        now_ms: u64,
+        from: Party,
+        call_id: String,
+        to: String,
+        sdp: String,
+        lifetime_ms: u64,
+        out: &mut Vec<Output>,
+        touched: &mut Vec<String>,
+    ) -> Result<(), ProtoError> {
+        if to == from.user {
+            return Err(refuse(ErrorCode::SelfReference, "you cannot call yourself"));
+        }
+        if self.calls.contains_key(&call_id) {
+            return Err(refuse(ErrorCode::DuplicateCall, "that call id is in use"));
+        }
+        // Glare: `to` is ringing us right now with a call nobody answered yet.
+        let crossing = self
+            .calls
+            .iter()
+            .find(|(_, c)| {
+                c.caller.user == to
+                    && c.callee == from.user
+                    && c.state == State::Ringing
+                    && c.answered.is_empty()
+            })
+            .map(|(id, _)| id.clone());
+        let mut glare = false;
+        if let Some(theirs) = crossing {
+            if theirs < call_id {
+                // Their call survives: ours is folded into it. Ring this device with it, marked
+                // so the client accepts at once.
+                let call = self.calls.get_mut(&theirs).ok_or_else(unknown_call)?;
+                call.glare = true;
+                call.rung.insert(from.device.clone());
+                out.push(Output::Send(
+                    from.clone(),
+                    ended(&call_id, EndReason::Replaced, None),
+                ));
+                out.push(Output::Send(
+                    from,
+                    ServerMessage::Invite {
+                        call_id: theirs,
+                        from: call.caller.user.clone(),
+                        device: call.caller.device.clone(),
+                        sdp: call.sdp.clone(),
+                        lifetime_ms: call.lifetime_ms,
+                        glare: true,
+                    },
+                ));
+                return Ok(());
+            }
+            // Ours survives: theirs ends as replaced, and ours rings marked as glare.
+            self.end_call(
+                now_ms,
+                &theirs,
+                EndReason::Replaced,
+                None,
+                None,
+                out,
+                touched,
+            );
+            glare = true;
+        }
+        if self.calls.values().any(|c| c.involves_user(&from.user)) {
+            return Err(refuse(ErrorCode::InvalidState, "you are already in a call"));
+        }
+        out.push(Output::History(HistoryEvent::Started {
+            call_id: call_id.clone(),
+            caller: from.user.clone(),
+            callee: to.clone(),
+            at_ms: now_ms,
+        }));
+        let busy = self.calls.values().any(|c| c.involves_user(&to));
+        let devices: Vec<String> = self
+            .online
+            .get(&to)
+            .map(|d| d.iter().cloned().collect())
+            .unwrap_or_default();
+        let immediate_end = if busy {
+            Some(EndReason::Busy)
+        } else if devices.is_empty() {
+            Some(EndReason::Unavailable)
+        } else {
+            None
+        };
+        if let Some(reason) = immediate_end {
+            out.push(Output::Send(from, ended(&call_id, reason, None)));
+            out.push(Output::History(HistoryEvent::Ended {
+                call_id,
+                at_ms: now_ms,
+                reason,
+                by: None,
+            }));
+            return Ok(());
+        }
+        let mut devices = devices;
+        devices.sort();
+        for d in &devices {
+            out.push(Output::Send(
+                Party::new(&to, d),
+                ServerMessage::Invite {
+                    call_id: call_id.clone(),
+                    from: from.user.clone(),
+                    device: from.device.clone(),
+                    sdp: sdp.clone(),
+                    lifetime_ms,
+                    glare,
+                },
+            ));
+        }
+        touched.push(from.user.clone());
+        touched.push(to.clone());
+        self.calls.insert(
+            call_id,
+            Call {
+                caller: from,
+                callee: to,
+                state: State::Ringing,
+                expires_ms: now_ms + lifetime_ms,
+                rung: devices.into_iter().collect(),
+                answered: HashSet::new(),
+                selected: None,
+                lifetime_ms,
+                sdp,
+                glare,
+                away: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,746 @@
+//! The call router without sockets: every call path, the refusals, timers, presence, glare, and
+//! a property test over random message sequences.
+
+use std::collections::HashMap;
+
+use dyad_proto::{
+    Candidate, ClientMessage as C, EndReason, ErrorCode, HangupReason, Presence, SdpKind,
+    ServerMessage as S, SessionDescription,
+};
+use dyad_server::router::{HistoryEvent, Input, Output, Party, Router, RouterConfig};
+
+const SDP: &str = "v=0\r\n";
+
+struct World {
+    r: Router,
+    now: u64,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            r: Router::new(RouterConfig {
+                reconnect_grace_ms: 10_000,
+            }),
+            now: 1_000,
+        }
+    }
+    fn connect(&mut self, p: &Party) -> Vec<Output> {
+        self.r
+            .handle(self.now, Input::Connected(p.clone()))
+            .expect("connect")
+    }
+    fn send(&mut self, p: &Party, m: C) -> Result<Vec<Output>, ErrorCode> {
+        self.r
+            .handle(self.now, Input::Message(p.clone(), m))
+            .map_err(|e| e.code)
+    }
+    fn ok(&mut self, p: &Party, m: C) -> Vec<Output> {
+        self.send(p, m.clone())
+            .unwrap_or_else(|e| panic!("{m:?} from {p:?}: {e}"))
+    }
+    fn tick(&mut self, advance: u64) -> Vec<Output> {
+        self.now += advance;
+        self.r.handle(self.now, Input::Tick).expect("tick")
+    }
+}
+
+fn p(user: &str, device: &str) -> Party {
+    Party::new(user, device)
+}
+
+fn sends(out: &[Output]) -> Vec<(Party, S)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send(p, m) => Some((p.clone(), m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+fn history(out: &[Output]) -> Vec<HistoryEvent> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::History(h) => Some(h.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn end(call: &str, reason: EndReason, by: Option<&str>) -> S {
+    S::CallEnded {
+        call_id: call.into(),
+        reason,
+        by: by.map(Into::into),
+    }
+}
+
+fn invite(call: &str, to: &str) -> C {
+    C::Invite {
+        call_id: call.into(),
+        to: to.into(),
+        sdp: SDP.into(),
+        lifetime_ms: 30_000,
+    }
+}
+
+/// alice (laptop) and bob on two devices (phone, desk), all online.
+fn alice_and_bob() -> (World, Party, Party, Party) {
+    let mut w = World::new();
+    let (a, b1, b2) = (p("alice", "laptop"), p("bob", "desk"), p("bob", "phone"));
+    for x in [&a, &b1, &b2] {
+        w.connect(x);
+    }
+    (w, a, b1, b2)
+}
+
+#[test]
+fn full_call_with_two_callee_devices() {
+    let (mut w, a, b1, b2) = alice_and_bob();
+    let out = w.ok(&a, invite("call-0001", "bob"));
+    let rung: Vec<Party> = sends(&out).into_iter().map(|(p, _)| p).collect();
+    assert_eq!(
+        rung,
+        vec![b1.clone(), b2.clone()],
+        "every device of bob rings"
+    );
+    assert!(
+        matches!(&history(&out)[..], [HistoryEvent::Started { caller, callee, .. }] if caller == "alice" && callee == "bob")
+    );
+
+    let out = w.ok(
+        &b2,
+        C::Ringing {
+            call_id: "call-0001".into(),
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            a.clone(),
+            S::Ringing {
+                call_id: "call-0001".into(),
+                device: "phone".into()
+            }
+        )]
+    );
+
+    // Caller's candidates go to every ringing device before an answer is chosen.
+    let cand = vec![Candidate {
+        candidate: "candidate:1 1 udp 1 127.0.0.1 5000 typ host".into(),
+        sdp_mid: Some("0".into()),
+        sdp_mline_index: Some(0),
+    }];
+    let out = w.ok(
+        &a,
+        C::Candidates {
+            call_id: "call-0001".into(),
+            candidates: cand.clone(),
+            end_of_candidates: false,
+        },
+    );
+    assert_eq!(sends(&out).len(), 2);
+
+    let out = w.ok(
+        &b2,
+        C::Answer {
+            call_id: "call-0001".into(),
+            sdp: SDP.into(),
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            a.clone(),
+            S::Answer {
+                call_id: "call-0001".into(),
+                device: "phone".into(),
+                sdp: SDP.into()
+            }
+        )]
+    );
+    assert_eq!(
+        w.send(
+            &b2,
+            C::Answer {
+                call_id: "call-0001".into(),
+                sdp: SDP.into()
+            }
+        ),
+        Err(ErrorCode::InvalidState),
+        "one answer per device"
+    );
+
+    let out = w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0001".into(),
+            device: "phone".into(),
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![
+            (
+                b2.clone(),
+                S::SelectAnswer {
+                    call_id: "call-0001".into(),
+                    device: "phone".into()
+                }
+            ),
+            (
+                b1.clone(),
+                end("call-0001", EndReason::AnsweredElsewhere, Some("bob"))
+            ),
+        ]
+    );
+    assert!(matches!(
+        &history(&out)[..],
+        [HistoryEvent::Answered { .. }]
+    ));
+
+    // Now only the selected device talks to the caller.
+    let out = w.ok(
+        &a,
+        C::Candidates {
+            call_id: "call-0001".into(),
+            candidates: cand.clone(),
+            end_of_candidates: true,
+        },
+    );
+    assert_eq!(
+        sends(&out).into_iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        vec![b2.clone()]
+    );
+    assert_eq!(
+        w.send(
+            &b1,
+            C::Candidates {
+                call_id: "call-0001".into(),
+                candidates: cand,
+                end_of_candidates: false
+            }
+        ),
+        Err(ErrorCode::UnknownCall)
+    );
+    let offer = SessionDescription {
+        kind: SdpKind::Offer,
+        sdp: SDP.into(),
+    };
+    let out = w.ok(
+        &b2,
+        C::Negotiate {
+            call_id: "call-0001".into(),
+            description: offer,
+        },
+    );
+    assert_eq!(
+        sends(&out).into_iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        vec![a.clone()]
+    );
+
+    let out = w.ok(
+        &b2,
+        C::Hangup {
+            call_id: "call-0001".into(),
+            reason: HangupReason::UserHangup,
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![(
+            a.clone(),
+            end("call-0001", EndReason::UserHangup, Some("bob"))
+        )]
+    );
+    assert!(
+        matches!(&history(&out)[..], [HistoryEvent::Ended { reason: EndReason::UserHangup, by: Some(by), .. }] if by == "bob")
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::Hangup {
+                call_id: "call-0001".into(),
+                reason: HangupReason::UserHangup
+            }
+        ),
+        Err(ErrorCode::UnknownCall),
+        "ended calls are gone"
+    );
+    assert_eq!(w.r.active_calls(), 0);
+}
+
+#[test]
+fn reject_from_one_device_ends_the_call_everywhere() {
+    let (mut w, a, b1, b2) = alice_and_bob();
+    w.ok(&a, invite("call-0002", "bob"));
+    let out = w.ok(
+        &b1,
+        C::Reject {
+            call_id: "call-0002".into(),
+        },
+    );
+    let mut got = sends(&out);
+    got.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        got,
+        vec![
+            (
+                a.clone(),
+                end("call-0002", EndReason::Rejected, Some("bob"))
+            ),
+            (
+                b2.clone(),
+                end("call-0002", EndReason::RejectedElsewhere, Some("bob"))
+            ),
+        ]
+    );
+    assert!(matches!(
+        &history(&out)[..],
+        [HistoryEvent::Ended {
+            reason: EndReason::Rejected,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn caller_cancels_and_every_device_stops_ringing() {
+    let (mut w, a, b1, b2) = alice_and_bob();
+    w.ok(&a, invite("call-0003", "bob"));
+    let out = w.ok(
+        &a,
+        C::Cancel {
+            call_id: "call-0003".into(),
+        },
+    );
+    assert_eq!(
+        sends(&out),
+        vec![
+            (b1, end("call-0003", EndReason::Cancelled, Some("alice"))),
+            (b2, end("call-0003", EndReason::Cancelled, Some("alice")))
+        ]
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::Cancel {
+                call_id: "call-0003".into()
+            }
+        ),
+        Err(ErrorCode::UnknownCall)
+    );
+}
+
+#[test]
+fn busy_and_unavailable_end_at_once_with_a_history_row() {
+    let (mut w, a, b1, _) = alice_and_bob();
+    let carol = p("carol", "c");
+    w.connect(&carol);
+    w.ok(&a, invite("call-0004", "bob"));
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-0004".into(),
+            sdp: SDP.into(),
+        },
+    );
+    w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0004".into(),
+            device: "desk".into(),
+        },
+    );
+    let out = w.ok(&carol, invite("call-0005", "bob"));
+    assert_eq!(
+        sends(&out),
+        vec![(carol.clone(), end("call-0005", EndReason::Busy, None))]
+    );
+    assert!(matches!(
+        &history(&out)[..],
+        [
+            HistoryEvent::Started { .. },
+            HistoryEvent::Ended {
+                reason: EndReason::Busy,
+                ..
+            }
+        ]
+    ));
+    let out = w.ok(&carol, invite("call-0006", "dave"));
+    assert_eq!(
+        sends(&out),
+        vec![(carol, end("call-0006", EndReason::Unavailable, None))]
+    );
+}
+
+#[test]
+fn unanswered_invite_times_out_at_its_lifetime() {
+    let (mut w, a, b1, b2) = alice_and_bob();
+    w.ok(&a, invite("call-0007", "bob"));
+    assert_eq!(w.r.next_deadline(), Some(w.now + 30_000));
+    assert!(sends(&w.tick(29_999)).is_empty());
+    let out = w.tick(1);
+    assert_eq!(
+        sends(&out),
+        vec![
+            (a, end("call-0007", EndReason::InviteTimeout, None)),
+            (b1, end("call-0007", EndReason::InviteTimeout, None)),
+            (b2, end("call-0007", EndReason::InviteTimeout, None)),
+        ]
+    );
+    assert_eq!(w.r.next_deadline(), None);
+}
+
+#[test]
+fn glare_keeps_the_lower_call_id_either_way_round() {
+    // alice's call has the lower id: bob's crossing invite is folded into it.
+    let (mut w, a, b1, _) = alice_and_bob();
+    w.ok(&a, invite("call-aaaa", "bob"));
+    let out = w.ok(&b1, invite("call-bbbb", "alice"));
+    let got = sends(&out);
+    assert_eq!(
+        got[0],
+        (b1.clone(), end("call-bbbb", EndReason::Replaced, None))
+    );
+    assert!(
+        matches!(&got[1], (p, S::Invite { call_id, glare: true, .. }) if *p == b1 && call_id == "call-aaaa")
+    );
+    assert_eq!(w.r.active_calls(), 1);
+    // And it carries on normally.
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-aaaa".into(),
+            sdp: SDP.into(),
+        },
+    );
+
+    // bob's call has the lower id: alice's ringing call ends `replaced`, bob's rings alice.
+    let (mut w, a, b1, b2) = alice_and_bob();
+    w.ok(&a, invite("call-zzzz", "bob"));
+    let out = w.ok(&b1, invite("call-aaaa", "alice"));
+    let got = sends(&out);
+    assert!(got.contains(&(a.clone(), end("call-zzzz", EndReason::Replaced, None))));
+    assert!(got.contains(&(b2.clone(), end("call-zzzz", EndReason::Replaced, None))));
+    assert!(got.iter().any(|(p, m)| *p == a
+        && matches!(m, S::Invite { call_id, glare: true, .. } if call_id == "call-aaaa")));
+    assert_eq!(w.r.active_calls(), 1);
+}
+
+#[test]
+fn refusals_change_nothing() {
+    let (mut w, a, b1, _) = alice_and_bob();
+    let mallory = p("mallory", "m");
+    w.connect(&mallory);
+    assert_eq!(
+        w.send(&a, invite("call-0010", "alice")),
+        Err(ErrorCode::SelfReference)
+    );
+    w.ok(&a, invite("call-0010", "bob"));
+    assert_eq!(
+        w.send(&a, invite("call-0010", "carol")),
+        Err(ErrorCode::DuplicateCall)
+    );
+    assert_eq!(
+        w.send(
+            &mallory,
+            C::Hangup {
+                call_id: "call-0010".into(),
+                reason: HangupReason::UserHangup
+            }
+        ),
+        Err(ErrorCode::UnknownCall)
+    );
+    assert_eq!(
+        w.send(
+            &mallory,
+            C::Answer {
+                call_id: "call-0010".into(),
+                sdp: SDP.into()
+            }
+        ),
+        Err(ErrorCode::UnknownCall)
+    );
+    assert_eq!(
+        w.send(
+            &b1,
+            C::SelectAnswer {
+                call_id: "call-0010".into(),
+                device: "desk".into()
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::SelectAnswer {
+                call_id: "call-0010".into(),
+                device: "desk".into()
+            }
+        ),
+        Err(ErrorCode::InvalidState),
+        "desk has not answered"
+    );
+    let offer = SessionDescription {
+        kind: SdpKind::Offer,
+        sdp: SDP.into(),
+    };
+    assert_eq!(
+        w.send(
+            &a,
+            C::Negotiate {
+                call_id: "call-0010".into(),
+                description: offer
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::Ringing {
+                call_id: "call-0010".into()
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::Reject {
+                call_id: "call-0010".into()
+            }
+        ),
+        Err(ErrorCode::InvalidState)
+    );
+    assert_eq!(
+        w.send(&a, invite("call-0011", "mallory")),
+        Err(ErrorCode::InvalidState),
+        "already in a call"
+    );
+    // None of that disturbed the call: it still connects.
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-0010".into(),
+            sdp: SDP.into(),
+        },
+    );
+    w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0010".into(),
+            device: "desk".into(),
+        },
+    );
+    assert_eq!(
+        w.send(
+            &a,
+            C::Cancel {
+                call_id: "call-0010".into()
+            }
+        ),
+        Err(ErrorCode::InvalidState),
+        "cancel after answer"
+    );
+}
+
+#[test]
+fn a_dropped_party_may_come_back_within_the_grace_but_not_after() {
+    let (mut w, a, b1, _) = alice_and_bob();
+    w.ok(&a, invite("call-0020", "bob"));
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-0020".into(),
+            sdp: SDP.into(),
+        },
+    );
+    w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0020".into(),
+            device: "desk".into(),
+        },
+    );
+    w.r.handle(w.now, Input::Disconnected(a.clone()))
+        .expect("drop");
+    assert!(sends(&w.tick(9_000)).is_empty());
+    w.connect(&a);
+    assert!(
+        sends(&w.tick(5_000)).is_empty(),
+        "back in time: the call survives"
+    );
+    w.ok(
+        &a,
+        C::Hangup {
+            call_id: "call-0020".into(),
+            reason: HangupReason::IceFailed,
+        },
+    );
+
+    w.ok(&a, invite("call-0021", "bob"));
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-0021".into(),
+            sdp: SDP.into(),
+        },
+    );
+    w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0021".into(),
+            device: "desk".into(),
+        },
+    );
+    w.r.handle(w.now, Input::Disconnected(b1.clone()))
+        .expect("drop");
+    let out = w.tick(10_000);
+    assert_eq!(
+        sends(&out),
+        vec![(a, end("call-0021", EndReason::PeerDisconnected, None))]
+    );
+    assert!(matches!(
+        &history(&out)[..],
+        [HistoryEvent::Ended {
+            reason: EndReason::PeerDisconnected,
+            by: None,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn a_device_coming_online_while_ringing_rings_too() {
+    let mut w = World::new();
+    let (a, b1, b2) = (p("alice", "laptop"), p("bob", "desk"), p("bob", "phone"));
+    w.connect(&a);
+    w.connect(&b1);
+    w.ok(&a, invite("call-0030", "bob"));
+    let out = w.connect(&b2);
+    assert!(
+        sends(&out)
+            .iter()
+            .any(|(p, m)| *p == b2
+                && matches!(m, S::Invite { call_id, .. } if call_id == "call-0030"))
+    );
+}
+
+#[test]
+fn presence_follows_connections_and_calls() {
+    let mut w = World::new();
+    let (a, b) = (p("alice", "laptop"), p("bob", "desk"));
+    let presences = |out: &[Output]| -> Vec<(String, Presence)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Presence(u, p) => Some((u.clone(), *p)),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(
+        presences(&w.connect(&a)),
+        vec![("alice".into(), Presence::Online)]
+    );
+    assert_eq!(
+        presences(&w.connect(&p("alice", "phone"))),
+        vec![],
+        "second device: no change"
+    );
+    w.connect(&b);
+    let out = w.ok(&a, invite("call-0040", "bob"));
+    assert_eq!(
+        presences(&out),
+        vec![
+            ("alice".into(), Presence::InCall),
+            ("bob".into(), Presence::InCall)
+        ]
+    );
+    let out = w.ok(
+        &a,
+        C::Cancel {
+            call_id: "call-0040".into(),
+        },
+    );
+    assert_eq!(
+        presences(&out),
+        vec![
+            ("alice".into(), Presence::Online),
+            ("bob".into(), Presence::Online)
+        ]
+    );
+    let out =
+        w.r.handle(w.now, Input::Disconnected(b.clone()))
+            .expect("drop");
+    assert_eq!(presences(&out), vec![("bob".into(), Presence::Offline)]);
+    assert_eq!(w.r.presence("bob"), Presence::Offline);
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// Random inputs from three users on four devices never panic, every call ends at most once,
+    /// and nothing is ever sent to a party that is not connected... except `call_ended` and
+    /// invites, which the driver drops for offline devices anyway; we check the stronger
+    /// invariant that messages only go to users who are part of the call they name.
+    #[test]
+    fn random_sequences_keep_the_invariants(steps in proptest::collection::vec((0u8..14, 0usize..4, 0usize..4, 0u64..40_000), 1..60)) {
+        let parties = [p("alice", "a1"), p("bob", "b1"), p("bob", "b2"), p("carol", "c1")];
+        let calls = ["call-0001", "call-0002", "call-0003"];
+        let mut r = Router::new(RouterConfig { reconnect_grace_ms: 5_000 });
+        let mut now = 0u64;
+        let mut ended: HashMap<String, u32> = HashMap::new();
+        let mut members: HashMap<String, (String, String)> = HashMap::new();
+        for (kind, who, other, dt) in steps {
+            now += dt / 10;
+            let from = parties[who].clone();
+            let call = calls[other % 3].to_string();
+            let target = &parties[other];
+            let input = match kind {
+                0 => Input::Connected(from),
+                1 => Input::Disconnected(from),
+                2 => Input::Tick,
+                3 => Input::Message(from, C::Invite { call_id: call, to: target.user.clone(), sdp: SDP.into(), lifetime_ms: 10_000 }),
+                4 => Input::Message(from, C::Ringing { call_id: call }),
+                5 => Input::Message(from, C::Answer { call_id: call, sdp: SDP.into() }),
+                6 => Input::Message(from, C::SelectAnswer { call_id: call, device: target.device.clone() }),
+                7 => Input::Message(from, C::Reject { call_id: call }),
+                8 => Input::Message(from, C::Cancel { call_id: call }),
+                9 => Input::Message(from, C::Hangup { call_id: call, reason: HangupReason::UserHangup }),
+                10 => Input::Message(from, C::Candidates { call_id: call, candidates: vec![], end_of_candidates: true }),
+                11 => Input::Message(from, C::Negotiate { call_id: call, description: SessionDescription { kind: SdpKind::Offer, sdp: SDP.into() } }),
+                _ => Input::Tick,
+            };
+            let Ok(out) = r.handle(now, input) else { continue };
+            for o in out {
+                match o {
+                    Output::History(HistoryEvent::Started { call_id, caller, callee, .. }) => {
+                        members.insert(call_id, (caller, callee));
+                    }
+                    Output::History(HistoryEvent::Ended { call_id, .. }) => {
+                        *ended.entry(call_id.clone()).or_default() += 1;
+                        proptest::prop_assert!(ended[&call_id] == 1, "{call_id} ended twice");
+                        // A call id may be reused after it ended.
+                        members.remove(&call_id);
+                        ended.remove(&call_id);
+                    }
+                    Output::Send(to, msg) => {
+                        let id = match &msg {
+                            S::Invite { call_id, .. } | S::Ringing { call_id, .. } | S::Answer { call_id, .. }
+                            | S::SelectAnswer { call_id, .. } | S::Candidates { call_id, .. }
+                            | S::Negotiate { call_id, .. } | S::CallEnded { call_id, .. } => call_id.clone(),
+                            _ => continue,
+                        };
+                        if let Some((caller, callee)) = members.get(&id) {
+                            proptest::prop_assert!(to.user == *caller || to.user == *callee, "{msg:?} sent to outsider {to:?}");
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
