@@ -24,3 +24,20 @@ pub enum ServerError {
 
 /// Result with [`ServerError`].
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
+
+impl ServerError {
+    /// What the client may see: protocol refusals as they are; anything internal as a bare
+    /// `internal` (the details are logged here, never sent).
+    pub fn to_proto(&self) -> dyad_proto::ProtoError {
+        match self {
+            ServerError::Proto(e) => e.clone(),
+            other => {
+                tracing::error!("internal error: {other}");
+                dyad_proto::ProtoError::new(
+                    dyad_proto::ErrorCode::Internal,
+                    "internal server error",
+                )
+            }
+        }
+    }
+}

@@ -5,7 +5,63 @@
 //! It must never depend on `dyad-call`, `dyad-media` or Tauri, read the clock inside logic (the
 //! router and credential code take `now`), or panic on anything a client sends.
 
+pub mod config;
 pub mod error;
+pub mod http;
+pub mod hub;
 pub mod router;
+pub mod store;
+pub mod turn;
 
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+pub use config::ServerConfig;
 pub use error::{Result, ServerError};
+pub use store::Store;
+
+/// Serves HTTP and WebSocket on `listener` until `shutdown` completes, then closes every
+/// connection and waits (bounded) for pending history rows to be written.
+pub async fn run(
+    listener: TcpListener,
+    store: Store,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let (hub_tx, hub_rx) = mpsc::channel(4096);
+    let (history_tx, history_rx) = mpsc::unbounded_channel();
+    let hub = hub::Hub::new(store.clone(), config.clone(), history_tx);
+    let hub_task = tokio::spawn(hub.run(hub_rx));
+    let writer = tokio::spawn(hub::write_history(store.clone(), history_rx));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let state = http::AppState {
+        store,
+        config: Arc::new(config),
+        hub: hub_tx,
+        next_conn: Arc::new(AtomicU64::new(1)),
+        shutdown: stop_rx,
+    };
+    let app = http::app(state);
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
+    // Connections close on the stop signal; once they are gone the hub and then the history
+    // writer run out of senders and finish.
+    let drained = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = hub_task.await;
+        let _ = writer.await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("shutdown: connections still open after 5 s");
+    }
+    served.map_err(ServerError::Io)
+}

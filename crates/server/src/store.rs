@@ -1,0 +1,425 @@
+//! Persistent data on SQLite (sqlx): users with argon2id password hashes, login tokens (stored
+//! only as SHA-256), contacts, and call history. Numbered migrations in `migrations/`.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, so a write has reached the disk when its
+//! call returns and nothing committed is lost if the process dies. Times are passed in.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use base64::Engine;
+use dyad_proto::limits::MAX_CONTACTS;
+use dyad_proto::{EndReason, ErrorCode, ProtoError};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{Result, ServerError};
+
+fn db(e: sqlx::Error) -> ServerError {
+    ServerError::Store(e.to_string())
+}
+
+fn refused(code: ErrorCode, message: &str) -> ServerError {
+    ServerError::Proto(ProtoError::new(code, message))
+}
+
+/// One row of call history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The call id.
+    pub call_id: String,
+    /// Caller username.
+    pub caller: String,
+    /// Callee username.
+    pub callee: String,
+    /// When the invite was sent, ms since the UNIX epoch.
+    pub started_at_ms: u64,
+    /// When the caller selected an answer; absent for calls that never connected.
+    pub answered_at_ms: Option<u64>,
+    /// When it ended; absent while in progress.
+    pub ended_at_ms: Option<u64>,
+    /// Why it ended (an [`EndReason`] on the wire).
+    pub end_reason: Option<String>,
+    /// Who ended it; absent when the server did.
+    pub ended_by: Option<String>,
+}
+
+/// The database. Cheap to clone (a connection pool).
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// Hashes a password with argon2id (OWASP parameters: m = 19 MiB, t = 2, p = 1; the crate's
+/// defaults). CPU-heavy (tens of ms): call it off the async threads.
+pub fn hash_password(password: &str) -> Result<String> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| ServerError::Store(format!("random: {e}")))?;
+    let salt = SaltString::encode_b64(&salt).map_err(|e| ServerError::Store(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ServerError::Store(format!("argon2: {e}")))
+}
+
+/// Checks a password against a stored PHC hash. CPU-heavy like [`hash_password`].
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// A hash to verify against when the user does not exist, so that a wrong username costs the
+/// same time as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password, never matches").unwrap_or_default())
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ServerError::Store(format!("hashing task: {e}")))
+}
+
+fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn i64_of(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn u64_of(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) the database file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        Self::migrate(pool).await
+    }
+
+    /// A private in-memory database (tests, throwaway servers).
+    pub async fn open_in_memory() -> Result<Store> {
+        let options = SqliteConnectOptions::from_str("sqlite::memory:")
+            .map_err(db)?
+            .foreign_keys(true);
+        // One connection: every connection to ":memory:" would be a different database.
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        Self::migrate(pool).await
+    }
+
+    async fn migrate(pool: SqlitePool) -> Result<Store> {
+        sqlx::migrate!("./migrations")
+            .run(&pool)
+            .await
+            .map_err(|e| ServerError::Store(e.to_string()))?;
+        Ok(Store { pool })
+    }
+
+    async fn user_id(&self, username: &str) -> Result<Option<i64>> {
+        sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)
+    }
+
+    /// Creates an account. `username_taken` if it exists.
+    pub async fn register(&self, username: &str, password: &str, now_unix: u64) -> Result<()> {
+        if self.user_id(username).await?.is_some() {
+            return Err(refused(ErrorCode::UsernameTaken, "that username is taken"));
+        }
+        let password = password.to_owned();
+        let hash = blocking(move || hash_password(&password)).await??;
+        let inserted =
+            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
+                .bind(username)
+                .bind(hash)
+                .bind(i64_of(now_unix))
+                .execute(&self.pool)
+                .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            // Two registrations raced past the check above.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(refused(ErrorCode::UsernameTaken, "that username is taken"))
+            }
+            Err(e) => Err(db(e)),
+        }
+    }
+
+    /// Checks a login. Unknown user and wrong password are the same `wrong_credentials`, and
+    /// take the same time.
+    pub async fn verify_login(&self, username: &str, password: &str) -> Result<()> {
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT password_hash FROM users WHERE username = ?")
+                .bind(username)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let exists = stored.is_some();
+        let phc = stored.unwrap_or_else(|| decoy_hash().to_owned());
+        let password = password.to_owned();
+        let ok = blocking(move || verify_password(&password, &phc)).await?;
+        if ok && exists {
+            Ok(())
+        } else {
+            Err(refused(
+                ErrorCode::WrongCredentials,
+                "wrong username or password",
+            ))
+        }
+    }
+
+    /// Issues a login token for `username`, valid `ttl_secs` from `now_unix`. Returns the token
+    /// (32 random bytes, URL-safe base64) and its expiry.
+    pub async fn create_token(
+        &self,
+        username: &str,
+        now_unix: u64,
+        ttl_secs: u64,
+    ) -> Result<(String, u64)> {
+        let user = self
+            .user_id(username)
+            .await?
+            .ok_or_else(|| refused(ErrorCode::UnknownUser, "no such user"))?;
+        let mut raw = [0u8; 32];
+        getrandom::fill(&mut raw).map_err(|e| ServerError::Store(format!("random: {e}")))?;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let expires_at = now_unix.saturating_add(ttl_secs);
+        sqlx::query("INSERT INTO tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
+            .bind(token_hash(&token))
+            .bind(user)
+            .bind(i64_of(expires_at))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok((token, expires_at))
+    }
+
+    /// The username behind a token: `unauthorized` if unknown or revoked, `token_expired` once
+    /// `now_unix` reaches its expiry.
+    pub async fn check_token(&self, token: &str, now_unix: u64) -> Result<String> {
+        if token.len() > 128 {
+            return Err(refused(ErrorCode::Unauthorized, "unknown token"));
+        }
+        let row = sqlx::query("SELECT users.username, tokens.expires_at FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.token_hash = ?")
+            .bind(token_hash(token))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db)?;
+        let row = row.ok_or_else(|| refused(ErrorCode::Unauthorized, "unknown token"))?;
+        let expires_at: i64 = row.get(1);
+        if now_unix >= u64_of(expires_at) {
+            return Err(refused(
+                ErrorCode::TokenExpired,
+                "token expired: log in again",
+            ));
+        }
+        Ok(row.get(0))
+    }
+
+    /// Logs a token out.
+    pub async fn revoke_token(&self, token: &str) -> Result<()> {
+        sqlx::query("DELETE FROM tokens WHERE token_hash = ?")
+            .bind(token_hash(token))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Deletes expired tokens; returns how many.
+    pub async fn purge_expired(&self, now_unix: u64) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM tokens WHERE expires_at <= ?")
+            .bind(i64_of(now_unix))
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(done.rows_affected())
+    }
+
+    /// Adds `contact` to `owner`'s contacts (idempotent). `unknown_user`, `self_reference`, or
+    /// `invalid_field` past [`MAX_CONTACTS`].
+    pub async fn add_contact(
+        &self,
+        owner: &str,
+        contact: &str,
+    ) -> std::result::Result<(), ServerError> {
+        if owner == contact {
+            return Err(refused(ErrorCode::SelfReference, "you cannot add yourself"));
+        }
+        let owner_id = self
+            .user_id(owner)
+            .await?
+            .ok_or_else(|| refused(ErrorCode::UnknownUser, "no such user"))?;
+        let contact_id = self
+            .user_id(contact)
+            .await?
+            .ok_or_else(|| refused(ErrorCode::UnknownUser, "no such user"))?;
+        let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contacts WHERE owner_id = ?")
+            .bind(owner_id)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_CONTACTS {
+            return Err(refused(ErrorCode::InvalidField, "contact list is full"));
+        }
+        sqlx::query("INSERT OR IGNORE INTO contacts (owner_id, contact_id) VALUES (?, ?)")
+            .bind(owner_id)
+            .bind(contact_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// Removes a contact (idempotent).
+    pub async fn remove_contact(&self, owner: &str, contact: &str) -> Result<()> {
+        sqlx::query(
+            "DELETE FROM contacts WHERE owner_id = (SELECT id FROM users WHERE username = ?) \
+             AND contact_id = (SELECT id FROM users WHERE username = ?)",
+        )
+        .bind(owner)
+        .bind(contact)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// `owner`'s contacts, sorted.
+    pub async fn contacts(&self, owner: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT c.username FROM contacts JOIN users o ON o.id = contacts.owner_id \
+             JOIN users c ON c.id = contacts.contact_id WHERE o.username = ? ORDER BY c.username",
+        )
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    /// Users who have `user` as a contact (they get `user`'s presence), sorted.
+    pub async fn watchers(&self, user: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar(
+            "SELECT o.username FROM contacts JOIN users o ON o.id = contacts.owner_id \
+             JOIN users c ON c.id = contacts.contact_id WHERE c.username = ? ORDER BY o.username",
+        )
+        .bind(user)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)
+    }
+
+    /// History: a call was placed.
+    pub async fn call_started(
+        &self,
+        call_id: &str,
+        caller: &str,
+        callee: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO calls (call_id, caller, callee, started_at_ms) VALUES (?, ?, ?, ?)",
+        )
+        .bind(call_id)
+        .bind(caller)
+        .bind(callee)
+        .bind(i64_of(at_ms))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// History: the call was answered.
+    pub async fn call_answered(&self, call_id: &str, at_ms: u64) -> Result<()> {
+        sqlx::query("UPDATE calls SET answered_at_ms = ? WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL")
+            .bind(i64_of(at_ms))
+            .bind(call_id)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    /// History: the call ended. The first end recorded stays.
+    pub async fn call_ended(
+        &self,
+        call_id: &str,
+        at_ms: u64,
+        reason: EndReason,
+        by: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE calls SET ended_at_ms = ?, end_reason = ?, ended_by = ? \
+             WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL",
+        )
+        .bind(i64_of(at_ms))
+        .bind(reason.as_str())
+        .bind(by)
+        .bind(call_id)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(())
+    }
+
+    /// The calls `user` took part in, newest first, at most `limit`.
+    pub async fn history(&self, user: &str, limit: u32) -> Result<Vec<CallRecord>> {
+        let rows = sqlx::query(
+            "SELECT call_id, caller, callee, started_at_ms, answered_at_ms, ended_at_ms, end_reason, ended_by \
+             FROM calls WHERE caller = ? OR callee = ? ORDER BY started_at_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(user)
+        .bind(user)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CallRecord {
+                call_id: r.get(0),
+                caller: r.get(1),
+                callee: r.get(2),
+                started_at_ms: u64_of(r.get(3)),
+                answered_at_ms: r.get::<Option<i64>, _>(4).map(u64_of),
+                ended_at_ms: r.get::<Option<i64>, _>(5).map(u64_of),
+                end_reason: r.get(6),
+                ended_by: r.get(7),
+            })
+            .collect())
+    }
+}

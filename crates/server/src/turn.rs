@@ -1,0 +1,219 @@
+//! STUN/TURN: time-limited credentials in the TURN REST scheme (what coturn calls
+//! `use-auth-secret`), the ICE configuration handed to clients, and an embedded TURN server.
+//!
+//! Username `"<expiry-unix>:<user>"`, password `base64(HMAC-SHA1(shared secret, username))`. The
+//! same secret on the embedded server or on a coturn makes the same credentials valid on either.
+//! `now` is always an argument.
+
+use std::net::{IpAddr, SocketAddr};
+
+use base64::Engine;
+use dyad_proto::http::{IceConfig, IceServer};
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+
+use crate::error::{Result, ServerError};
+
+/// Where clients find STUN/TURN, and the shared secret their credentials are made with.
+#[derive(Debug, Clone)]
+pub enum TurnConfig {
+    /// The TURN server embedded in `dyad serve`.
+    Embedded(EmbeddedTurnConfig),
+    /// An external server (coturn with `use-auth-secret` and the same secret).
+    External {
+        /// `turn:` / `stun:` URLs handed to clients as they are.
+        urls: Vec<String>,
+        /// The shared secret (coturn's `static-auth-secret`).
+        secret: Vec<u8>,
+        /// How long issued credentials stay valid.
+        ttl_secs: u64,
+    },
+}
+
+/// Settings of the embedded TURN server.
+#[derive(Debug, Clone)]
+pub struct EmbeddedTurnConfig {
+    /// UDP address to listen on.
+    pub listen: SocketAddr,
+    /// The address clients reach it at, and relays are advertised on.
+    pub public_ip: IpAddr,
+    /// TURN realm.
+    pub realm: String,
+    /// Shared secret for the REST credentials.
+    pub secret: Vec<u8>,
+    /// How long issued credentials stay valid.
+    pub ttl_secs: u64,
+}
+
+impl TurnConfig {
+    fn secret(&self) -> &[u8] {
+        match self {
+            TurnConfig::Embedded(e) => &e.secret,
+            TurnConfig::External { secret, .. } => secret,
+        }
+    }
+
+    fn ttl_secs(&self) -> u64 {
+        match self {
+            TurnConfig::Embedded(e) => e.ttl_secs,
+            TurnConfig::External { ttl_secs, .. } => *ttl_secs,
+        }
+    }
+}
+
+fn sign(secret: &[u8], rest_username: &str) -> String {
+    // HMAC accepts keys of any length, so this cannot fail; an empty MAC would only ever refuse.
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
+        return String::new();
+    };
+    mac.update(rest_username.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// Credentials for `username` valid until `now_unix + ttl_secs`: (REST username, password).
+pub fn turn_credentials(
+    secret: &[u8],
+    username: &str,
+    now_unix: u64,
+    ttl_secs: u64,
+) -> (String, String) {
+    let rest_username = format!("{}:{username}", now_unix.saturating_add(ttl_secs));
+    let password = sign(secret, &rest_username);
+    (rest_username, password)
+}
+
+/// Checks REST credentials: well-formed, not expired at `now_unix`, and signed with `secret`.
+/// Returns the user part of the username.
+pub fn check_turn_credentials(
+    secret: &[u8],
+    rest_username: &str,
+    password: &str,
+    now_unix: u64,
+) -> Result<String> {
+    let (expiry, user) = rest_username
+        .split_once(':')
+        .ok_or_else(|| ServerError::Turn("username is not <expiry>:<user>".into()))?;
+    let expiry: u64 = expiry
+        .parse()
+        .map_err(|_| ServerError::Turn("expiry is not a number".into()))?;
+    if now_unix >= expiry {
+        return Err(ServerError::Turn("credentials expired".into()));
+    }
+    // Compare MACs in constant time: verify_slice does.
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
+        return Err(ServerError::Turn("bad secret".into()));
+    };
+    mac.update(rest_username.as_bytes());
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(password)
+        .map_err(|_| ServerError::Turn("password is not base64".into()))?;
+    mac.verify_slice(&given)
+        .map_err(|_| ServerError::Turn("wrong password".into()))?;
+    Ok(user.to_string())
+}
+
+/// The ICE configuration for `username` at `now_unix`: STUN and TURN URLs with fresh credentials.
+pub fn ice_config(config: &TurnConfig, username: &str, now_unix: u64) -> IceConfig {
+    let (user, credential) =
+        turn_credentials(config.secret(), username, now_unix, config.ttl_secs());
+    let ice_servers = match config {
+        TurnConfig::Embedded(e) => {
+            let host = SocketAddr::new(e.public_ip, e.listen.port());
+            vec![
+                IceServer {
+                    urls: vec![format!("stun:{host}")],
+                    username: None,
+                    credential: None,
+                },
+                IceServer {
+                    urls: vec![format!("turn:{host}?transport=udp")],
+                    username: Some(user),
+                    credential: Some(credential),
+                },
+            ]
+        }
+        TurnConfig::External { urls, .. } => {
+            let (stun, turn): (Vec<String>, Vec<String>) =
+                urls.iter().cloned().partition(|u| u.starts_with("stun:"));
+            let mut servers = Vec::new();
+            if !stun.is_empty() {
+                servers.push(IceServer {
+                    urls: stun,
+                    username: None,
+                    credential: None,
+                });
+            }
+            if !turn.is_empty() {
+                servers.push(IceServer {
+                    urls: turn,
+                    username: Some(user),
+                    credential: Some(credential),
+                });
+            }
+            servers
+        }
+    };
+    IceConfig {
+        ice_servers,
+        ttl_secs: config.ttl_secs(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_match_coturn_rest_scheme() {
+        // Computed independently: python3 -c "import hmac,hashlib,base64;
+        // print(base64.b64encode(hmac.new(b'north-wind', b'1795000000:alice', hashlib.sha1).digest()))"
+        let (u, p) = turn_credentials(b"north-wind", "alice", 1_794_996_400, 3600);
+        assert_eq!(u, "1795000000:alice");
+        assert_eq!(p, "eXerXd8KydW1BeXwYvlRVbZzJhs=");
+        assert_eq!(
+            check_turn_credentials(b"north-wind", &u, &p, 1_794_999_999)
+                .ok()
+                .as_deref(),
+            Some("alice")
+        );
+    }
+
+    #[test]
+    fn expired_wrong_and_malformed_credentials_are_refused() {
+        let (u, p) = turn_credentials(b"s3cret", "bob", 1000, 60);
+        assert!(check_turn_credentials(b"s3cret", &u, &p, 1059).is_ok());
+        assert!(
+            check_turn_credentials(b"s3cret", &u, &p, 1060).is_err(),
+            "expiry is exclusive"
+        );
+        assert!(check_turn_credentials(b"other", &u, &p, 1000).is_err());
+        assert!(
+            check_turn_credentials(b"s3cret", "1060:mallory", &p, 1000).is_err(),
+            "signature binds the user"
+        );
+        assert!(check_turn_credentials(b"s3cret", "bob", &p, 1000).is_err());
+        assert!(check_turn_credentials(b"s3cret", &u, "not base64!", 1000).is_err());
+    }
+
+    #[test]
+    fn ice_config_lists_stun_then_turn_with_credentials() {
+        let cfg = TurnConfig::Embedded(EmbeddedTurnConfig {
+            listen: "0.0.0.0:3478".parse().expect("addr"),
+            public_ip: "192.0.2.1".parse().expect("ip"),
+            realm: "dyad".into(),
+            secret: b"k".to_vec(),
+            ttl_secs: 600,
+        });
+        let ice = ice_config(&cfg, "carol", 100);
+        assert_eq!(
+            ice.ice_servers[0].urls,
+            vec!["stun:192.0.2.1:3478".to_string()]
+        );
+        assert_eq!(
+            ice.ice_servers[1].urls,
+            vec!["turn:192.0.2.1:3478?transport=udp".to_string()]
+        );
+        assert_eq!(ice.ice_servers[1].username.as_deref(), Some("700:carol"));
+        assert_eq!(ice.ttl_secs, 600);
+    }
+}
