@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential pkg-config clang libclang-dev cmake nasm
   libvpx-dev libopus-dev libasound2-dev libv4l-dev
+  coturn
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -6,6 +6,8 @@
 //! `now` is always an argument.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use dyad_proto::http::{IceConfig, IceServer};
@@ -157,6 +159,115 @@ pub fn ice_config(config: &TurnConfig, username: &str, now_unix: u64) -> IceConf
         ice_servers,
         ttl_secs: config.ttl_secs(),
     }
+}
+
+/// "Now" in UNIX seconds, for the embedded server's expiry checks (a test passes its own).
+pub type UnixClock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// The system clock as a [`UnixClock`].
+pub fn system_unix_clock() -> UnixClock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// The embedded server's authentication: a REST username is accepted while unexpired, and its
+/// long-term key is derived from the password our secret gives it. A wrong password then fails
+/// the message-integrity check inside the TURN server.
+struct RestAuth {
+    secret: Vec<u8>,
+    now: UnixClock,
+}
+
+impl turn::auth::AuthHandler for RestAuth {
+    fn auth_handle(
+        &self,
+        username: &str,
+        realm: &str,
+        _src: SocketAddr,
+    ) -> Result<Vec<u8>, turn::Error> {
+        let expiry = username
+            .split_once(':')
+            .and_then(|(e, _)| e.parse::<u64>().ok())
+            .ok_or_else(|| turn::Error::Other("username is not <expiry>:<user>".into()))?;
+        if (self.now)() >= expiry {
+            return Err(turn::Error::Other("credentials expired".into()));
+        }
+        let password = sign(&self.secret, username);
+        Ok(turn::auth::generate_auth_key(username, realm, &password))
+    }
+}
+
+/// A running embedded STUN/TURN server.
+pub struct EmbeddedTurn {
+    server: turn::server::Server,
+    local: SocketAddr,
+}
+
+impl std::fmt::Debug for EmbeddedTurn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedTurn")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedTurn {
+    /// The UDP address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Stops it (allocations are closed).
+    pub async fn close(self) {
+        if let Err(e) = self.server.close().await {
+            tracing::warn!("closing TURN server: {e}");
+        }
+    }
+}
+
+/// Starts the embedded STUN/TURN server (UDP) with the system clock.
+pub async fn start_embedded_turn(config: EmbeddedTurnConfig) -> Result<EmbeddedTurn> {
+    start_embedded_turn_with_clock(config, system_unix_clock()).await
+}
+
+/// Starts the embedded STUN/TURN server, judging credential expiry by `now`.
+pub async fn start_embedded_turn_with_clock(
+    config: EmbeddedTurnConfig,
+    now: UnixClock,
+) -> Result<EmbeddedTurn> {
+    let socket = tokio::net::UdpSocket::bind(config.listen).await?;
+    let local = socket.local_addr()?;
+    let relay_bind = if config.listen.ip().is_unspecified() {
+        config.listen.ip()
+    } else {
+        local.ip()
+    };
+    let server = turn::server::Server::new(turn::server::config::ServerConfig {
+        conn_configs: vec![turn::server::config::ConnConfig {
+            conn: Arc::new(socket),
+            relay_addr_generator: Box::new(
+                turn::relay::relay_static::RelayAddressGeneratorStatic {
+                    relay_address: config.public_ip,
+                    address: relay_bind.to_string(),
+                    net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
+                },
+            ),
+        }],
+        realm: config.realm.clone(),
+        auth_handler: Arc::new(RestAuth {
+            secret: config.secret.clone(),
+            now,
+        }),
+        channel_bind_timeout: Duration::from_secs(0),
+        alloc_close_notify: None,
+    })
+    .await
+    .map_err(|e| ServerError::Turn(e.to_string()))?;
+    Ok(EmbeddedTurn { server, local })
 }
 
 #[cfg(test)]

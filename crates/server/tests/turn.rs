@@ -1,0 +1,232 @@
+//! TURN with our REST credentials, for real: the embedded server and a coturn from Debian, each on
+//! loopback, each allocating a relay with issued credentials (and carrying a datagram through it
+//! both ways), each refusing expired and wrong credentials.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dyad_server::turn::{start_embedded_turn_with_clock, turn_credentials, EmbeddedTurnConfig};
+use tokio::net::UdpSocket;
+use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Allocates a relay on `server` with these credentials; returns the client (keep it alive) and
+/// the relay connection.
+async fn allocate(
+    server: SocketAddr,
+    realm: &str,
+    user: &str,
+    pass: &str,
+) -> Result<(Client, impl Conn), String> {
+    let conn = Arc::new(
+        UdpSocket::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?,
+    );
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username: user.into(),
+        password: pass.into(),
+        realm: realm.into(),
+        software: "dyad-test".into(),
+        rto_in_ms: 100,
+        conn,
+        vnet: None,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    client.listen().await.map_err(|e| e.to_string())?;
+    let relay = tokio::time::timeout(WAIT, client.allocate())
+        .await
+        .map_err(|_| "allocation timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((client, relay))
+}
+
+/// Sends a datagram out through the relay to a plain peer socket and one back, and checks both
+/// arrive with the right content and addresses.
+async fn relay_carries_traffic(relay: &impl Conn) {
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("peer");
+    let relayed = relay.local_addr().expect("relayed address");
+    relay
+        .send_to(b"through the relay", peer.local_addr().expect("addr"))
+        .await
+        .expect("send via relay");
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
+        .await
+        .expect("peer receives")
+        .expect("recv");
+    assert_eq!(&buf[..n], b"through the relay");
+    assert_eq!(
+        from.port(),
+        relayed.port(),
+        "arrives from the relayed address"
+    );
+    peer.send_to(b"and back", relayed)
+        .await
+        .expect("peer sends");
+    let (n, from) = tokio::time::timeout(WAIT, relay.recv_from(&mut buf))
+        .await
+        .expect("relay receives")
+        .expect("recv");
+    assert_eq!(&buf[..n], b"and back");
+    assert_eq!(from, peer.local_addr().expect("addr"));
+}
+
+#[tokio::test]
+async fn embedded_turn_allocates_with_issued_credentials_and_refuses_bad_ones() {
+    let secret = b"embedded-secret".to_vec();
+    let now = now_unix();
+    let config = EmbeddedTurnConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        public_ip: "127.0.0.1".parse().expect("ip"),
+        realm: "dyad.test".into(),
+        secret: secret.clone(),
+        ttl_secs: 600,
+    };
+    // The server's clock is fixed, so expiry is exact.
+    let server = start_embedded_turn_with_clock(config, Arc::new(move || now))
+        .await
+        .expect("start");
+    let addr = server.local_addr();
+
+    let (user, pass) = turn_credentials(&secret, "alice", now, 600);
+    let (client, relay) = allocate(addr, "dyad.test", &user, &pass)
+        .await
+        .expect("allocation");
+    assert_eq!(
+        relay.local_addr().expect("relayed").ip().to_string(),
+        "127.0.0.1"
+    );
+    relay_carries_traffic(&relay).await;
+    let _ = client.close().await;
+
+    let (expired_user, expired_pass) = turn_credentials(&secret, "alice", now - 700, 600);
+    assert!(
+        allocate(addr, "dyad.test", &expired_user, &expired_pass)
+            .await
+            .is_err(),
+        "expired"
+    );
+    assert!(
+        allocate(addr, "dyad.test", &user, "d3JvbmcgcGFzc3dvcmQ=")
+            .await
+            .is_err(),
+        "wrong password"
+    );
+    let (other_user, other_pass) = turn_credentials(b"another secret", "alice", now, 600);
+    assert!(
+        allocate(addr, "dyad.test", &other_user, &other_pass)
+            .await
+            .is_err(),
+        "other secret"
+    );
+    server.close().await;
+}
+
+/// A coturn process that is killed when dropped.
+struct Coturn(Child);
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+#[tokio::test]
+async fn coturn_accepts_our_credentials_and_refuses_bad_ones() {
+    let secret = "coturn-shared-secret";
+    let port = free_udp_port();
+    let relay_min = 40_000 + (port % 1000) * 20;
+    let dir = std::env::temp_dir().join(format!("dyad-coturn-{port}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let spawned = Command::new("turnserver")
+        .args(["-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
+        .arg(format!("--listening-port={port}"))
+        .args([
+            "--use-auth-secret",
+            &format!("--static-auth-secret={secret}"),
+            "--realm=dyad.test",
+        ])
+        .args([
+            "--no-tls",
+            "--no-dtls",
+            "--no-cli",
+            "--allow-loopback-peers",
+            "--fingerprint",
+            "--no-tcp",
+        ])
+        .arg(format!("--min-port={relay_min}"))
+        .arg(format!("--max-port={}", relay_min + 19))
+        .arg(format!(
+            "--pidfile={}",
+            dir.join("turnserver.pid").display()
+        ))
+        .arg(format!("--userdb={}", dir.join("turndb").display()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let child = match spawned {
+        Ok(c) => c,
+        Err(e) => {
+            panic!("cannot start turnserver ({e}): install coturn with scripts/install-deps.sh")
+        }
+    };
+    let _coturn = Coturn(child);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    let now = now_unix();
+    let (user, pass) = turn_credentials(secret.as_bytes(), "bob", now, 600);
+    // coturn needs a moment to come up: retry for a bounded time.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let (client, relay) = loop {
+        match allocate(addr, "dyad.test", &user, &pass).await {
+            Ok(ok) => break ok,
+            Err(e) if tokio::time::Instant::now() < deadline => {
+                tracing_note(&e);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("coturn never allocated: {e}"),
+        }
+    };
+    relay_carries_traffic(&relay).await;
+    let _ = client.close().await;
+    let (expired_user, expired_pass) = turn_credentials(secret.as_bytes(), "bob", now - 700, 600);
+    assert!(
+        allocate(addr, "dyad.test", &expired_user, &expired_pass)
+            .await
+            .is_err(),
+        "expired"
+    );
+    assert!(
+        allocate(addr, "dyad.test", &user, "d3JvbmcgcGFzc3dvcmQ=")
+            .await
+            .is_err(),
+        "wrong password"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn tracing_note(e: &str) {
+    eprintln!("coturn not ready yet: {e}");
+}
