@@ -1,8 +1,9 @@
-//! `dyad`: the headless command line. For now it runs the media engine on its own (`demo`) and
-//! lists devices (`devices`); later issues add `serve`, `call`, `answer`, `echo` and `bench`.
+//! `dyad`: the headless command line: the media demo (`demo`), devices (`devices`), the
+//! signalling server (`serve`) and benchmarks (`bench`). Later: `call`, `answer`, `echo`.
 //! It only parses arguments, calls the libraries and prints.
 
 mod demo;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -25,12 +26,23 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List cameras and audio devices (with the reason when there are none).
     Devices,
+    /// Run the signalling server (accounts, presence, calls, TURN credentials; optionally the
+    /// embedded STUN/TURN server).
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DYAD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Devices => demo::devices(),
+        Command::Serve(args) => serve::run(&args),
     }
 }

@@ -1,0 +1,139 @@
+//! `dyad serve`: the signalling server (and, if asked, the embedded STUN/TURN server).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dyad_server::turn::{EmbeddedTurnConfig, TurnConfig};
+use dyad_server::{ServerConfig, Store};
+
+/// Options of `dyad serve`.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address for HTTP and WebSocket.
+    #[arg(long, default_value = "127.0.0.1:8470")]
+    listen: SocketAddr,
+    /// SQLite database file (created if missing).
+    #[arg(long, default_value = "dyad-server.db", conflicts_with = "memory")]
+    db: PathBuf,
+    /// Keep everything in memory (nothing survives a restart).
+    #[arg(long)]
+    memory: bool,
+    /// Run the embedded STUN/TURN server on this UDP address (e.g. 0.0.0.0:3478).
+    #[arg(long)]
+    turn_listen: Option<SocketAddr>,
+    /// The address clients reach the embedded TURN server at (default: the listen IP).
+    #[arg(long)]
+    turn_public_ip: Option<IpAddr>,
+    /// Point clients at an external TURN/STUN server instead (repeatable), e.g.
+    /// `turn:turn.example.org:3478?transport=udp`; it must use the same secret.
+    #[arg(long = "turn-url")]
+    turn_urls: Vec<String>,
+    /// Shared TURN REST secret (coturn's static-auth-secret). Default: the DYAD_TURN_SECRET
+    /// environment variable, else a random secret for this run (fine for the embedded server).
+    #[arg(long, env = "DYAD_TURN_SECRET", hide_env_values = true)]
+    turn_secret: Option<String>,
+    /// Lifetime of TURN credentials, seconds.
+    #[arg(long, default_value_t = 3600)]
+    turn_ttl: u64,
+}
+
+fn random_secret() -> Result<Vec<u8>> {
+    let mut secret = vec![0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("random: {e}"))?;
+    Ok(secret)
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub fn run(args: &ServeArgs) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    runtime.block_on(serve(args))
+}
+
+async fn serve(args: &ServeArgs) -> Result<()> {
+    let store = if args.memory {
+        Store::open_in_memory().await?
+    } else {
+        Store::open(&args.db)
+            .await
+            .with_context(|| format!("database {}", args.db.display()))?
+    };
+    let secret = match &args.turn_secret {
+        Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
+        _ => random_secret()?,
+    };
+    let turn = match (args.turn_listen, args.turn_urls.is_empty()) {
+        (Some(_), false) => bail!("--turn-listen and --turn-url exclude each other"),
+        (Some(listen), true) => Some(TurnConfig::Embedded(EmbeddedTurnConfig {
+            listen,
+            public_ip: args
+                .turn_public_ip
+                .unwrap_or(if listen.ip().is_unspecified() {
+                    args.listen.ip()
+                } else {
+                    listen.ip()
+                }),
+            realm: "dyad".into(),
+            secret,
+            ttl_secs: args.turn_ttl,
+        })),
+        (None, false) => Some(TurnConfig::External {
+            urls: args.turn_urls.clone(),
+            secret,
+            ttl_secs: args.turn_ttl,
+        }),
+        (None, true) => None,
+    };
+    let embedded = match &turn {
+        Some(TurnConfig::Embedded(cfg)) => {
+            let server = dyad_server::turn::start_embedded_turn(cfg.clone())
+                .await
+                .context("embedded TURN")?;
+            println!("dyad serve: STUN/TURN on udp {}", server.local_addr());
+            Some(server)
+        }
+        _ => None,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let where_ = if args.memory {
+        "memory".to_string()
+    } else {
+        args.db.display().to_string()
+    };
+    println!("dyad serve: http://{addr} (database: {where_})");
+    let config = ServerConfig {
+        turn,
+        ..ServerConfig::default()
+    };
+    dyad_server::run(listener, store, config, shutdown_signal()).await?;
+    if let Some(server) = embedded {
+        server.close().await;
+    }
+    println!("dyad serve: stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}
