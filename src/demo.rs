@@ -241,6 +241,21 @@ fn audio() -> Result<()> {
 
 /// Lists capture and playback devices; a machine without any says so.
 pub fn devices() -> Result<()> {
+    match dyad_media::list_cameras() {
+        Ok(cams) if cams.is_empty() => println!("cameras: none found"),
+        Ok(cams) => {
+            println!("cameras:");
+            for cam in cams {
+                let modes: Vec<String> = cam
+                    .modes
+                    .iter()
+                    .map(|m| format!("{}x{}@{} {}", m.width, m.height, m.fps, m.format))
+                    .collect();
+                println!("  {:<3} {}  [{}]", cam.index, cam.name, modes.join(", "));
+            }
+        }
+        Err(e) => println!("cameras: none usable ({}: {e})", e.code()),
+    }
     match list_audio_devices() {
         Ok(list) if list.is_empty() => println!("audio devices: none"),
         Ok(list) if list.iter().all(|d| d.id.ends_with(":null")) => {

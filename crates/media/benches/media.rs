@@ -106,5 +106,36 @@ fn opus(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, vp8, test_pattern, opus);
+fn conversion(c: &mut Criterion) {
+    use dyad_media::convert::{i420_to_rgba, to_i420, PixelFormat};
+    let (w, h) = (1280u32, 720u32);
+    let frame = render(w, h, 3, 0).expect("frame");
+    let rgba = i420_to_rgba(&frame);
+    let rgb: Vec<u8> = rgba.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect();
+    // YUYV as a camera delivers it: each row's luma pairs with the row pair's chroma.
+    let (y, u, v) = (frame.y(), frame.u(), frame.v());
+    let mut yuyv = Vec::with_capacity(rgb.len() / 3 * 2);
+    for row in 0..h as usize {
+        for pair in 0..w as usize / 2 {
+            let ci = (row / 2) * (w as usize / 2) + pair;
+            let yi = row * w as usize + 2 * pair;
+            yuyv.extend_from_slice(&[y[yi], u[ci], y[yi + 1], v[ci]]);
+        }
+    }
+    let mut jpeg = Vec::new();
+    jpeg_encoder::Encoder::new(&mut jpeg, 85)
+        .encode(&rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+        .expect("jpeg");
+    c.bench_function("convert YUYV→I420 1280x720", |b| {
+        b.iter(|| black_box(to_i420(PixelFormat::Yuyv, w, h, &yuyv, 0).expect("yuyv")))
+    });
+    c.bench_function("convert RGB→I420 1280x720", |b| {
+        b.iter(|| black_box(to_i420(PixelFormat::Rgb, w, h, &rgb, 0).expect("rgb")))
+    });
+    c.bench_function("convert MJPEG→I420 1280x720 (q85)", |b| {
+        b.iter(|| black_box(to_i420(PixelFormat::Mjpeg, w, h, &jpeg, 0).expect("mjpeg")))
+    });
+}
+
+criterion_group!(benches, vp8, test_pattern, opus, conversion);
 criterion_main!(benches);
