@@ -194,7 +194,37 @@ fn packed_into(
             )))
         }
     };
-    result.map_err(|e: YuvError| MediaError::Codec(format!("{format} to I420: {e}")))
+    result.map_err(|e: YuvError| MediaError::Codec(format!("{format} to I420: {e}")))?;
+    if format == PixelFormat::Yuyv && width > YUYV_SIMD_TAIL {
+        yuyv_tail(width, height, data, frame)?;
+    }
+    Ok(())
+}
+
+/// Width of the strip at the right edge that yuvutils-rs 0.8.3's SIMD YUYV→I420 leaves unwritten.
+const YUYV_SIMD_TAIL: u32 = 16;
+
+/// Redoes the last [`YUYV_SIMD_TAIL`] columns of a YUYV→I420 conversion: the strip is copied
+/// out, converted by the same library call at that width (which takes its exact scalar path) and
+/// copied back. Only row copies here; the colour work stays in the library.
+fn yuyv_tail(width: u32, height: u32, data: &[u8], frame: &mut VideoFrame) -> Result<()> {
+    let (w, t) = (width as usize, YUYV_SIMD_TAIL as usize);
+    let x = w - t;
+    let mut strip = Vec::with_capacity(t * 2 * height as usize);
+    for row in data.chunks_exact(w * 2) {
+        strip.extend_from_slice(&row[x * 2..]);
+    }
+    let small = to_i420(PixelFormat::Yuyv, YUYV_SIMD_TAIL, height, &strip, 0)?;
+    let (y, u, v) = frame.planes_mut();
+    for (dst, src) in y.chunks_exact_mut(w).zip(small.y().chunks_exact(t)) {
+        dst[x..].copy_from_slice(src);
+    }
+    for (plane, src) in [(u, small.u()), (v, small.v())] {
+        for (dst, src) in plane.chunks_exact_mut(w / 2).zip(src.chunks_exact(t / 2)) {
+            dst[x / 2..].copy_from_slice(src);
+        }
+    }
+    Ok(())
 }
 
 /// MJPEG → RGB (zune-jpeg) → I420 (yuvutils-rs).

@@ -260,3 +260,40 @@ fn camera_without_a_device_fails_cleanly() {
         "no hang"
     );
 }
+
+/// yuvutils-rs 0.8.3's SIMD path leaves the right-most 16 columns unwritten; convert.rs redoes
+/// them. Every width, narrow to wide, must come through exactly.
+#[test]
+fn yuyv_is_exact_at_every_width() {
+    for (w, h) in [
+        (16usize, 2usize),
+        (18, 2),
+        (34, 4),
+        (64, 2),
+        (322, 240),
+        (1280, 720),
+    ] {
+        let mut yuyv = Vec::with_capacity(w * h * 2);
+        let mut luma = Vec::with_capacity(w * h);
+        for row in 0..h {
+            for p in 0..w / 2 {
+                let (a, b) = (
+                    ((row * w + 2 * p) % 200 + 16) as u8,
+                    ((row * w + 2 * p + 1) % 200 + 16) as u8,
+                );
+                luma.extend_from_slice(&[a, b]);
+                yuyv.extend_from_slice(&[a, (p % 50 + 100) as u8, b, 200]);
+            }
+        }
+        let f = to_i420(PixelFormat::Yuyv, w as u32, h as u32, &yuyv, 0).expect("convert");
+        let bad_luma = f.y().iter().zip(&luma).filter(|(a, b)| a != b).count();
+        let bad_u = f
+            .u()
+            .iter()
+            .enumerate()
+            .filter(|(i, &u)| u != ((i % (w / 2)) % 50 + 100) as u8)
+            .count();
+        let bad_v = f.v().iter().filter(|&&v| v != 200).count();
+        assert_eq!((bad_luma, bad_u, bad_v), (0, 0, 0), "{w}x{h}");
+    }
+}
