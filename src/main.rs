@@ -2,6 +2,7 @@
 //! signalling server (`serve`) and benchmarks (`bench`). Later: `call`, `answer`, `echo`.
 //! It only parses arguments, calls the libraries and prints.
 
+mod bench;
 mod demo;
 mod serve;
 
@@ -29,6 +30,9 @@ enum Command {
     /// Run the signalling server (accounts, presence, calls, TURN credentials; optionally the
     /// embedded STUN/TURN server).
     Serve(serve::ServeArgs),
+    /// Benchmarks that need real processes and sockets (figures go to docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 fn main() -> Result<()> {
@@ -44,5 +48,6 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Devices => demo::devices(),
         Command::Serve(args) => serve::run(&args),
+        Command::Bench(cmd) => bench::run(&cmd),
     }
 }

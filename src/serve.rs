@@ -37,6 +37,12 @@ pub struct ServeArgs {
     /// Lifetime of TURN credentials, seconds.
     #[arg(long, default_value_t = 3600)]
     turn_ttl: u64,
+    /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 fn random_secret() -> Result<Vec<u8>> {
@@ -95,6 +101,11 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         }
         _ => None,
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(dyad_server::tls::TlsSettings::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listen on {}", args.listen))?;
@@ -104,9 +115,10 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     } else {
         args.db.display().to_string()
     };
-    println!("dyad serve: http://{addr} (database: {where_})");
+    println!("dyad serve: {scheme}://{addr} (database: {where_})");
     let config = ServerConfig {
         turn,
+        tls,
         ..ServerConfig::default()
     };
     dyad_server::run(listener, store, config, shutdown_signal()).await?;

@@ -1,6 +1,7 @@
 //! Server settings.
 
 use crate::router::RouterConfig;
+use crate::tls::TlsSettings;
 use crate::turn::TurnConfig;
 
 /// How the server behaves. `Default` is right for production; tests shorten the timers.
@@ -24,6 +25,8 @@ pub struct ServerConfig {
     pub router: RouterConfig,
     /// Where clients find STUN/TURN (`None`: no ICE servers are handed out).
     pub turn: Option<TurnConfig>,
+    /// Serve HTTPS/WSS with this certificate instead of plain HTTP/WS.
+    pub tls: Option<TlsSettings>,
 }
 
 impl Default for ServerConfig {
@@ -38,6 +41,7 @@ impl Default for ServerConfig {
             send_queue: 256,
             router: RouterConfig::default(),
             turn: None,
+            tls: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod http;
 pub mod hub;
 pub mod router;
 pub mod store;
+pub mod tls;
 pub mod turn;
 
 use std::future::Future;
@@ -25,8 +26,9 @@ pub use config::ServerConfig;
 pub use error::{Result, ServerError};
 pub use store::Store;
 
-/// Serves HTTP and WebSocket on `listener` until `shutdown` completes, then closes every
-/// connection and waits (bounded) for pending history rows to be written.
+/// Serves HTTP and WebSocket (HTTPS/WSS when `config.tls` is set) on `listener` until `shutdown`
+/// completes, then closes every connection and waits (bounded) for pending history rows to be
+/// written.
 pub async fn run(
     listener: TcpListener,
     store: Store,
@@ -39,6 +41,7 @@ pub async fn run(
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let writer = tokio::spawn(hub::write_history(store.clone(), history_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let tls = config.tls.clone();
     let state = http::AppState {
         store,
         config: Arc::new(config),
@@ -47,12 +50,23 @@ pub async fn run(
         shutdown: stop_rx,
     };
     let app = http::app(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop_tx.send(true);
-        })
-        .await;
+    let stop = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = match tls {
+        Some(tls) => {
+            let listener = tls::TlsListener::new(listener, &tls)?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .await
+        }
+    };
     // Connections close on the stop signal; once they are gone the hub and then the history
     // writer run out of senders and finish.
     let drained = tokio::time::timeout(Duration::from_secs(5), async {

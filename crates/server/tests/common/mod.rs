@@ -14,7 +14,8 @@ use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 pub const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
-const WAIT: Duration = Duration::from_secs(5);
+/// How long a test waits for something that should happen (generous: CI machines are busy).
+pub const WAIT: Duration = Duration::from_secs(10);
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
@@ -139,10 +140,14 @@ impl Client {
 
     /// The next protocol message (skipping nothing).
     pub async fn next(&mut self) -> ServerMessage {
+        self.next_within(WAIT).await
+    }
+
+    async fn next_within(&mut self, wait: Duration) -> ServerMessage {
         loop {
-            let msg = tokio::time::timeout(WAIT, self.ws.next())
+            let msg = tokio::time::timeout(wait, self.ws.next())
                 .await
-                .unwrap_or_else(|_| panic!("{}: nothing within {WAIT:?}", self.device))
+                .unwrap_or_else(|_| panic!("{}: nothing within {wait:?}", self.device))
                 .expect("stream open")
                 .expect("frame");
             match msg {
@@ -155,17 +160,29 @@ impl Client {
         }
     }
 
-    /// Skips messages until one matches; fails after the wait.
+    /// Skips messages until one matches; fails after [`WAIT`].
     pub async fn expect(
         &mut self,
         what: &str,
         pred: impl Fn(&ServerMessage) -> bool,
     ) -> ServerMessage {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        self.expect_within(what, WAIT, pred).await
+    }
+
+    /// Skips messages until one matches; fails after `wait`.
+    pub async fn expect_within(
+        &mut self,
+        what: &str,
+        wait: Duration,
+        pred: impl Fn(&ServerMessage) -> bool,
+    ) -> ServerMessage {
+        let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let m = tokio::time::timeout_at(deadline, self.next())
-                .await
-                .unwrap_or_else(|_| panic!("{}: no {what} within {WAIT:?}", self.device));
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                panic!("{}: no {what} within {wait:?}", self.device);
+            }
+            let m = self.next_within(left).await;
             if pred(&m) {
                 return m;
             }

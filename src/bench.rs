@@ -1,0 +1,424 @@
+//! `dyad bench signalling`: a real `dyad serve` process under load from several client
+//! processes. Measures sessions held, server memory per idle session (the RSS slope), call
+//! set-ups per second (invite → answer through the server) and relay latency.
+//!
+//! Accounts and tokens are provisioned straight into the server's database in one transaction
+//! (hashing thousands of passwords through `/v1/register` would take minutes). Workers bind to
+//! different 127.0.0.x source addresses, because one source address has only ~28 000 ephemeral
+//! ports, and each process here may hold at most 20 000 descriptors.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+/// `dyad bench …`
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Load-test the signalling server.
+    Signalling(SignallingArgs),
+    /// (internal) one load-generating process of `bench signalling`.
+    #[command(hide = true)]
+    SignallingWorker(WorkerArgs),
+}
+
+/// Options of `dyad bench signalling`.
+#[derive(Args, Debug)]
+pub struct SignallingArgs {
+    /// Authenticated WebSocket sessions to open and hold.
+    #[arg(long, default_value_t = 10_000)]
+    sessions: usize,
+    /// Load-generating processes (each with its own 127.0.0.x source address).
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+    /// Call set-ups per second in total (each: invite → answer → hangup, 6 relayed messages).
+    #[arg(long, default_value_t = 300)]
+    calls_per_sec: u32,
+    /// Seconds of calling.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+}
+
+/// Options of one worker process.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[arg(long)]
+    server: SocketAddr,
+    #[arg(long)]
+    source: IpAddr,
+    /// File with one `username token` per line.
+    #[arg(long)]
+    tokens: PathBuf,
+    #[arg(long)]
+    calls_per_sec: u32,
+    #[arg(long)]
+    seconds: u64,
+}
+
+/// Runs a bench subcommand.
+pub fn run(cmd: &BenchCommand) -> Result<()> {
+    let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    match cmd {
+        BenchCommand::Signalling(args) => runtime.block_on(coordinator(args)),
+        BenchCommand::SignallingWorker(args) => runtime.block_on(worker(args)),
+    }
+}
+
+fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .context("VmRSS")
+}
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_server(db: &Path) -> Result<(Killed, SocketAddr)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .arg(db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start dyad serve")?;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().context("serve exited")??;
+        if let Some(rest) = line.strip_prefix("dyad serve: http://") {
+            break rest.split_whitespace().next().context("address")?.parse()?;
+        }
+    };
+    Ok((Killed(child), addr))
+}
+
+async fn coordinator(args: &SignallingArgs) -> Result<()> {
+    if args.sessions < 2 * args.workers || args.workers == 0 || args.workers > 200 {
+        bail!("need at least 2 sessions per worker and 1..=200 workers");
+    }
+    let dir = std::env::temp_dir().join(format!("dyad-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let db = dir.join("bench.db");
+    println!("provisioning {} accounts…", args.sessions);
+    let names: Vec<String> = (0..args.sessions).map(|i| format!("bench{i}")).collect();
+    {
+        let store = dyad_server::Store::open(&db).await?;
+        let hash = dyad_server::store::hash_password("bench password")?;
+        let tokens = store
+            .provision_users(&names, &hash, unix_now(), 24 * 3600)
+            .await?;
+        let per = args.sessions.div_ceil(args.workers);
+        for (w, chunk) in names
+            .iter()
+            .zip(&tokens)
+            .collect::<Vec<_>>()
+            .chunks(per)
+            .enumerate()
+        {
+            let mut f = std::fs::File::create(dir.join(format!("tokens-{w}")))?;
+            for (name, token) in chunk {
+                writeln!(f, "{name} {token}")?;
+            }
+        }
+    }
+    let (server, addr) = start_server(&db)?;
+    let pid = server.0.id();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(pid)?;
+    println!("server {addr} (pid {pid}) RSS before sessions: {rss_before} KiB");
+
+    let mut workers = Vec::new();
+    for w in 0..args.workers {
+        let child = Command::new(std::env::current_exe()?)
+            .args(["bench", "signalling-worker", "--server", &addr.to_string()])
+            .args(["--source", &format!("127.0.0.{}", 2 + w)])
+            .arg("--tokens")
+            .arg(dir.join(format!("tokens-{w}")))
+            .args([
+                "--calls-per-sec",
+                &(args.calls_per_sec / args.workers as u32)
+                    .max(1)
+                    .to_string(),
+            ])
+            .args(["--seconds", &args.seconds.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start worker")?;
+        workers.push(Killed(child));
+    }
+    // Each worker prints "connected N" once its sessions are up.
+    let mut outputs = Vec::new();
+    let mut held = 0usize;
+    let started = Instant::now();
+    for w in &mut workers {
+        let stdout = w.0.stdout.take().context("worker stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = lines.next().context("worker ended")??;
+        held += line
+            .strip_prefix("connected ")
+            .context("worker protocol")?
+            .parse::<usize>()?;
+        outputs.push(lines);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = rss_kib(pid)?;
+    let per_session = (rss_idle.saturating_sub(rss_before)) as f64 * 1024.0 / held as f64;
+    println!(
+        "sessions held: {held} of {} (connected in {connect_secs:.1} s); server RSS {rss_idle} KiB → {:.2} KiB per idle session",
+        args.sessions,
+        per_session / 1024.0
+    );
+    for w in &mut workers {
+        let stdin = w.0.stdin.as_mut().context("worker stdin")?;
+        writeln!(stdin, "go")?;
+    }
+    let (mut relay, mut setup, mut calls, mut failed) = (Vec::new(), Vec::new(), 0u64, 0u64);
+    for lines in outputs {
+        for line in lines {
+            let line = line?;
+            let Some(json) = line.strip_prefix("result ") else {
+                continue;
+            };
+            let v: serde_json::Value = serde_json::from_str(json)?;
+            let list = |k: &str| -> Vec<u64> {
+                v[k].as_array()
+                    .map(|a| a.iter().filter_map(|x| x.as_u64()).collect())
+                    .unwrap_or_default()
+            };
+            relay.extend(list("relay_us"));
+            setup.extend(list("setup_us"));
+            calls += v["calls"].as_u64().unwrap_or(0);
+            failed += v["failed"].as_u64().unwrap_or(0);
+        }
+    }
+    let rss_after = rss_kib(pid)?;
+    relay.sort_unstable();
+    setup.sort_unstable();
+    let pct = |v: &[u64], q: f64| {
+        v.get(((v.len().max(1) - 1) as f64 * q) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+            / 1000.0
+    };
+    let secs = args.seconds as f64;
+    println!(
+        "calls: {calls} set up in {secs:.0} s = {:.0}/s ({failed} failed); relayed messages ≈ {:.0}/s",
+        calls as f64 / secs,
+        calls as f64 * 6.0 / secs
+    );
+    println!(
+        "relay latency (invite sent → callee has it): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&relay, 0.5),
+        pct(&relay, 0.99),
+        pct(&relay, 1.0)
+    );
+    println!(
+        "call set-up (invite sent → answer back at caller): p50 {:.2} ms, p99 {:.2} ms",
+        pct(&setup, 0.5),
+        pct(&setup, 0.99)
+    );
+    println!("server RSS after calls: {rss_after} KiB");
+    drop(workers);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+type Sink = futures_util::stream::SplitSink<
+    tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>,
+    Message,
+>;
+
+async fn open_session(
+    server: SocketAddr,
+    source: IpAddr,
+    user: &str,
+    token: &str,
+) -> Result<tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket.connect(server).await?;
+    let url = format!("ws://{server}/v1/ws?device=bench&token={token}");
+    let (ws, _) = tokio_tungstenite::client_async(url, stream)
+        .await
+        .with_context(|| format!("{user}: upgrade"))?;
+    Ok(ws)
+}
+
+#[derive(Default)]
+struct Tally {
+    relay_us: Vec<u64>,
+    setup_us: Vec<u64>,
+    calls: u64,
+}
+
+async fn worker(args: &WorkerArgs) -> Result<()> {
+    let list = std::fs::read_to_string(&args.tokens)?;
+    let accounts: Vec<(String, String)> = list
+        .lines()
+        .filter_map(|l| {
+            l.split_once(' ')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        })
+        .collect();
+    let epoch = Instant::now();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    // The first 2×P accounts make P caller/callee pairs; the rest are held idle.
+    let pairs = (accounts.len() / 2).min(200);
+    let mut sinks: Vec<Arc<tokio::sync::Mutex<Sink>>> = Vec::new();
+    let connected = AtomicU64::new(0);
+    let mut opened = Vec::new();
+    // Connect in batches of 200 at once: fast, without a SYN flood.
+    for chunk in accounts.chunks(200) {
+        let futs = chunk
+            .iter()
+            .map(|(u, t)| open_session(args.server, args.source, u, t));
+        for r in futures_util::future::join_all(futs).await {
+            match r {
+                Ok(ws) => {
+                    connected.fetch_add(1, Ordering::Relaxed);
+                    opened.push(Some(ws));
+                }
+                Err(e) => {
+                    eprintln!("worker {}: {e:#}", args.source);
+                    opened.push(None);
+                }
+            }
+        }
+    }
+    for (i, ws) in opened.into_iter().enumerate() {
+        let Some(ws) = ws else { continue };
+        let (sink, mut stream) = ws.split();
+        let sink = Arc::new(tokio::sync::Mutex::new(sink));
+        if i < 2 * pairs {
+            sinks.push(sink.clone());
+        }
+        // Keep every session alive past the server's idle timeout, as a real client would.
+        let pinger = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(15)).await;
+                let ping = Message::Text(r#"{"type":"ping"}"#.into());
+                if pinger.lock().await.send(ping).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let tally = tally.clone();
+        // Callees answer invites and count relay latency; callers count set-up latency and hang up.
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                let Message::Text(text) = msg else { continue };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                    continue;
+                };
+                let now_us = epoch.elapsed().as_micros() as u64;
+                let call_id = v["call_id"].as_str().unwrap_or_default().to_string();
+                let sent_us: u64 = call_id
+                    .rsplit('-')
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(now_us);
+                let reply = match v["type"].as_str() {
+                    Some("invite") => {
+                        if let Ok(mut t) = tally.lock() {
+                            t.relay_us.push(now_us.saturating_sub(sent_us));
+                        }
+                        format!(r#"{{"type":"answer","call_id":"{call_id}","sdp":"v=0\r\n"}}"#)
+                    }
+                    Some("answer") => {
+                        if let Ok(mut t) = tally.lock() {
+                            t.setup_us.push(now_us.saturating_sub(sent_us));
+                            t.calls += 1;
+                        }
+                        format!(
+                            r#"{{"type":"hangup","call_id":"{call_id}","reason":"user_hangup"}}"#
+                        )
+                    }
+                    _ => continue,
+                };
+                if sink
+                    .lock()
+                    .await
+                    .send(Message::Text(reply.into()))
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+    }
+    println!("connected {}", connected.load(Ordering::Relaxed));
+    let _ = std::io::stdout().flush();
+    // Wait for "go" from the coordinator (it measures memory meanwhile), keeping sessions alive.
+    let mut line = String::new();
+    let go = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut line));
+    let _ = go.await;
+    let callers: Vec<(usize, String)> = (0..sinks.len() / 2)
+        .map(|p| (2 * p, accounts[2 * p + 1].0.clone()))
+        .collect();
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.calls_per_sec.max(1)));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let mut seq = 0u64;
+    let mut failed = 0u64;
+    while Instant::now() < end && !callers.is_empty() {
+        ticker.tick().await;
+        let (caller, callee) = &callers[(seq as usize) % callers.len()];
+        seq += 1;
+        let sent = epoch.elapsed().as_micros();
+        let invite = format!(
+            r#"{{"type":"invite","call_id":"c{}-{seq}-{sent}","to":"{callee}","sdp":"v=0\r\n","lifetime_ms":5000}}"#,
+            args.source.to_string().replace('.', "_")
+        );
+        if sinks[*caller]
+            .lock()
+            .await
+            .send(Message::Text(invite.into()))
+            .await
+            .is_err()
+        {
+            failed += 1;
+        }
+    }
+    // Let the last answers arrive.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let t = tally
+        .lock()
+        .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?;
+    let result = serde_json::json!({
+        "relay_us": t.relay_us, "setup_us": t.setup_us, "calls": t.calls,
+        "failed": failed + seq.saturating_sub(t.calls),
+    });
+    println!("result {result}");
+    Ok(())
+}
