@@ -217,9 +217,10 @@ async fn websocket(
     };
     Ok(upgrade
         // Small buffers: an idle connection should cost a few KiB, not tungstenite's 128 KiB
-        // defaults. Frames up to 4× our limit are read and refused with `too_large` (the
-        // connection survives); beyond that the library closes it (1009).
-        .read_buffer_size(4096)
+        // defaults (a 512-byte read buffer grows for a large frame; 4 KiB cost 4.3 KiB more per
+        // idle session, docs/benchmarks.md). Frames up to 4× our limit are read and refused
+        // with `too_large` (the connection survives); beyond that the library closes it (1009).
+        .read_buffer_size(512)
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES * 4)
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
