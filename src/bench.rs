@@ -90,8 +90,19 @@ impl Drop for Killed {
     }
 }
 
+/// Starts `dyad serve`; with `DYAD_BENCH_SERVER_WRAPPER=heaptrack` (or another profiler that takes
+/// the program and its arguments) the server runs under it.
 fn start_server(db: &Path) -> Result<(Killed, SocketAddr)> {
-    let mut child = Command::new(std::env::current_exe()?)
+    let exe = std::env::current_exe()?;
+    let mut command = match std::env::var_os("DYAD_BENCH_SERVER_WRAPPER") {
+        Some(wrapper) => {
+            let mut c = Command::new(wrapper);
+            c.arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    let mut child = command
         .args(["serve", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .stdout(Stdio::piped())
@@ -239,6 +250,15 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
     );
     println!("server RSS after calls: {rss_after} KiB");
     drop(workers);
+    // SIGTERM first: the server shuts down cleanly (and a profiler wrapping it can finish).
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let mut server = server;
+    for _ in 0..100 {
+        if server.0.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

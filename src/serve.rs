@@ -45,6 +45,17 @@ pub struct ServeArgs {
     tls_key: Option<PathBuf>,
 }
 
+/// Prints a status line. Failing to print (stdout closed by whoever started us) is not a reason
+/// to stop serving, so errors are ignored — `println!` would panic instead.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out
+        .write_fmt(line)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+}
+
 fn random_secret() -> Result<Vec<u8>> {
     let mut secret = vec![0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("random: {e}"))?;
@@ -96,7 +107,10 @@ async fn serve(args: &ServeArgs) -> Result<()> {
             let server = dyad_server::turn::start_embedded_turn(cfg.clone())
                 .await
                 .context("embedded TURN")?;
-            println!("dyad serve: STUN/TURN on udp {}", server.local_addr());
+            say(format_args!(
+                "dyad serve: STUN/TURN on udp {}",
+                server.local_addr()
+            ));
             Some(server)
         }
         _ => None,
@@ -115,7 +129,9 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     } else {
         args.db.display().to_string()
     };
-    println!("dyad serve: {scheme}://{addr} (database: {where_})");
+    say(format_args!(
+        "dyad serve: {scheme}://{addr} (database: {where_})"
+    ));
     let config = ServerConfig {
         turn,
         tls,
@@ -125,7 +141,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     if let Some(server) = embedded {
         server.close().await;
     }
-    println!("dyad serve: stopped");
+    say(format_args!("dyad serve: stopped"));
     Ok(())
 }
 
