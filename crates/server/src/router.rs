@@ -543,19 +543,13 @@ impl Router {
                 candidates,
                 end_of_candidates,
             } => {
-                let targets = self.peers_of(&call_id, &from)?;
-                for to in targets {
-                    out.push(Output::Send(
-                        to,
-                        ServerMessage::Candidates {
-                            call_id: call_id.clone(),
-                            device: from.device.clone(),
-                            candidates: candidates.clone(),
-                            end_of_candidates,
-                        },
-                    ));
-                }
-                Ok(())
+                let msg = ServerMessage::Candidates {
+                    call_id: call_id.clone(),
+                    device: from.device.clone(),
+                    candidates,
+                    end_of_candidates,
+                };
+                self.relay(&call_id, &from, &msg, out)
             }
             ClientMessage::Negotiate {
                 call_id,
@@ -568,18 +562,12 @@ impl Router {
                         "negotiate: only on a connected call",
                     ));
                 }
-                let targets = self.peers_of(&call_id, &from)?;
-                for to in targets {
-                    out.push(Output::Send(
-                        to,
-                        ServerMessage::Negotiate {
-                            call_id: call_id.clone(),
-                            device: from.device.clone(),
-                            description: description.clone(),
-                        },
-                    ));
-                }
-                Ok(())
+                let msg = ServerMessage::Negotiate {
+                    call_id: call_id.clone(),
+                    device: from.device.clone(),
+                    description,
+                };
+                self.relay(&call_id, &from, &msg, out)
             }
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
@@ -588,6 +576,20 @@ impl Router {
                 Err(refuse(ErrorCode::InvalidState, "not a call message"))
             }
         }
+    }
+
+    /// Sends `msg` to the other side of the call (see [`Router::peers_of`]).
+    fn relay(
+        &mut self,
+        call_id: &str,
+        from: &Party,
+        msg: &ServerMessage,
+        out: &mut Vec<Output>,
+    ) -> Result<(), ProtoError> {
+        for to in self.peers_of(call_id, from)? {
+            out.push(Output::Send(to, msg.clone()));
+        }
+        Ok(())
     }
 
     /// Who receives what `from` sends on this call: the other side (all rung callee devices

@@ -86,6 +86,24 @@ async fn relay_carries_traffic(relay: &impl Conn) {
     assert_eq!(from, peer.local_addr().expect("addr"));
 }
 
+/// Expired credentials and a wrong password must both be refused by the server at `addr`.
+async fn assert_refuses_bad_credentials(addr: SocketAddr, secret: &[u8], user: &str, now: u64) {
+    let (expired_user, expired_pass) = turn_credentials(secret, user, now - 700, 600);
+    assert!(
+        allocate(addr, "dyad.test", &expired_user, &expired_pass)
+            .await
+            .is_err(),
+        "expired"
+    );
+    let (valid_user, _) = turn_credentials(secret, user, now, 600);
+    assert!(
+        allocate(addr, "dyad.test", &valid_user, "d3JvbmcgcGFzc3dvcmQ=")
+            .await
+            .is_err(),
+        "wrong password"
+    );
+}
+
 #[tokio::test]
 async fn embedded_turn_allocates_with_issued_credentials_and_refuses_bad_ones() {
     let secret = b"embedded-secret".to_vec();
@@ -114,19 +132,7 @@ async fn embedded_turn_allocates_with_issued_credentials_and_refuses_bad_ones() 
     relay_carries_traffic(&relay).await;
     let _ = client.close().await;
 
-    let (expired_user, expired_pass) = turn_credentials(&secret, "alice", now - 700, 600);
-    assert!(
-        allocate(addr, "dyad.test", &expired_user, &expired_pass)
-            .await
-            .is_err(),
-        "expired"
-    );
-    assert!(
-        allocate(addr, "dyad.test", &user, "d3JvbmcgcGFzc3dvcmQ=")
-            .await
-            .is_err(),
-        "wrong password"
-    );
+    assert_refuses_bad_credentials(addr, &secret, "alice", now).await;
     let (other_user, other_pass) = turn_credentials(b"another secret", "alice", now, 600);
     assert!(
         allocate(addr, "dyad.test", &other_user, &other_pass)
@@ -211,19 +217,7 @@ async fn coturn_accepts_our_credentials_and_refuses_bad_ones() {
     };
     relay_carries_traffic(&relay).await;
     let _ = client.close().await;
-    let (expired_user, expired_pass) = turn_credentials(secret.as_bytes(), "bob", now - 700, 600);
-    assert!(
-        allocate(addr, "dyad.test", &expired_user, &expired_pass)
-            .await
-            .is_err(),
-        "expired"
-    );
-    assert!(
-        allocate(addr, "dyad.test", &user, "d3JvbmcgcGFzc3dvcmQ=")
-            .await
-            .is_err(),
-        "wrong password"
-    );
+    assert_refuses_bad_credentials(addr, secret.as_bytes(), "bob", now).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
