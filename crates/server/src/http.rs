@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::hub::{Frame, HubEvent};
+use crate::hub::{HubEvent, Outbox};
 use crate::router::Party;
 use crate::store::Store;
 
@@ -217,10 +217,11 @@ async fn websocket(
     };
     Ok(upgrade
         // Small buffers: an idle connection should cost a few KiB, not tungstenite's 128 KiB
-        // defaults (a 512-byte read buffer grows for a large frame; 4 KiB cost 4.3 KiB more per
-        // idle session, docs/benchmarks.md). Frames up to 4× our limit are read and refused
-        // with `too_large` (the connection survives); beyond that the library closes it (1009).
-        .read_buffer_size(512)
+        // defaults. The read buffer grows for a large frame, which is then read 256 bytes per
+        // call; a 4 KiB buffer cost 4.3 KiB more per idle session (docs/benchmarks.md). Frames
+        // up to 4× our limit are read and refused with `too_large` (the connection survives);
+        // beyond that the library closes it (1009).
+        .read_buffer_size(256)
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES * 4)
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
@@ -279,12 +280,12 @@ const ABUSE_LIMIT: u32 = 50;
 
 async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
-    let (tx, mut rx) = mpsc::channel::<Frame>(state.config.send_queue);
+    let outbox = Outbox::new();
     let (reply, accepted) = oneshot::channel();
     let join = HubEvent::Join {
         party: party.clone(),
         conn,
-        tx,
+        outbox: outbox.clone(),
         reply,
     };
     if state.hub.send(join).await.is_err() {
@@ -306,7 +307,7 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
     if socket.send(text(&welcome)).await.is_ok() {
-        serve_connection(&mut socket, &party, &state, &mut rx).await;
+        serve_connection(&mut socket, &party, &state, &outbox).await;
     }
     let _ = state.hub.send(HubEvent::Leave { party, conn }).await;
 }
@@ -315,7 +316,7 @@ async fn serve_connection(
     socket: &mut WebSocket,
     party: &Party,
     state: &AppState,
-    rx: &mut mpsc::Receiver<Frame>,
+    outbox: &Outbox,
 ) {
     let idle = Duration::from_millis(state.config.idle_timeout_ms);
     let mut deadline = tokio::time::Instant::now() + idle;
@@ -376,13 +377,13 @@ async fn serve_connection(
                     }
                 }
             }
-            outgoing = rx.recv() => match outgoing {
+            outgoing = outbox.next() => match outgoing {
                 Some(frame) => {
                     if socket.send(Message::Text(String::from(&*frame).into())).await.is_err() {
                         return;
                     }
                 }
-                // The hub dropped us: this device connected again elsewhere.
+                // The hub closed our outbox: this device connected again elsewhere.
                 None => return close(socket, 4009, "replaced by a newer connection").await,
             },
             () = tokio::time::sleep_until(deadline) => {

@@ -2,12 +2,12 @@
 //! §1). Connection tasks send it [`HubEvent`]s; it feeds the router with the time and executes the
 //! outputs: deliver messages, fan presence out to watchers, queue history rows for the writer.
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyad_proto::{ClientEnvelope, ClientMessage, Contact, ErrorCode, ProtoError, ServerMessage};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::ServerConfig;
 use crate::router::{HistoryEvent, Input, Output, Party, Router};
@@ -24,6 +24,72 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+/// Frames waiting for one connection: a bounded FIFO the hub pushes to and the connection task
+/// drains. Lighter than a tokio mpsc channel, whose first block of slots is allocated up front
+/// (≈ 500 B for every idle session, docs/benchmarks.md); this costs ≈ 150 B until used.
+#[derive(Debug, Default)]
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    ready: Notify,
+}
+
+#[derive(Debug, Default)]
+struct OutboxState {
+    frames: VecDeque<Frame>,
+    closed: bool,
+}
+
+impl Outbox {
+    /// An empty, open outbox.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+        // A panic while holding this lock cannot leave the queue inconsistent (push/pop only).
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Queues a frame; false when the outbox is closed or already holds `limit` frames (the
+    /// connection is not reading: the frame is dropped).
+    pub fn push(&self, frame: Frame, limit: usize) -> bool {
+        {
+            let mut state = self.lock();
+            if state.closed || state.frames.len() >= limit {
+                return false;
+            }
+            state.frames.push_back(frame);
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// Closes the outbox: `next` returns what is queued, then `None`.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_one();
+    }
+
+    /// The next frame, waiting for one; `None` once closed and drained. One consumer only.
+    pub async fn next(&self) -> Option<Frame> {
+        loop {
+            {
+                let mut state = self.lock();
+                if let Some(frame) = state.frames.pop_front() {
+                    return Some(frame);
+                }
+                if state.closed {
+                    return None;
+                }
+            }
+            // A push between the check above and this wait leaves a permit, so nothing is lost.
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// What connection tasks tell the hub.
 #[derive(Debug)]
 pub enum HubEvent {
@@ -33,8 +99,8 @@ pub enum HubEvent {
         party: Party,
         /// Unique id of this connection (a reconnect of the same device gets a new one).
         conn: u64,
-        /// Where to send its frames.
-        tx: mpsc::Sender<Frame>,
+        /// Where to queue its frames.
+        outbox: Arc<Outbox>,
         /// Accepted, or refused with a reason.
         reply: oneshot::Sender<Result<(), ProtoError>>,
     },
@@ -56,14 +122,13 @@ pub enum HubEvent {
 
 struct Session {
     conn: u64,
-    tx: mpsc::Sender<Frame>,
+    outbox: Arc<Outbox>,
 }
 
 /// The hub's state; `run` is its task.
 pub struct Hub {
     router: Router,
     sessions: HashMap<Party, Session>,
-    per_user: HashMap<String, usize>,
     store: Store,
     config: ServerConfig,
     history: mpsc::UnboundedSender<HistoryEvent>,
@@ -91,7 +156,6 @@ impl Hub {
         Self {
             router: Router::new(config.router),
             sessions: HashMap::new(),
-            per_user: HashMap::new(),
             store,
             config,
             history,
@@ -125,10 +189,10 @@ impl Hub {
             HubEvent::Join {
                 party,
                 conn,
-                tx,
+                outbox,
                 reply,
             } => {
-                let count = self.per_user.get(&party.user).copied().unwrap_or(0);
+                let count = self.router.device_count(&party.user);
                 let replacing = self.sessions.contains_key(&party);
                 if !replacing && count >= self.config.max_connections_per_user {
                     let _ = reply.send(Err(ProtoError::new(
@@ -140,14 +204,13 @@ impl Hub {
                     )));
                     return;
                 }
-                // The same device connecting again replaces its old connection (which the old
-                // task notices when its queue closes).
-                if self
+                // The same device connecting again replaces its old connection (whose task sees
+                // its outbox closed and ends).
+                if let Some(old) = self
                     .sessions
-                    .insert(party.clone(), Session { conn, tx })
-                    .is_none()
+                    .insert(party.clone(), Session { conn, outbox })
                 {
-                    *self.per_user.entry(party.user.clone()).or_default() += 1;
+                    old.outbox.close();
                 }
                 let _ = reply.send(Ok(()));
                 self.input(Input::Connected(party.clone()), None).await;
@@ -156,12 +219,6 @@ impl Hub {
             HubEvent::Leave { party, conn } => {
                 if self.sessions.get(&party).is_some_and(|s| s.conn == conn) {
                     self.sessions.remove(&party);
-                    if let Some(n) = self.per_user.get_mut(&party.user) {
-                        *n -= 1;
-                        if *n == 0 {
-                            self.per_user.remove(&party.user);
-                        }
-                    }
                     self.input(Input::Disconnected(party), None).await;
                 }
             }
@@ -263,29 +320,29 @@ impl Hub {
         }
     }
 
+    /// Queues a frame for a connection. A connection whose queue is full is stuck (not reading):
+    /// the frame is dropped rather than letting one slow client grow the server's memory.
+    fn deliver(&self, session: &Session, msg: &Frame) {
+        if !session.outbox.push(msg.clone(), self.config.send_queue) {
+            tracing::debug!(
+                "connection {} queue full or closed: frame dropped",
+                session.conn
+            );
+        }
+    }
+
     fn send_to_user(&self, user: &str, msg: &Frame) {
         for (party, session) in &self.sessions {
             if party.user == user {
-                deliver(session, msg);
+                self.deliver(session, msg);
             }
         }
     }
 
     fn send(&self, to: &Party, msg: &ServerMessage) {
         if let Some(session) = self.sessions.get(to) {
-            deliver(session, &frame(msg));
+            self.deliver(session, &frame(msg));
         }
-    }
-}
-
-/// Queues a frame for a connection. A connection whose queue is full is stuck (not reading):
-/// its sender is dropped by the connection task when it notices, and here we just drop the frame.
-fn deliver(session: &Session, msg: &Frame) {
-    if session.tx.try_send(msg.clone()).is_err() {
-        tracing::debug!(
-            "connection {} queue full or closed: frame dropped",
-            session.conn
-        );
     }
 }
 
@@ -314,5 +371,41 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
         if let Err(e) = result {
             tracing::error!("call history {event:?}: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_is_fifo_bounded_and_closes_after_draining() {
+        let outbox = Outbox::new();
+        assert!(outbox.push(Arc::from("a"), 2));
+        assert!(outbox.push(Arc::from("b"), 2));
+        assert!(!outbox.push(Arc::from("c"), 2), "full: dropped");
+        assert_eq!(outbox.next().await.as_deref(), Some("a"));
+        // A consumer waiting on an empty outbox wakes for the next push.
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move {
+                let b = outbox.next().await;
+                let d = outbox.next().await;
+                (b, d)
+            })
+        };
+        tokio::task::yield_now().await;
+        assert!(outbox.push(Arc::from("d"), 2));
+        let (b, d) = waiter.await.expect("join");
+        assert_eq!((b.as_deref(), d.as_deref()), (Some("b"), Some("d")));
+        assert!(outbox.push(Arc::from("e"), 2));
+        outbox.close();
+        assert!(!outbox.push(Arc::from("f"), 2), "closed: refused");
+        assert_eq!(
+            outbox.next().await.as_deref(),
+            Some("e"),
+            "queued frames still drain"
+        );
+        assert_eq!(outbox.next().await, None);
     }
 }

@@ -151,7 +151,9 @@ impl Call {
 pub struct Router {
     config: RouterConfig,
     /// Connected devices per user.
-    online: HashMap<String, HashSet<String>>,
+    /// A `Vec`, not a set: at most a handful of devices each, and most users have one (a set's
+    /// table costs ≈ 100 B more per user; memory per idle session is a goal, benchmarks.md).
+    online: HashMap<String, Vec<String>>,
     calls: HashMap<String, Call>,
     /// Last presence announced per user (absent = offline).
     announced: HashMap<String, Presence>,
@@ -194,6 +196,11 @@ impl Router {
         } else {
             Presence::Online
         }
+    }
+
+    /// How many devices of `user` are connected.
+    pub fn device_count(&self, user: &str) -> usize {
+        self.online.get(user).map_or(0, Vec::len)
     }
 
     /// Whether this device is connected.
@@ -258,10 +265,10 @@ impl Router {
     }
 
     fn connected(&mut self, party: Party, out: &mut Vec<Output>, touched: &mut Vec<String>) {
-        self.online
-            .entry(party.user.clone())
-            .or_default()
-            .insert(party.device.clone());
+        let devices = self.online.entry(party.user.clone()).or_default();
+        if !devices.contains(&party.device) {
+            devices.push(party.device.clone());
+        }
         for (id, call) in &mut self.calls {
             call.away.remove(&party);
             // A device of the callee that comes online while the call still rings rings too.
@@ -287,7 +294,7 @@ impl Router {
 
     fn disconnected(&mut self, now_ms: u64, party: Party, touched: &mut Vec<String>) {
         if let Some(devices) = self.online.get_mut(&party.user) {
-            devices.remove(&party.device);
+            devices.retain(|d| *d != party.device);
             if devices.is_empty() {
                 self.online.remove(&party.user);
             }
@@ -742,11 +749,7 @@ impl Router {
             at_ms: now_ms,
         }));
         let busy = self.calls.values().any(|c| c.involves_user(&to));
-        let devices: Vec<String> = self
-            .online
-            .get(&to)
-            .map(|d| d.iter().cloned().collect())
-            .unwrap_or_default();
+        let devices: Vec<String> = self.online.get(&to).cloned().unwrap_or_default();
         let immediate_end = if busy {
             Some(EndReason::Busy)
         } else if devices.is_empty() {

@@ -485,3 +485,19 @@ async fn glare_over_the_wire_leaves_one_call() {
     .await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn the_same_device_connecting_again_replaces_the_old_connection() {
+    let srv = TestServer::start(fast()).await;
+    let token = srv.register("alice").await;
+    let mut first = srv.connect(&token, "laptop").await;
+    let mut second = srv.connect(&token, "laptop").await;
+    assert_eq!(
+        first.closed().await,
+        Some(4009),
+        "old connection closed as replaced"
+    );
+    second.send(r#"{"type":"ping"}"#).await;
+    second.expect("pong", |m| *m == S::Pong).await;
+    srv.stop().await;
+}
