@@ -1,0 +1,790 @@
+//! Send-side bandwidth estimation in the style of Google Congestion Control
+//! (draft-ietf-rmcat-gcc-02), sans-IO: packets sent, TWCC feedback and receiver reports in
+//! (with `now`), a target bitrate out.
+//!
+//! * Delay-based: packets are grouped into 5 ms send bursts; for consecutive groups the delay
+//!   variation d = Δarrival − Δsend feeds a trendline filter (libwebrtc's successor of the
+//!   draft's Kalman filter: accumulated delay, smoothed with α = 0.9, least-squares slope over
+//!   the last 20 groups, gain 4). An adaptive threshold γ (K_u = 0.01, K_d = 0.00018, 6–600 ms)
+//!   turns the trend into overuse (trend > γ for ≥ 10 ms and still rising), underuse
+//!   (trend < −γ) or normal.
+//! * Rate control (AIMD): overuse → 0.85 × the bitrate the receiver acknowledged; normal →
+//!   ×1.08 per second far from the last congestion point, ≈ one packet per response time near it;
+//!   underuse → hold. An increase never goes past 1.5 × acknowledged + 10 kbit/s, so an
+//!   application-limited sender does not run its estimate away.
+//! * Loss-based (receiver reports): loss > 10 % → target × (1 − 0.5 × loss); < 2 % → ×1.05;
+//!   in between, hold.
+//! * Target = min(delay-based, loss-based), clamped to [min, max].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// Limits and the starting point.
+#[derive(Debug, Clone, Copy)]
+pub struct BweConfig {
+    /// First target, bit/s.
+    pub start_bps: u64,
+    /// Never below, bit/s.
+    pub min_bps: u64,
+    /// Never above, bit/s.
+    pub max_bps: u64,
+}
+
+impl Default for BweConfig {
+    fn default() -> Self {
+        Self {
+            start_bps: 300_000,
+            min_bps: 50_000,
+            max_bps: 2_500_000,
+        }
+    }
+}
+
+/// One packet's fate in a TWCC feedback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacketResult {
+    /// Transport-wide sequence number (16 bits, as on the wire).
+    pub seq: u16,
+    /// Arrival on the receiver's clock, µs; `None` = reported lost.
+    pub arrival_us: Option<i64>,
+}
+
+/// The delay detector's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BandwidthUsage {
+    /// Queues stable.
+    Normal,
+    /// Queues growing: send less.
+    Overusing,
+    /// Queues draining.
+    Underusing,
+}
+
+/// Sent packets remembered for feedback.
+pub const MAX_HISTORY: usize = 10_000;
+const HISTORY_AGE: Duration = Duration::from_secs(2);
+const BURST: Duration = Duration::from_millis(5);
+const TREND_WINDOW: usize = 20;
+const SMOOTHING: f64 = 0.9;
+const TREND_GAIN: f64 = 4.0;
+const K_UP: f64 = 0.01;
+const K_DOWN: f64 = 0.000_18;
+const OVERUSE_TIME_MS: f64 = 10.0;
+const ACK_WINDOW_US: i64 = 500_000;
+
+#[derive(Debug, Clone, Copy)]
+struct Group {
+    first_send: Instant,
+    last_send: Instant,
+    last_arrival_us: i64,
+    size: usize,
+}
+
+/// The estimator.
+#[derive(Debug)]
+pub struct BandwidthEstimator {
+    cfg: BweConfig,
+    sent: BTreeMap<u64, (Instant, usize)>,
+    highest_sent: Option<u64>,
+    // Delay-based.
+    current: Option<Group>,
+    previous: Option<Group>,
+    first_arrival_us: Option<i64>,
+    accumulated_ms: f64,
+    smoothed_ms: f64,
+    window: VecDeque<(f64, f64)>,
+    num_deltas: u32,
+    threshold: f64,
+    last_threshold_update: Option<i64>,
+    overuse_ms: f64,
+    overuse_count: u32,
+    last_trend: f64,
+    usage: BandwidthUsage,
+    // Rate control.
+    delay_bps: f64,
+    last_update: Instant,
+    congestion_point: Option<f64>,
+    rtt: Duration,
+    // Acknowledged rate.
+    acked: VecDeque<(i64, usize)>,
+    acked_bps: Option<u64>,
+    // Loss-based.
+    loss_bps: f64,
+}
+
+impl BandwidthEstimator {
+    /// A new estimator at `start_bps`.
+    pub fn new(cfg: BweConfig, now: Instant) -> Self {
+        let start = cfg.start_bps.clamp(cfg.min_bps, cfg.max_bps) as f64;
+        Self {
+            cfg,
+            sent: BTreeMap::new(),
+            highest_sent: None,
+            current: None,
+            previous: None,
+            first_arrival_us: None,
+            accumulated_ms: 0.0,
+            smoothed_ms: 0.0,
+            window: VecDeque::new(),
+            num_deltas: 0,
+            threshold: 12.5,
+            last_threshold_update: None,
+            overuse_ms: 0.0,
+            overuse_count: 0,
+            last_trend: 0.0,
+            usage: BandwidthUsage::Normal,
+            delay_bps: start,
+            last_update: now,
+            congestion_point: None,
+            rtt: Duration::from_millis(100),
+            acked: VecDeque::new(),
+            acked_bps: None,
+            loss_bps: cfg.max_bps as f64,
+        }
+    }
+
+    /// A packet carrying transport-wide sequence number `seq` (unwrapped by the caller) left.
+    pub fn on_packet_sent(&mut self, seq: u64, size_bytes: usize, now: Instant) {
+        self.sent.insert(seq, (now, size_bytes));
+        self.highest_sent = Some(self.highest_sent.map_or(seq, |h| h.max(seq)));
+        while self.sent.len() > MAX_HISTORY {
+            self.sent.pop_first();
+        }
+        while let Some((_, (t, _))) = self.sent.first_key_value() {
+            if now.saturating_duration_since(*t) > HISTORY_AGE {
+                self.sent.pop_first();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Sent packets remembered.
+    pub fn history_len(&self) -> usize {
+        self.sent.len()
+    }
+
+    /// One TWCC feedback.
+    pub fn on_transport_feedback(&mut self, results: &[PacketResult], now: Instant) {
+        let Some(high) = self.highest_sent else {
+            return;
+        };
+        let mut received: Vec<(u64, Instant, usize, i64)> = results
+            .iter()
+            .filter_map(|r| {
+                let seq = unwrap_seq(Some(high), r.seq);
+                let arrival = r.arrival_us?;
+                let &(sent, size) = self.sent.get(&seq)?;
+                Some((seq, sent, size, arrival))
+            })
+            .collect();
+        received.sort_by_key(|r| r.0);
+        for &(_, sent, size, arrival) in &received {
+            self.on_arrival(sent, size, arrival);
+        }
+        self.update_rate(now);
+    }
+
+    fn on_arrival(&mut self, sent: Instant, size: usize, arrival_us: i64) {
+        // Acknowledged bitrate over a sliding window of arrival times.
+        self.acked.push_back((arrival_us, size));
+        while let Some(&(t, _)) = self.acked.front() {
+            if arrival_us - t > ACK_WINDOW_US || self.acked.len() > 4096 {
+                self.acked.pop_front();
+            } else {
+                break;
+            }
+        }
+        if let (Some(first), Some(last)) = (self.acked.front(), self.acked.back()) {
+            let span = (last.0 - first.0).max(1) as f64 / 1e6;
+            if span >= 0.1 {
+                let bytes: usize = self.acked.iter().map(|(_, s)| s).sum();
+                self.acked_bps = Some((bytes as f64 * 8.0 / span) as u64);
+            }
+        }
+        match &mut self.current {
+            Some(g)
+                if sent.saturating_duration_since(g.first_send) < BURST && sent >= g.first_send =>
+            {
+                g.last_send = g.last_send.max(sent);
+                g.last_arrival_us = g.last_arrival_us.max(arrival_us);
+                g.size += size;
+            }
+            _ => {
+                let done = self.current.take();
+                self.current = Some(Group {
+                    first_send: sent,
+                    last_send: sent,
+                    last_arrival_us: arrival_us,
+                    size,
+                });
+                if let Some(done) = done {
+                    if let Some(prev) = self.previous {
+                        self.on_group_delta(prev, done);
+                    }
+                    self.previous = Some(done);
+                }
+            }
+        }
+    }
+
+    fn on_group_delta(&mut self, prev: Group, cur: Group) {
+        if cur.last_send < prev.last_send {
+            return; // reordered groups: skip
+        }
+        let send_ms = cur
+            .last_send
+            .saturating_duration_since(prev.last_send)
+            .as_secs_f64()
+            * 1e3;
+        let arrival_ms = (cur.last_arrival_us - prev.last_arrival_us) as f64 / 1e3;
+        if !(-1000.0..=1000.0).contains(&arrival_ms) {
+            // Clock jump or garbage: start the filter again.
+            self.window.clear();
+            self.accumulated_ms = 0.0;
+            self.smoothed_ms = 0.0;
+            return;
+        }
+        let d = arrival_ms - send_ms;
+        self.num_deltas = (self.num_deltas + 1).min(1000);
+        self.accumulated_ms += d;
+        self.smoothed_ms = SMOOTHING * self.smoothed_ms + (1.0 - SMOOTHING) * self.accumulated_ms;
+        let first = *self.first_arrival_us.get_or_insert(cur.last_arrival_us);
+        let t_ms = (cur.last_arrival_us - first) as f64 / 1e3;
+        self.window.push_back((t_ms, self.smoothed_ms));
+        if self.window.len() > TREND_WINDOW {
+            self.window.pop_front();
+        }
+        let trend = if self.window.len() == TREND_WINDOW {
+            slope(&self.window).unwrap_or(0.0)
+        } else {
+            0.0
+        };
+        self.detect(trend, send_ms, cur.last_arrival_us);
+    }
+
+    fn detect(&mut self, trend: f64, send_delta_ms: f64, now_us: i64) {
+        let modified = f64::from(self.num_deltas.min(60)) * trend * TREND_GAIN;
+        if modified > self.threshold {
+            self.overuse_ms += send_delta_ms.max(1.0);
+            self.overuse_count += 1;
+            if self.overuse_ms > OVERUSE_TIME_MS
+                && self.overuse_count > 1
+                && trend >= self.last_trend
+            {
+                self.overuse_ms = 0.0;
+                self.overuse_count = 0;
+                self.usage = BandwidthUsage::Overusing;
+            }
+        } else if modified < -self.threshold {
+            self.overuse_ms = 0.0;
+            self.overuse_count = 0;
+            self.usage = BandwidthUsage::Underusing;
+        } else {
+            self.overuse_ms = 0.0;
+            self.overuse_count = 0;
+            self.usage = BandwidthUsage::Normal;
+        }
+        self.last_trend = trend;
+        // Adaptive threshold (draft §5.4), not moved by outliers.
+        let last = self.last_threshold_update.unwrap_or(now_us);
+        let dt_ms = ((now_us - last) as f64 / 1e3).clamp(0.0, 100.0);
+        if modified.abs() <= self.threshold + 15.0 {
+            let k = if modified.abs() < self.threshold {
+                K_DOWN
+            } else {
+                K_UP
+            };
+            self.threshold += k * (modified.abs() - self.threshold) * dt_ms;
+            self.threshold = self.threshold.clamp(6.0, 600.0);
+        }
+        self.last_threshold_update = Some(now_us);
+    }
+
+    fn update_rate(&mut self, now: Instant) {
+        let dt = now
+            .saturating_duration_since(self.last_update)
+            .as_secs_f64()
+            .min(1.0);
+        self.last_update = now;
+        let acked = self.acked_bps.map(|a| a as f64);
+        match self.usage {
+            BandwidthUsage::Overusing => {
+                let base = acked.unwrap_or(self.delay_bps).min(self.delay_bps);
+                self.congestion_point = Some(base);
+                self.delay_bps = 0.85 * base;
+                // One decrease per overuse episode.
+                self.usage = BandwidthUsage::Normal;
+                self.overuse_ms = 0.0;
+                self.last_update = now + self.rtt;
+            }
+            BandwidthUsage::Underusing => {}
+            BandwidthUsage::Normal => {
+                let near = self
+                    .congestion_point
+                    .is_some_and(|p| (self.delay_bps - p).abs() < 0.15 * p);
+                if near {
+                    let response = self.rtt.as_secs_f64() + 0.1;
+                    let packet_bits = 1200.0 * 8.0;
+                    self.delay_bps += (packet_bits * dt / response).max(1000.0 * dt);
+                } else {
+                    self.delay_bps *= 1.08f64.powf(dt);
+                }
+                if let Some(a) = acked {
+                    self.delay_bps = self.delay_bps.min(1.5 * a + 10_000.0);
+                }
+            }
+        }
+        self.delay_bps = self
+            .delay_bps
+            .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
+    }
+
+    /// An RTCP receiver report about our video: `fraction_lost` is Q8.
+    pub fn on_receiver_report(&mut self, fraction_lost: u8, rtt: Option<Duration>, _now: Instant) {
+        if let Some(rtt) = rtt {
+            self.rtt = rtt.min(Duration::from_secs(5));
+        }
+        let loss = f64::from(fraction_lost) / 256.0;
+        if loss > 0.10 {
+            self.loss_bps = self.target_bps() as f64 * (1.0 - 0.5 * loss);
+        } else if loss < 0.02 {
+            self.loss_bps = (self.loss_bps * 1.05).max(self.delay_bps);
+        }
+        self.loss_bps = self
+            .loss_bps
+            .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
+    }
+
+    /// Changes the ceiling (e.g. the cap for the current resolution).
+    pub fn set_max(&mut self, max_bps: u64) {
+        self.cfg.max_bps = max_bps.max(self.cfg.min_bps);
+        self.delay_bps = self.delay_bps.min(self.cfg.max_bps as f64);
+        self.loss_bps = self.loss_bps.min(self.cfg.max_bps as f64);
+    }
+
+    /// What to send now, bit/s.
+    pub fn target_bps(&self) -> u64 {
+        (self.delay_bps.min(self.loss_bps) as u64).clamp(self.cfg.min_bps, self.cfg.max_bps)
+    }
+
+    /// The delay-based bound.
+    pub fn delay_based_bps(&self) -> u64 {
+        self.delay_bps as u64
+    }
+
+    /// The loss-based bound.
+    pub fn loss_based_bps(&self) -> u64 {
+        self.loss_bps as u64
+    }
+
+    /// What the receiver acknowledged over the last 0.5 s.
+    pub fn acknowledged_bps(&self) -> Option<u64> {
+        self.acked_bps
+    }
+
+    /// The delay detector's state.
+    pub fn usage(&self) -> BandwidthUsage {
+        self.usage
+    }
+}
+
+fn slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
+    let n = points.len() as f64;
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (mx, my) = (sx / n, sy / n);
+    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (x, y)| {
+        (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
+    });
+    (den > 0.0).then(|| num / den)
+}
+
+/// A 16-bit sequence number unwrapped next to `last` (the nearest candidate).
+pub fn unwrap_seq(last: Option<u64>, seq16: u16) -> u64 {
+    let Some(last) = last else {
+        return u64::from(seq16);
+    };
+    let cycle = last & !0xffff;
+    [
+        cycle.checked_sub(1 << 16),
+        Some(cycle),
+        Some(cycle + (1 << 16)),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|c| c | u64::from(seq16))
+    .min_by_key(|c| c.abs_diff(last))
+    .unwrap_or(u64::from(seq16))
+}
+
+/// Reads a webrtc-rs TWCC packet (draft-holmer-rmcat-transport-wide-cc-extensions-01).
+pub fn feedback_results(
+    fb: &webrtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc,
+) -> Vec<PacketResult> {
+    use webrtc::rtcp::transport_feedbacks::transport_layer_cc::{PacketStatusChunk, SymbolTypeTcc};
+    let count = usize::from(fb.packet_status_count);
+    let mut symbols = Vec::with_capacity(count);
+    for chunk in &fb.packet_chunks {
+        match chunk {
+            PacketStatusChunk::RunLengthChunk(r) => {
+                let n = usize::from(r.run_length).min(count.saturating_sub(symbols.len()));
+                symbols.extend(std::iter::repeat_n(r.packet_status_symbol, n));
+            }
+            PacketStatusChunk::StatusVectorChunk(v) => {
+                symbols.extend(v.symbol_list.iter().copied());
+            }
+        }
+    }
+    symbols.truncate(count);
+    let mut arrival = i64::from(fb.reference_time) * 64_000;
+    let mut deltas = fb.recv_deltas.iter();
+    symbols
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let seq = fb.base_sequence_number.wrapping_add(i as u16);
+            let received = matches!(
+                s,
+                SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta
+            );
+            let arrival_us = if received {
+                deltas.next().map(|d| {
+                    arrival += d.delta;
+                    arrival
+                })
+            } else {
+                None
+            };
+            PacketResult { seq, arrival_us }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic xorshift.
+    struct Rng(u64);
+    impl Rng {
+        fn unit(&mut self) -> f64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
+    /// A sender pacing 1200-byte packets at the target through a bottleneck of `capacity(t)`.
+    struct Link {
+        t0: Instant,
+        bwe: BandwidthEstimator,
+        seq: u64,
+        busy_until_us: f64,
+        pending: Vec<PacketResult>,
+        sent_in_window: (u32, u32),
+        rng: Rng,
+        last_queue_ms: f64,
+        next_send_us: f64,
+        next_fb_us: f64,
+        next_rr_us: f64,
+    }
+
+    impl Link {
+        fn new() -> Self {
+            let t0 = Instant::now();
+            Self {
+                t0,
+                bwe: BandwidthEstimator::new(BweConfig::default(), t0),
+                seq: 0,
+                busy_until_us: 0.0,
+                pending: Vec::new(),
+                sent_in_window: (0, 0),
+                rng: Rng(0x1234_5678_9abc_def1),
+                last_queue_ms: 0.0,
+                next_send_us: 0.0,
+                next_fb_us: 50_000.0,
+                next_rr_us: 1_000_000.0,
+            }
+        }
+
+        /// Runs until `until_s`, capacity and loss from closures of t (s). Calls `each` every
+        /// 100 ms with (t, target, queue delay ms).
+        fn run(
+            &mut self,
+            from_s: f64,
+            until_s: f64,
+            capacity: impl Fn(f64) -> f64,
+            loss: f64,
+            mut each: impl FnMut(f64, u64, f64),
+        ) {
+            let step_us = 1000.0;
+            let mut t_us = from_s * 1e6;
+            let mut next_report = t_us;
+            while t_us < until_s * 1e6 {
+                let now = self.t0 + Duration::from_micros(t_us as u64);
+                while self.next_send_us <= t_us {
+                    let size = 1200usize;
+                    self.seq += 1;
+                    self.bwe.on_packet_sent(self.seq, size, now);
+                    self.sent_in_window.0 += 1;
+                    let cap = capacity(t_us / 1e6);
+                    let start = self.busy_until_us.max(t_us);
+                    self.busy_until_us = start + size as f64 * 8.0 / cap * 1e6;
+                    self.last_queue_ms = (self.busy_until_us - t_us) / 1e3;
+                    let lost = self.rng.unit() < loss;
+                    if lost {
+                        self.sent_in_window.1 += 1;
+                    }
+                    self.pending.push(PacketResult {
+                        seq: (self.seq & 0xffff) as u16,
+                        arrival_us: (!lost).then_some(self.busy_until_us as i64 + 20_000),
+                    });
+                    let target = self.bwe.target_bps() as f64;
+                    self.next_send_us += size as f64 * 8.0 / target * 1e6;
+                }
+                if t_us >= self.next_fb_us {
+                    self.next_fb_us += 50_000.0;
+                    // Only what has arrived by now (+ one-way delay) is reported.
+                    let horizon = t_us as i64;
+                    let (ready, keep): (Vec<_>, Vec<_>) = self
+                        .pending
+                        .drain(..)
+                        .partition(|p| p.arrival_us.is_none_or(|a| a + 20_000 <= horizon));
+                    self.pending = keep;
+                    self.bwe.on_transport_feedback(&ready, now);
+                }
+                if t_us >= self.next_rr_us {
+                    self.next_rr_us += 1_000_000.0;
+                    let (sent, lost) = std::mem::take(&mut self.sent_in_window);
+                    let frac = if sent == 0 {
+                        0
+                    } else {
+                        (lost * 256 / sent).min(255) as u8
+                    };
+                    self.bwe
+                        .on_receiver_report(frac, Some(Duration::from_millis(40)), now);
+                }
+                if t_us >= next_report {
+                    next_report += 100_000.0;
+                    each(t_us / 1e6, self.bwe.target_bps(), self.last_queue_ms);
+                }
+                t_us += step_us;
+            }
+        }
+    }
+
+    #[test]
+    fn ramps_up_on_a_clean_link_and_keeps_the_queue_short() {
+        let mut link = Link::new();
+        let mut reached = None;
+        let mut worst_queue_after = 0.0f64;
+        let mut last = (0.0, 300_000u64);
+        let mut fastest = 1.0f64;
+        link.run(
+            0.0,
+            60.0,
+            |_| 2_500_000.0,
+            0.0,
+            |t, target, q| {
+                if reached.is_none() && target as f64 >= 0.8 * 2_500_000.0 {
+                    reached = Some(t);
+                }
+                if t >= last.0 + 1.0 {
+                    fastest = fastest.max(target as f64 / last.1 as f64);
+                    last = (t, target);
+                }
+                if t > 35.0 {
+                    worst_queue_after = worst_queue_after.max(q);
+                }
+            },
+        );
+        // +8 %/s from 300 kbit/s reaches 2 Mbit/s in ln(6.7)/ln(1.08) ≈ 24.7 s.
+        let reached = reached.expect("reached 80 % of capacity");
+        assert!(reached <= 30.0, "reached 80 % at {reached:.1} s");
+        assert!(fastest <= 1.09, "grew {fastest:.3}x in one second");
+        assert!(worst_queue_after < 200.0, "queue {worst_queue_after:.0} ms");
+    }
+
+    #[test]
+    fn follows_a_capacity_drop_and_recovers() {
+        let mut link = Link::new();
+        let cap = |t: f64| {
+            if (20.0..40.0).contains(&t) {
+                500_000.0
+            } else {
+                2_000_000.0
+            }
+        };
+        let mut after_drop = Vec::new();
+        let mut recovered = None;
+        link.run(0.0, 60.0, cap, 0.0, |t, target, q| {
+            if (22.0..40.0).contains(&t) {
+                after_drop.push((t, target, q));
+            }
+            if t >= 40.0 && recovered.is_none() && target >= 1_400_000 {
+                recovered = Some(t);
+            }
+        });
+        let settled: Vec<_> = after_drop.iter().filter(|(t, _, _)| *t >= 22.0).collect();
+        assert!(
+            settled
+                .iter()
+                .all(|(_, target, _)| *target as f64 <= 550_000.0 * 1.2),
+            "targets after the drop: {:?}",
+            &settled[..5]
+        );
+        let drained: Vec<_> = after_drop.iter().filter(|(t, _, _)| *t >= 25.0).collect();
+        assert!(
+            drained.iter().all(|(_, _, q)| *q < 100.0),
+            "queue after 5 s: {:?}",
+            drained.iter().map(|x| x.2 as u32).max()
+        );
+        let recovered = recovered.expect("recovered to 1.4 Mbit/s");
+        assert!(recovered <= 60.0, "recovered at {recovered:.1} s");
+    }
+
+    #[test]
+    fn moderate_random_loss_holds_and_heavy_loss_backs_off() {
+        let mut link = Link::new();
+        let mut late = Vec::new();
+        link.run(
+            0.0,
+            40.0,
+            |_| 2_000_000.0,
+            0.05,
+            |t, target, _| {
+                if t > 30.0 {
+                    late.push(target);
+                }
+            },
+        );
+        let min = *late.iter().min().unwrap();
+        assert!(min as f64 >= 0.6 * 2_000_000.0, "5 % loss: {min}");
+        let before = link.bwe.target_bps();
+        let mut end = 0;
+        link.run(
+            40.0,
+            50.0,
+            |_| 2_000_000.0,
+            0.20,
+            |_, target, _| end = target,
+        );
+        assert!(end * 2 <= before, "20 % loss: {before} -> {end}");
+    }
+
+    #[test]
+    fn unwraps_sequence_numbers() {
+        assert_eq!(unwrap_seq(None, 7), 7);
+        assert_eq!(unwrap_seq(Some(65_535), 0), 65_536);
+        assert_eq!(unwrap_seq(Some(65_536), 65_535), 65_535);
+        assert_eq!(unwrap_seq(Some(3 * 65_536 + 10), 5), 3 * 65_536 + 5);
+        assert_eq!(unwrap_seq(Some(5), 65_530), 65_530, "no negative cycle");
+    }
+
+    #[test]
+    fn garbage_feedback_is_harmless_and_history_is_bounded() {
+        let t0 = Instant::now();
+        let mut b = BandwidthEstimator::new(BweConfig::default(), t0);
+        b.on_transport_feedback(
+            &[PacketResult {
+                seq: 1,
+                arrival_us: Some(5),
+            }],
+            t0,
+        );
+        for i in 0..20_000u64 {
+            b.on_packet_sent(i, 1200, t0 + Duration::from_micros(i * 50));
+        }
+        assert!(b.history_len() <= MAX_HISTORY);
+        let before = b.target_bps();
+        let junk: Vec<PacketResult> = (0..500u16)
+            .map(|i| PacketResult {
+                seq: i.wrapping_mul(7919),
+                arrival_us: Some(if i % 2 == 0 {
+                    -1_000_000_000
+                } else {
+                    i64::from(i) * 1_000_000
+                }),
+            })
+            .collect();
+        b.on_transport_feedback(&junk, t0 + Duration::from_secs(1));
+        let after = b.target_bps();
+        assert!(after as f64 >= before as f64 * 0.5 && after as f64 <= before as f64 * 2.0);
+    }
+
+    #[test]
+    fn reads_twcc_chunks_and_deltas() {
+        use webrtc::rtcp::transport_feedbacks::transport_layer_cc::*;
+        let fb = TransportLayerCc {
+            base_sequence_number: 65_534,
+            packet_status_count: 5,
+            reference_time: 10,
+            packet_chunks: vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    run_length: 2,
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::TwoBit,
+                    symbol_list: vec![
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedLargeDelta,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                        SymbolTypeTcc::PacketNotReceived,
+                    ],
+                }),
+            ],
+            recv_deltas: vec![
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 1000,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 250,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
+                    delta: -500,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 750,
+                },
+            ],
+            ..Default::default()
+        };
+        let r = feedback_results(&fb);
+        let base = 640_000;
+        assert_eq!(
+            r,
+            vec![
+                PacketResult {
+                    seq: 65_534,
+                    arrival_us: Some(base + 1000)
+                },
+                PacketResult {
+                    seq: 65_535,
+                    arrival_us: Some(base + 1250)
+                },
+                PacketResult {
+                    seq: 0,
+                    arrival_us: None
+                },
+                PacketResult {
+                    seq: 1,
+                    arrival_us: Some(base + 750)
+                },
+                PacketResult {
+                    seq: 2,
+                    arrival_us: Some(base + 1500)
+                },
+            ]
+        );
+    }
+}

@@ -1,0 +1,643 @@
+//! The call state machine, sans-IO: one call's signalling life from dial (or incoming invite)
+//! to its end, with time as an input.
+//!
+//! ```text
+//!  dial ─▶ OutgoingRinging ──answer──▶ Connecting ──ICE connected──▶ Connected
+//!  invite ─▶ IncomingRinging ──accept─▶ Connecting        │ ICE failed: restart (caller offers)
+//!  any ──hang up / reject / cancel / call_ended / timeout──▶ Ended(reason)
+//! ```
+//!
+//! The machine decides; the call task ([`crate::engine`]) carries out its [`Action`]s (send a
+//! message, create an offer, apply an answer...) and feeds back what happened as [`Input`]s.
+
+use std::time::{Duration, Instant};
+
+use dyad_proto::{Candidate, ClientMessage, EndReason, HangupReason, SdpKind, SessionDescription};
+
+/// Connecting (answer → ICE connected) may take this long before the call ends `ice_timeout`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// After ICE fails, a restart has this long to reconnect before the call ends `ice_failed`.
+pub const RESTART_TIMEOUT: Duration = Duration::from_secs(10);
+/// Remote candidates kept while the callee's phone rings (before a peer connection exists).
+pub const MAX_PENDING_CANDIDATES: usize = 64;
+
+/// Who started the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// We dialled.
+    Outgoing,
+    /// We were called.
+    Incoming,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Phase {
+    /// Offer being made, invite not yet sent or not yet answered.
+    OutgoingRinging,
+    /// An invite is ringing here.
+    IncomingRinging,
+    /// Answer exchanged; ICE/DTLS under way.
+    Connecting,
+    /// Media flows.
+    Connected,
+    /// Over.
+    Ended(EndReason),
+}
+
+/// What happened.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Our offer is ready (outgoing call, or ICE restart).
+    OfferReady {
+        /// SDP.
+        sdp: String,
+        /// Whether it restarts ICE on a running call.
+        restart: bool,
+    },
+    /// Our answer to the offer is ready (after accept).
+    AnswerReady(String),
+    /// Making an offer or answer failed.
+    NegotiationFailed(EndReason),
+    /// The user accepts the incoming call.
+    Accept,
+    /// The user declines the incoming call.
+    Reject,
+    /// The user hangs up (or cancels a call still ringing).
+    Hangup,
+    /// A callee device is ringing.
+    RemoteRinging,
+    /// The callee answered from `device`.
+    RemoteAnswer {
+        /// Device.
+        device: String,
+        /// SDP answer.
+        sdp: String,
+    },
+    /// The other party trickled candidates.
+    RemoteCandidates(Vec<Candidate>),
+    /// Renegotiation from the other party.
+    RemoteNegotiate(SessionDescription),
+    /// The server ended the call.
+    RemoteEnded(EndReason),
+    /// A local candidate to trickle (`None`: gathering finished).
+    LocalCandidate(Option<Candidate>),
+    /// The peer connection is connected.
+    IceConnected,
+    /// The peer connection lost its path (may recover on its own).
+    IceDisconnected,
+    /// The peer connection failed.
+    IceFailed,
+    /// Nothing decodes although media arrives.
+    MediaFailed,
+    /// Time passed.
+    Tick,
+}
+
+/// What the call task must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send this to the server.
+    Send(ClientMessage),
+    /// Create the peer connection and an offer (optionally restarting ICE).
+    CreateOffer {
+        /// ICE restart on a running call.
+        restart: bool,
+    },
+    /// Apply the remote offer and create an answer (the initial one or a renegotiation).
+    CreateAnswer {
+        /// SDP offer.
+        sdp: String,
+        /// Whether this answers a renegotiation (send it as `negotiate`).
+        renegotiation: bool,
+    },
+    /// Apply the remote answer.
+    ApplyAnswer(String),
+    /// Add these remote candidates to the peer connection.
+    AddCandidates(Vec<Candidate>),
+    /// The call connected for the first time: start media.
+    Connected,
+    /// The call ended: close everything.
+    End(EndReason),
+}
+
+/// One call's state.
+#[derive(Debug)]
+pub struct CallMachine {
+    /// Call id.
+    pub call_id: String,
+    /// The other user.
+    pub peer: String,
+    /// Who called.
+    pub direction: Direction,
+    phase: Phase,
+    offer: Option<String>,
+    offer_sent: bool,
+    answer_sent: bool,
+    pending_local: Vec<Candidate>,
+    pending_local_end: bool,
+    pending_remote: Vec<Candidate>,
+    deadline: Option<(Instant, EndReason)>,
+    lifetime_ms: u64,
+    was_connected: bool,
+    restarting: bool,
+}
+
+impl CallMachine {
+    /// A call we place; the first action creates the offer.
+    pub fn outgoing(call_id: String, peer: String, lifetime_ms: u64) -> (Self, Vec<Action>) {
+        let m = Self::new(call_id, peer, Direction::Outgoing, Phase::OutgoingRinging);
+        let m = Self { lifetime_ms, ..m };
+        (m, vec![Action::CreateOffer { restart: false }])
+    }
+
+    /// An invite that rings here. Send `ringing` at once.
+    pub fn incoming(call_id: String, peer: String, offer: String) -> (Self, Vec<Action>) {
+        let mut m = Self::new(call_id, peer, Direction::Incoming, Phase::IncomingRinging);
+        m.offer = Some(offer);
+        let ringing = Action::Send(ClientMessage::Ringing {
+            call_id: m.call_id.clone(),
+        });
+        (m, vec![ringing])
+    }
+
+    fn new(call_id: String, peer: String, direction: Direction, phase: Phase) -> Self {
+        Self {
+            call_id,
+            peer,
+            direction,
+            phase,
+            offer: None,
+            offer_sent: false,
+            answer_sent: false,
+            pending_local: Vec::new(),
+            pending_local_end: false,
+            pending_remote: Vec::new(),
+            deadline: None,
+            lifetime_ms: dyad_proto::limits::DEFAULT_INVITE_LIFETIME_MS,
+            was_connected: false,
+            restarting: false,
+        }
+    }
+
+    /// Where the call is.
+    pub fn phase(&self) -> &Phase {
+        &self.phase
+    }
+
+    /// Whether it is over.
+    pub fn is_ended(&self) -> bool {
+        matches!(self.phase, Phase::Ended(_))
+    }
+
+    /// When [`Input::Tick`] must be fed next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadline.as_ref().map(|(t, _)| *t)
+    }
+
+    fn end(&mut self, reason: EndReason, out: &mut Vec<Action>) {
+        if !self.is_ended() {
+            self.phase = Phase::Ended(reason);
+            self.deadline = None;
+            out.push(Action::End(reason));
+        }
+    }
+
+    fn hangup(&mut self, why: HangupReason, reason: EndReason, out: &mut Vec<Action>) {
+        out.push(Action::Send(ClientMessage::Hangup {
+            call_id: self.call_id.clone(),
+            reason: why,
+        }));
+        self.end(reason, out);
+    }
+
+    fn flush_local(&mut self, out: &mut Vec<Action>) {
+        if self.pending_local.is_empty() && !self.pending_local_end {
+            return;
+        }
+        for chunk in std::mem::take(&mut self.pending_local)
+            .chunks(dyad_proto::limits::MAX_CANDIDATES_PER_MESSAGE)
+        {
+            out.push(Action::Send(ClientMessage::Candidates {
+                call_id: self.call_id.clone(),
+                candidates: chunk.to_vec(),
+                end_of_candidates: false,
+            }));
+        }
+        if std::mem::take(&mut self.pending_local_end) {
+            out.push(Action::Send(ClientMessage::Candidates {
+                call_id: self.call_id.clone(),
+                candidates: Vec::new(),
+                end_of_candidates: true,
+            }));
+        }
+    }
+
+    /// Feeds one input; returns what to do.
+    pub fn handle(&mut self, now: Instant, input: Input) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.is_ended() {
+            return out;
+        }
+        match input {
+            Input::OfferReady { sdp, restart } => {
+                if restart {
+                    out.push(Action::Send(ClientMessage::Negotiate {
+                        call_id: self.call_id.clone(),
+                        description: SessionDescription {
+                            kind: SdpKind::Offer,
+                            sdp,
+                        },
+                    }));
+                } else if self.phase == Phase::OutgoingRinging && !self.offer_sent {
+                    self.offer_sent = true;
+                    out.push(Action::Send(ClientMessage::Invite {
+                        call_id: self.call_id.clone(),
+                        to: self.peer.clone(),
+                        sdp,
+                        lifetime_ms: self.lifetime_ms,
+                    }));
+                }
+                self.flush_local(&mut out);
+            }
+            Input::AnswerReady(sdp) => {
+                if self.answer_sent {
+                    out.push(Action::Send(ClientMessage::Negotiate {
+                        call_id: self.call_id.clone(),
+                        description: SessionDescription {
+                            kind: SdpKind::Answer,
+                            sdp,
+                        },
+                    }));
+                } else {
+                    self.answer_sent = true;
+                    out.push(Action::Send(ClientMessage::Answer {
+                        call_id: self.call_id.clone(),
+                        sdp,
+                    }));
+                }
+                self.flush_local(&mut out);
+            }
+            Input::NegotiationFailed(reason) => {
+                let why = match reason {
+                    EndReason::MediaFailed => HangupReason::MediaFailed,
+                    _ => HangupReason::Unknown,
+                };
+                if self.phase == Phase::IncomingRinging {
+                    out.push(Action::Send(ClientMessage::Reject {
+                        call_id: self.call_id.clone(),
+                    }));
+                    self.end(reason, &mut out);
+                } else if self.phase == Phase::OutgoingRinging && !self.offer_sent {
+                    self.end(reason, &mut out);
+                } else {
+                    self.hangup(why, reason, &mut out);
+                }
+            }
+            Input::Accept => {
+                if self.phase == Phase::IncomingRinging {
+                    self.phase = Phase::Connecting;
+                    self.deadline = Some((now + CONNECT_TIMEOUT, EndReason::IceTimeout));
+                    let sdp = self.offer.take().unwrap_or_default();
+                    out.push(Action::CreateAnswer {
+                        sdp,
+                        renegotiation: false,
+                    });
+                    let pending = std::mem::take(&mut self.pending_remote);
+                    if !pending.is_empty() {
+                        out.push(Action::AddCandidates(pending));
+                    }
+                }
+            }
+            Input::Reject => {
+                if self.phase == Phase::IncomingRinging {
+                    out.push(Action::Send(ClientMessage::Reject {
+                        call_id: self.call_id.clone(),
+                    }));
+                    self.end(EndReason::Rejected, &mut out);
+                }
+            }
+            Input::Hangup => {
+                if self.phase == Phase::OutgoingRinging {
+                    if self.offer_sent {
+                        out.push(Action::Send(ClientMessage::Cancel {
+                            call_id: self.call_id.clone(),
+                        }));
+                    }
+                    self.end(EndReason::Cancelled, &mut out);
+                } else if self.phase == Phase::IncomingRinging {
+                    out.push(Action::Send(ClientMessage::Reject {
+                        call_id: self.call_id.clone(),
+                    }));
+                    self.end(EndReason::Rejected, &mut out);
+                } else {
+                    self.hangup(HangupReason::UserHangup, EndReason::UserHangup, &mut out);
+                }
+            }
+            Input::RemoteRinging => {}
+            Input::RemoteAnswer { device, sdp } => {
+                if self.phase == Phase::OutgoingRinging && self.offer_sent {
+                    self.phase = Phase::Connecting;
+                    self.deadline = Some((now + CONNECT_TIMEOUT, EndReason::IceTimeout));
+                    out.push(Action::Send(ClientMessage::SelectAnswer {
+                        call_id: self.call_id.clone(),
+                        device,
+                    }));
+                    out.push(Action::ApplyAnswer(sdp));
+                }
+            }
+            Input::RemoteCandidates(c) => {
+                if self.phase == Phase::IncomingRinging {
+                    let room = MAX_PENDING_CANDIDATES.saturating_sub(self.pending_remote.len());
+                    self.pending_remote.extend(c.into_iter().take(room));
+                } else if !c.is_empty() {
+                    out.push(Action::AddCandidates(c));
+                }
+            }
+            Input::RemoteNegotiate(desc) => match desc.kind {
+                SdpKind::Offer if self.answer_sent || self.direction == Direction::Incoming => out
+                    .push(Action::CreateAnswer {
+                        sdp: desc.sdp,
+                        renegotiation: true,
+                    }),
+                SdpKind::Answer if self.restarting => out.push(Action::ApplyAnswer(desc.sdp)),
+                _ => {}
+            },
+            Input::RemoteEnded(reason) => self.end(reason, &mut out),
+            Input::LocalCandidate(c) => {
+                match c {
+                    Some(c) => self.pending_local.push(c),
+                    None => self.pending_local_end = true,
+                }
+                if self.offer_sent || self.answer_sent {
+                    self.flush_local(&mut out);
+                }
+            }
+            Input::IceConnected => {
+                self.restarting = false;
+                self.deadline = None;
+                if matches!(self.phase, Phase::Connecting | Phase::Connected) {
+                    self.phase = Phase::Connected;
+                    if !self.was_connected {
+                        self.was_connected = true;
+                        out.push(Action::Connected);
+                    }
+                }
+            }
+            Input::IceDisconnected => {}
+            Input::IceFailed => {
+                if matches!(self.phase, Phase::Connecting | Phase::Connected) && !self.restarting {
+                    self.restarting = true;
+                    self.deadline = Some((now + RESTART_TIMEOUT, EndReason::IceFailed));
+                    // Only the caller offers a restart, so both sides never offer at once.
+                    if self.direction == Direction::Outgoing {
+                        out.push(Action::CreateOffer { restart: true });
+                    }
+                }
+            }
+            Input::MediaFailed => {
+                self.hangup(HangupReason::MediaFailed, EndReason::MediaFailed, &mut out)
+            }
+            Input::Tick => {
+                if let Some((at, reason)) = self.deadline {
+                    if now >= at {
+                        let why = match reason {
+                            EndReason::IceTimeout => HangupReason::IceTimeout,
+                            _ => HangupReason::IceFailed,
+                        };
+                        self.hangup(why, reason, &mut out);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(n: u32) -> Candidate {
+        Candidate {
+            candidate: format!("candidate:{n} 1 udp 1 127.0.0.1 {n} typ host"),
+            sdp_mid: Some("0".into()),
+            sdp_mline_index: Some(0),
+        }
+    }
+
+    fn sent(actions: &[Action]) -> Vec<&ClientMessage> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Send(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn outgoing_call_sends_invite_then_trickles_and_connects() {
+        let t0 = Instant::now();
+        let (mut m, a) = CallMachine::outgoing("call-0001".into(), "bob".into(), 30_000);
+        assert_eq!(a, vec![Action::CreateOffer { restart: false }]);
+        // A candidate gathered before the invite went out waits for it.
+        assert!(m
+            .handle(t0, Input::LocalCandidate(Some(cand(1))))
+            .is_empty());
+        let a = m.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "v=0".into(),
+                restart: false,
+            },
+        );
+        let msgs = sent(&a);
+        assert!(matches!(
+            msgs[0],
+            ClientMessage::Invite {
+                lifetime_ms: 30_000,
+                ..
+            }
+        ));
+        assert!(
+            matches!(msgs[1], ClientMessage::Candidates { candidates, .. } if candidates.len() == 1)
+        );
+        let a = m.handle(
+            t0,
+            Input::RemoteAnswer {
+                device: "phone".into(),
+                sdp: "v=0 answer".into(),
+            },
+        );
+        assert!(
+            matches!(a[0], Action::Send(ClientMessage::SelectAnswer { ref device, .. }) if device == "phone")
+        );
+        assert_eq!(a[1], Action::ApplyAnswer("v=0 answer".into()));
+        assert_eq!(m.phase(), &Phase::Connecting);
+        assert_eq!(m.handle(t0, Input::IceConnected), vec![Action::Connected]);
+        // A second "connected" after a blip does not restart media.
+        assert!(m.handle(t0, Input::IceConnected).is_empty());
+        let a = m.handle(t0, Input::Hangup);
+        assert!(matches!(
+            sent(&a)[0],
+            ClientMessage::Hangup {
+                reason: HangupReason::UserHangup,
+                ..
+            }
+        ));
+        assert_eq!(m.phase(), &Phase::Ended(EndReason::UserHangup));
+        assert!(
+            m.handle(t0, Input::Hangup).is_empty(),
+            "nothing after the end"
+        );
+    }
+
+    #[test]
+    fn incoming_call_buffers_candidates_until_accepted() {
+        let t0 = Instant::now();
+        let (mut m, a) = CallMachine::incoming("call-0002".into(), "alice".into(), "offer".into());
+        assert!(matches!(sent(&a)[0], ClientMessage::Ringing { .. }));
+        assert!(m
+            .handle(t0, Input::RemoteCandidates(vec![cand(1), cand(2)]))
+            .is_empty());
+        let a = m.handle(t0, Input::Accept);
+        assert_eq!(
+            a,
+            vec![
+                Action::CreateAnswer {
+                    sdp: "offer".into(),
+                    renegotiation: false
+                },
+                Action::AddCandidates(vec![cand(1), cand(2)])
+            ]
+        );
+        let a = m.handle(t0, Input::AnswerReady("answer".into()));
+        assert!(matches!(sent(&a)[0], ClientMessage::Answer { .. }));
+    }
+
+    #[test]
+    fn reject_cancel_and_remote_end_have_their_reasons() {
+        let t0 = Instant::now();
+        let (mut m, _) = CallMachine::incoming("call-0003".into(), "a".into(), "o".into());
+        let a = m.handle(t0, Input::Reject);
+        assert!(matches!(sent(&a)[0], ClientMessage::Reject { .. }));
+        assert_eq!(m.phase(), &Phase::Ended(EndReason::Rejected));
+
+        let (mut m, _) = CallMachine::outgoing("call-0004".into(), "b".into(), 60_000);
+        m.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o".into(),
+                restart: false,
+            },
+        );
+        let a = m.handle(t0, Input::Hangup);
+        assert!(matches!(sent(&a)[0], ClientMessage::Cancel { .. }));
+        assert_eq!(m.phase(), &Phase::Ended(EndReason::Cancelled));
+
+        let (mut m, _) = CallMachine::outgoing("call-0005".into(), "b".into(), 60_000);
+        m.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o".into(),
+                restart: false,
+            },
+        );
+        let a = m.handle(t0, Input::RemoteEnded(EndReason::Busy));
+        assert_eq!(a, vec![Action::End(EndReason::Busy)]);
+    }
+
+    #[test]
+    fn ice_failure_restarts_from_the_caller_and_times_out() {
+        let t0 = Instant::now();
+        let (mut m, _) = CallMachine::outgoing("call-0006".into(), "b".into(), 60_000);
+        m.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o".into(),
+                restart: false,
+            },
+        );
+        m.handle(
+            t0,
+            Input::RemoteAnswer {
+                device: "d".into(),
+                sdp: "a".into(),
+            },
+        );
+        m.handle(t0, Input::IceConnected);
+        assert_eq!(
+            m.handle(t0, Input::IceFailed),
+            vec![Action::CreateOffer { restart: true }]
+        );
+        let a = m.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o2".into(),
+                restart: true,
+            },
+        );
+        assert!(
+            matches!(sent(&a)[0], ClientMessage::Negotiate { description, .. } if description.kind == SdpKind::Offer)
+        );
+        assert_eq!(
+            m.handle(
+                t0,
+                Input::RemoteNegotiate(SessionDescription {
+                    kind: SdpKind::Answer,
+                    sdp: "a2".into()
+                })
+            ),
+            vec![Action::ApplyAnswer("a2".into())]
+        );
+        assert!(m.handle(t0 + RESTART_TIMEOUT / 2, Input::Tick).is_empty());
+        let a = m.handle(t0 + RESTART_TIMEOUT, Input::Tick);
+        assert!(matches!(
+            sent(&a)[0],
+            ClientMessage::Hangup {
+                reason: HangupReason::IceFailed,
+                ..
+            }
+        ));
+        assert_eq!(m.phase(), &Phase::Ended(EndReason::IceFailed));
+    }
+
+    #[test]
+    fn connecting_too_long_ends_with_ice_timeout_and_the_callee_answers_restarts() {
+        let t0 = Instant::now();
+        let (mut m, _) = CallMachine::incoming("call-0007".into(), "a".into(), "o".into());
+        m.handle(t0, Input::Accept);
+        m.handle(t0, Input::AnswerReady("a".into()));
+        assert_eq!(
+            m.handle(
+                t0,
+                Input::RemoteNegotiate(SessionDescription {
+                    kind: SdpKind::Offer,
+                    sdp: "o2".into()
+                })
+            ),
+            vec![Action::CreateAnswer {
+                sdp: "o2".into(),
+                renegotiation: true
+            }]
+        );
+        assert!(m
+            .handle(t0 + CONNECT_TIMEOUT - Duration::from_millis(1), Input::Tick)
+            .is_empty());
+        m.handle(t0 + CONNECT_TIMEOUT, Input::Tick);
+        assert_eq!(m.phase(), &Phase::Ended(EndReason::IceTimeout));
+    }
+
+    #[test]
+    fn pending_candidates_are_bounded() {
+        let t0 = Instant::now();
+        let (mut m, _) = CallMachine::incoming("call-0008".into(), "a".into(), "o".into());
+        for i in 0..1000 {
+            m.handle(t0, Input::RemoteCandidates(vec![cand(i)]));
+        }
+        let a = m.handle(t0, Input::Accept);
+        assert!(matches!(&a[1], Action::AddCandidates(c) if c.len() == MAX_PENDING_CANDIDATES));
+    }
+}

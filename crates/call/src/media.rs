@@ -1,0 +1,627 @@
+//! Media pipelines between `dyad-media` and RTP: the capture → encode threads and the decode
+//! thread. They are threads (codecs are CPU work that must not stall the call task) that talk
+//! to the call task over channels; the call task does all RTP and all decisions.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dyad_media::{
+    clock::system_clock, read_marker, AudioFrame, AudioSource, Camera, OpusConfig, OpusDecoder,
+    OpusEncoder, Pacer, SpeechLike, TestPattern, Tone, VideoFormat, VideoFrame, VideoSource,
+    Vp8Config, Vp8Decoder, Vp8Encoder, Y4mFile,
+};
+use tokio::sync::{mpsc, watch};
+
+use crate::error::Result;
+
+/// Where our video comes from.
+#[derive(Debug, Clone)]
+pub enum VideoInput {
+    /// The synthetic test pattern (frame numbers and capture times readable on the far side).
+    TestPattern,
+    /// A camera by index (nokhwa).
+    Camera(u32),
+    /// A Y4M file, looped.
+    Y4m(PathBuf),
+    /// The other side's decoded video, sent back (the echo bot).
+    Echo,
+}
+
+/// Where our audio comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioInput {
+    /// A 440 Hz tone.
+    Tone,
+    /// Speech-like synthetic audio (bursts and pauses).
+    Speech,
+    /// The other side's decoded audio, sent back (the echo bot).
+    Echo,
+}
+
+/// Capture settings.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// Video source.
+    pub video: VideoInput,
+    /// Capture size and rate.
+    pub format: VideoFormat,
+    /// Audio source.
+    pub audio: AudioInput,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            video: VideoInput::TestPattern,
+            format: VideoFormat {
+                width: 640,
+                height: 480,
+                fps: 30,
+            },
+            audio: AudioInput::Speech,
+        }
+    }
+}
+
+/// Opus bitrate (issue #4: 32 kbit/s with FEC).
+pub const OPUS_BPS: u32 = 32_000;
+
+/// Shared between the call task and the send threads: what the controller decided.
+#[derive(Debug, Default)]
+pub struct SendControl {
+    /// Video target, bit/s (set by the bandwidth estimator).
+    pub video_bps: AtomicU64,
+    /// Force a keyframe (PLI/FIR arrived).
+    pub keyframe: AtomicBool,
+    /// Camera off: send black at a low rate.
+    pub video_muted: AtomicBool,
+    /// Microphone off: send silence.
+    pub audio_muted: AtomicBool,
+    /// Stop the threads.
+    pub stop: AtomicBool,
+    /// A new video source to switch to.
+    pub switch_video: Mutex<Option<VideoInput>>,
+}
+
+/// One encoded video frame on its way to RTP.
+#[derive(Debug)]
+pub struct EncodedVideo {
+    /// VP8 bitstream.
+    pub data: Bytes,
+    /// Keyframe.
+    pub keyframe: bool,
+    /// 90 kHz RTP timestamp from the capture time.
+    pub rtp_timestamp: u32,
+    /// Time spent in the encoder.
+    pub encode_time: Duration,
+    /// Encoded size.
+    pub width: u32,
+    /// Encoded size.
+    pub height: u32,
+}
+
+/// One encoded audio packet on its way to RTP.
+#[derive(Debug)]
+pub struct EncodedAudio {
+    /// Opus packet.
+    pub data: Bytes,
+    /// 48 kHz RTP timestamp.
+    pub rtp_timestamp: u32,
+    /// Level of the frame, dBFS.
+    pub level_dbfs: f64,
+}
+
+/// What the send threads report.
+#[derive(Debug)]
+pub enum SendEvent {
+    /// A frame was captured (counts toward captured fps).
+    Captured,
+    /// The encoder skipped a frame (rate control).
+    EncoderDropped,
+    /// Encoded video.
+    Video(EncodedVideo),
+    /// Encoded audio.
+    Audio(EncodedAudio),
+    /// The video source failed (camera unplugged, no device); video stops until switched.
+    SourceFailed(String),
+}
+
+/// A decoded remote frame.
+#[derive(Debug)]
+pub struct DecodedVideo {
+    /// Pixels.
+    pub frame: VideoFrame,
+    /// RTP timestamp it carried.
+    pub rtp_timestamp: u32,
+    /// When decoding finished.
+    pub decoded_at: Instant,
+}
+
+/// What the decode thread reports.
+#[derive(Debug)]
+pub enum DecodeEvent {
+    /// A frame decoded.
+    Decoded {
+        /// Decoder time.
+        decode_time: Duration,
+        /// Size.
+        width: u32,
+        /// Size.
+        height: u32,
+        /// The test pattern's frame number, when the picture carries one.
+        marker_frame: Option<u32>,
+        /// Capture → decoded, when the picture carries a test-pattern marker (same clock).
+        latency: Option<Duration>,
+        /// Assembly → decoded.
+        since_complete: Duration,
+    },
+    /// The decoder rejected a frame: a keyframe is needed.
+    Undecodable,
+}
+
+/// A frame for the decode thread.
+#[derive(Debug)]
+pub struct FrameToDecode {
+    /// VP8 bitstream.
+    pub data: Vec<u8>,
+    /// Its RTP timestamp.
+    pub rtp_timestamp: u32,
+    /// When the last packet arrived.
+    pub complete_at: Instant,
+}
+
+/// Resolution for a target bitrate, with hysteresis: steps are source, ½ and ¼ of its size.
+/// Returns the divisor (1, 2 or 4).
+pub fn ladder_step(source: (u32, u32), target_bps: u64, current: u32) -> u32 {
+    // Bits per pixel per second needed for a sharp picture at each step: ≈ 1.3 at 640x480.
+    let pixels = u64::from(source.0) * u64::from(source.1);
+    let full = pixels * 13 / 10 / 3; // 640x480 → 133 kbit/s; 720p → 400 kbit/s... scaled below
+    let down_half = full * 3; // under this, halve the size
+    let down_quarter = full; // under this, quarter it
+    let up = |threshold: u64| threshold * 13 / 10;
+    match current {
+        1 if target_bps < down_half => 2,
+        2 if target_bps < down_quarter => 4,
+        2 if target_bps > up(down_half) => 1,
+        4 if target_bps > up(down_quarter) => 2,
+        c @ (1 | 2 | 4) => c,
+        _ => 1,
+    }
+}
+
+/// The per-resolution bitrate cap.
+pub fn max_bps_for(width: u32, height: u32) -> u64 {
+    match u64::from(width) * u64::from(height) {
+        p if p >= 1280 * 720 => 2_500_000,
+        p if p >= 640 * 480 => 1_500_000,
+        _ => 600_000,
+    }
+}
+
+/// Halves a frame's size (2×2 box filter), rounding to even dimensions.
+pub fn downscale(frame: &VideoFrame, divisor: u32) -> Result<VideoFrame> {
+    if divisor <= 1 {
+        return Ok(frame.clone());
+    }
+    let w = (frame.width() / divisor) & !1;
+    let h = (frame.height() / divisor) & !1;
+    let mut out = VideoFrame::black(w.max(2), h.max(2), frame.capture_us)?;
+    let (w, h) = (out.width() as usize, out.height() as usize);
+    let d = divisor as usize;
+    let sw = frame.width() as usize;
+    let (oy, ou, ov) = out.planes_mut();
+    let avg = |src: &[u8], stride: usize, x: usize, y: usize| -> u8 {
+        let mut sum = 0u32;
+        for dy in 0..d {
+            let row = (y * d + dy) * stride;
+            for dx in 0..d {
+                sum += u32::from(src.get(row + x * d + dx).copied().unwrap_or(0));
+            }
+        }
+        (sum / (d * d) as u32) as u8
+    };
+    for y in 0..h {
+        for x in 0..w {
+            oy[y * w + x] = avg(frame.y(), sw, x, y);
+        }
+    }
+    for y in 0..h / 2 {
+        for x in 0..w / 2 {
+            ou[y * (w / 2) + x] = avg(frame.u(), sw / 2, x, y);
+            ov[y * (w / 2) + x] = avg(frame.v(), sw / 2, x, y);
+        }
+    }
+    Ok(out)
+}
+
+fn open_video(
+    input: &VideoInput,
+    format: VideoFormat,
+    echo: &Option<Arc<Mutex<std_mpsc::Receiver<Arc<DecodedVideo>>>>>,
+) -> Result<Box<dyn FnMut() -> Result<Option<VideoFrame>> + Send>> {
+    Ok(match input {
+        VideoInput::TestPattern => {
+            let mut src = TestPattern::new(format, system_clock())?;
+            let mut pacer = Pacer::new(format.frame_interval());
+            Box::new(move || {
+                pacer.wait();
+                src.next_frame().map(Some).map_err(Into::into)
+            })
+        }
+        VideoInput::Camera(index) => {
+            let mut cam = Camera::open(*index, format, system_clock())?;
+            Box::new(move || cam.next_frame().map(Some).map_err(Into::into))
+        }
+        VideoInput::Y4m(path) => {
+            let mut file = Y4mFile::open(path, system_clock())?;
+            let mut pacer = Pacer::new(file.format().frame_interval());
+            Box::new(move || {
+                pacer.wait();
+                file.next_frame().map(Some).map_err(Into::into)
+            })
+        }
+        VideoInput::Echo => {
+            let rx = echo.clone();
+            Box::new(move || {
+                let Some(rx) = &rx else {
+                    std::thread::sleep(Duration::from_millis(50));
+                    return Ok(None);
+                };
+                let got = match rx.lock() {
+                    Ok(rx) => rx.recv_timeout(Duration::from_millis(100)),
+                    Err(_) => return Ok(None),
+                };
+                match got {
+                    Ok(d) => {
+                        let mut f = d.frame.clone();
+                        // Re-stamp: the marker in the pixels still carries the original time.
+                        f.capture_us = system_clock().now_us();
+                        Ok(Some(f))
+                    }
+                    Err(_) => Ok(None),
+                }
+            })
+        }
+    })
+}
+
+/// Starts the capture → VP8 thread.
+pub fn spawn_video_sender(
+    config: &MediaConfig,
+    ctl: Arc<SendControl>,
+    tx: mpsc::UnboundedSender<SendEvent>,
+    echo: Option<Arc<Mutex<std_mpsc::Receiver<Arc<DecodedVideo>>>>>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let format = config.format;
+    let mut next = open_video(&config.video, format, &echo)?;
+    let start_bps = ctl.video_bps.load(Ordering::Relaxed).max(50_000);
+    let mut encoder = Vp8Encoder::new(Vp8Config::realtime(
+        format.width,
+        format.height,
+        format.fps,
+        (start_bps / 1000) as u32,
+    ))?;
+    let handle = std::thread::Builder::new()
+        .name("dyad-video-send".into())
+        .spawn(move || {
+            let mut step = 1;
+            let mut bps = start_bps;
+            let mut black_pacer = Pacer::new(Duration::from_millis(200));
+            let mut size = (format.width, format.height);
+            while !ctl.stop.load(Ordering::Relaxed) {
+                let switch = ctl.switch_video.lock().ok().and_then(|mut s| s.take());
+                if let Some(input) = switch {
+                    match open_video(&input, format, &echo) {
+                        Ok(n) => next = n,
+                        Err(e) => {
+                            let _ = tx.send(SendEvent::SourceFailed(e.to_string()));
+                        }
+                    }
+                }
+                let frame = if ctl.video_muted.load(Ordering::Relaxed) {
+                    // Camera off: a black picture at 5 fps, so the far side sees "off", not a
+                    // frozen last frame, for a few hundred bits per second.
+                    black_pacer.wait();
+                    VideoFrame::black(size.0, size.1, system_clock().now_us()).ok()
+                } else {
+                    match next() {
+                        Ok(f) => f,
+                        Err(e) => {
+                            let _ = tx.send(SendEvent::SourceFailed(e.to_string()));
+                            // Wait for a switch instead of spinning on a dead camera.
+                            std::thread::sleep(Duration::from_millis(200));
+                            None
+                        }
+                    }
+                };
+                let Some(frame) = frame else { continue };
+                size = (frame.width(), frame.height());
+                let _ = tx.send(SendEvent::Captured);
+                let target = ctl.video_bps.load(Ordering::Relaxed).max(30_000);
+                step = ladder_step(size, target, step);
+                let Ok(scaled) = downscale(&frame, step) else {
+                    continue;
+                };
+                let want = (scaled.width(), scaled.height());
+                let cfg = encoder.config();
+                if (cfg.width, cfg.height) != want {
+                    if let Err(e) = encoder.set_resolution(want.0, want.1) {
+                        tracing::warn!(error = %e, "resolution change refused");
+                        continue;
+                    }
+                }
+                if target.abs_diff(bps) * 20 > bps || (cfg.width, cfg.height) != want {
+                    bps = target;
+                    let _ = encoder.set_bitrate((bps / 1000) as u32);
+                }
+                if ctl.keyframe.swap(false, Ordering::Relaxed) {
+                    encoder.request_keyframe();
+                }
+                let t0 = Instant::now();
+                match encoder.encode(&scaled) {
+                    Ok(Some(enc)) => {
+                        let rtp_timestamp = enc.rtp_timestamp();
+                        let _ = tx.send(SendEvent::Video(EncodedVideo {
+                            data: Bytes::from(enc.data),
+                            keyframe: enc.keyframe,
+                            rtp_timestamp,
+                            encode_time: t0.elapsed(),
+                            width: want.0,
+                            height: want.1,
+                        }));
+                    }
+                    Ok(None) => {
+                        let _ = tx.send(SendEvent::EncoderDropped);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "encode failed"),
+                }
+            }
+        })?;
+    Ok(handle)
+}
+
+/// Starts the audio capture → Opus thread.
+pub fn spawn_audio_sender(
+    input: AudioInput,
+    ctl: Arc<SendControl>,
+    tx: mpsc::UnboundedSender<SendEvent>,
+    echo: Option<std_mpsc::Receiver<AudioFrame>>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let mut source: Option<Box<dyn AudioSource>> = match input {
+        AudioInput::Tone => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
+        AudioInput::Speech => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
+        AudioInput::Echo => None,
+    };
+    let mut encoder = OpusEncoder::new(OpusConfig {
+        bitrate_bps: OPUS_BPS,
+        ..OpusConfig::default()
+    })?;
+    let handle = std::thread::Builder::new()
+        .name("dyad-audio-send".into())
+        .spawn(move || {
+            let mut pacer = Pacer::new(Duration::from_millis(20));
+            let mut samples: u32 = 0;
+            while !ctl.stop.load(Ordering::Relaxed) {
+                let frame = match (&mut source, &echo) {
+                    (Some(src), _) => {
+                        pacer.wait();
+                        src.next_frame().ok()
+                    }
+                    (None, Some(rx)) => rx.recv_timeout(Duration::from_millis(100)).ok(),
+                    (None, None) => {
+                        std::thread::sleep(Duration::from_millis(100));
+                        None
+                    }
+                };
+                let Some(mut frame) = frame else { continue };
+                if frame.channels != 1 {
+                    continue;
+                }
+                if ctl.audio_muted.load(Ordering::Relaxed) {
+                    frame.samples.iter_mut().for_each(|s| *s = 0);
+                }
+                let level_dbfs = frame.level_dbfs();
+                let n = frame.samples.len() as u32;
+                match encoder.encode(&frame) {
+                    Ok(Some(pkt)) => {
+                        let _ = tx.send(SendEvent::Audio(EncodedAudio {
+                            data: Bytes::from(pkt.data),
+                            rtp_timestamp: samples,
+                            level_dbfs,
+                        }));
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "opus encode failed"),
+                }
+                samples = samples.wrapping_add(n);
+            }
+        })?;
+    Ok(handle)
+}
+
+/// Starts the VP8 decode thread. Decoded frames go to `out` (latest frame wins) and, for the
+/// echo bot, to `echo` (dropped when the encoder is busy).
+pub fn spawn_video_decoder(
+    rx: std_mpsc::Receiver<FrameToDecode>,
+    out: watch::Sender<Option<Arc<DecodedVideo>>>,
+    events: mpsc::UnboundedSender<DecodeEvent>,
+    echo: Option<std_mpsc::SyncSender<Arc<DecodedVideo>>>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let mut decoder = Vp8Decoder::new(2)?;
+    let handle = std::thread::Builder::new()
+        .name("dyad-video-decode".into())
+        .spawn(move || {
+            let clock = system_clock();
+            while let Ok(f) = rx.recv() {
+                let t0 = Instant::now();
+                match decoder.decode(&f.data, 0) {
+                    Ok(Some(frame)) => {
+                        let decode_time = t0.elapsed();
+                        let now_us = clock.now_us();
+                        let (marker_frame, latency) = match read_marker(&frame) {
+                            Ok(m) => (Some(m.frame), Some(Duration::from_micros(m.age_us(now_us)))),
+                            Err(_) => (None, None),
+                        };
+                        let (width, height) = (frame.width(), frame.height());
+                        let decoded = Arc::new(DecodedVideo {
+                            frame,
+                            rtp_timestamp: f.rtp_timestamp,
+                            decoded_at: Instant::now(),
+                        });
+                        if let Some(echo) = &echo {
+                            let _ = echo.try_send(Arc::clone(&decoded));
+                        }
+                        out.send_replace(Some(decoded));
+                        let _ = events.send(DecodeEvent::Decoded {
+                            decode_time,
+                            width,
+                            height,
+                            marker_frame,
+                            latency,
+                            since_complete: f.complete_at.elapsed(),
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(_) => {
+                        let _ = events.send(DecodeEvent::Undecodable);
+                    }
+                }
+            }
+        })?;
+    Ok(handle)
+}
+
+/// Receive side of audio: seq-ordered Opus decode with FEC for a single lost packet and
+/// concealment for longer gaps.
+#[derive(Debug)]
+pub struct AudioReceiver {
+    decoder: OpusDecoder,
+    last_seq: Option<u16>,
+    /// Frames decoded from packets.
+    pub decoded: u64,
+    /// Frames recovered from FEC.
+    pub recovered: u64,
+    /// Frames concealed (PLC).
+    pub concealed: u64,
+    /// Packets that failed to decode.
+    pub undecodable: u64,
+    /// Last level, dBFS.
+    pub level_dbfs: f64,
+}
+
+impl AudioReceiver {
+    /// A mono receiver.
+    pub fn new() -> Result<Self> {
+        Ok(Self {
+            decoder: OpusDecoder::new(1)?,
+            last_seq: None,
+            decoded: 0,
+            recovered: 0,
+            concealed: 0,
+            undecodable: 0,
+            level_dbfs: -100.0,
+        })
+    }
+
+    /// Decodes one packet (in arrival order); returns the frames to play.
+    pub fn push(&mut self, seq: u16, payload: &[u8]) -> Vec<AudioFrame> {
+        let mut out = Vec::new();
+        let gap = match self.last_seq {
+            Some(last) => {
+                let d = seq.wrapping_sub(last);
+                if d == 0 || d > 0x8000 {
+                    return out; // duplicate or late: already played or concealed
+                }
+                d - 1
+            }
+            None => 0,
+        };
+        self.last_seq = Some(seq);
+        if gap > 0 {
+            // Up to 5 frames (100 ms) of concealment, the last one from FEC.
+            for _ in 1..gap.min(5) {
+                if let Ok(f) = self.decoder.conceal() {
+                    self.concealed += 1;
+                    out.push(f);
+                }
+            }
+            if let Ok(f) = self.decoder.decode_fec(payload) {
+                self.recovered += 1;
+                out.push(f);
+            }
+        }
+        match self.decoder.decode(payload) {
+            Ok(f) => {
+                self.decoded += 1;
+                self.level_dbfs = f.level_dbfs();
+                out.push(f);
+            }
+            Err(_) => self.undecodable += 1,
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladder_steps_down_and_up_with_hysteresis() {
+        let src = (640, 480);
+        assert_eq!(ladder_step(src, 1_000_000, 1), 1);
+        let s = ladder_step(src, 350_000, 1);
+        assert_eq!(s, 2);
+        // Just above the down threshold is not enough to go back up.
+        assert_eq!(ladder_step(src, 420_000, 2), 2);
+        assert_eq!(ladder_step(src, 600_000, 2), 1);
+        assert_eq!(ladder_step(src, 100_000, 2), 4);
+        assert_eq!(ladder_step(src, 150_000, 4), 4);
+        assert_eq!(ladder_step(src, 200_000, 4), 2);
+    }
+
+    #[test]
+    fn downscale_keeps_the_picture() {
+        let f = dyad_media::testpattern::render(640, 480, 7, 1234).unwrap();
+        let h = downscale(&f, 2).unwrap();
+        assert_eq!((h.width(), h.height()), (320, 240));
+        // The mean luma stays (box filter).
+        let mean = |p: &[u8]| p.iter().map(|&v| u64::from(v)).sum::<u64>() / p.len() as u64;
+        assert!(mean(f.y()).abs_diff(mean(h.y())) <= 1);
+        let q = downscale(&f, 4).unwrap();
+        assert_eq!((q.width(), q.height()), (160, 120));
+    }
+
+    #[test]
+    fn audio_receiver_uses_fec_for_a_gap_and_ignores_duplicates() {
+        let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();
+        let mut tone =
+            Tone::new(1, Arc::new(dyad_media::ManualClock::new(0)), 440.0, -20.0).unwrap();
+        let pkts: Vec<Vec<u8>> = (0..10)
+            .map(|_| {
+                enc.encode(&tone.next_frame().unwrap())
+                    .unwrap()
+                    .unwrap()
+                    .data
+            })
+            .collect();
+        let mut rx = AudioReceiver::new().unwrap();
+        assert_eq!(rx.push(100, &pkts[0]).len(), 1);
+        assert_eq!(rx.push(101, &pkts[1]).len(), 1);
+        assert!(rx.push(101, &pkts[1]).is_empty(), "duplicate");
+        // 102 lost: FEC from 103 fills it.
+        assert_eq!(rx.push(103, &pkts[3]).len(), 2);
+        assert_eq!(rx.recovered, 1);
+        // 104..=106 lost: two concealed, one FEC.
+        assert_eq!(rx.push(107, &pkts[7]).len(), 4);
+        assert_eq!((rx.concealed, rx.recovered), (2, 2));
+        assert!(rx.push(105, &pkts[5]).is_empty(), "late");
+        // Garbage never panics.
+        rx.push(108, &[0xff; 3]);
+        rx.push(109, &[]);
+        assert!(rx.undecodable >= 1);
+    }
+}
