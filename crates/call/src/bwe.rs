@@ -559,11 +559,7 @@ mod tests {
                 if t_us >= self.next_rr_us {
                     self.next_rr_us += 1_000_000.0;
                     let (sent, lost) = std::mem::take(&mut self.sent_in_window);
-                    let frac = if sent == 0 {
-                        0
-                    } else {
-                        (lost * 256 / sent).min(255) as u8
-                    };
+                    let frac = (lost * 256).checked_div(sent).unwrap_or(0).min(255) as u8;
                     self.bwe
                         .on_receiver_report(frac, Some(Duration::from_millis(40)), now);
                 }

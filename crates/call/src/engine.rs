@@ -815,6 +815,9 @@ impl Client {
         let now = Instant::now();
         call.connected_at = Some(now);
         call.last_stats = now;
+        for r in &mut call.c.rates {
+            r.per_second(now, 0);
+        }
         let ctl = Arc::new(SendControl::default());
         let cap = media::max_bps_for(
             self.config.media.format.width,
@@ -841,25 +844,26 @@ impl Client {
             (None, None)
         };
         let (decode_tx, decode_rx) = std_mpsc::channel();
-        let mut threads = Vec::new();
-        threads.push(media::spawn_video_decoder(
-            decode_rx,
-            self.remote_video.clone(),
-            call.dec_tx.clone(),
-            video_echo_tx,
-        )?);
-        threads.push(media::spawn_video_sender(
-            &self.config.media,
-            Arc::clone(&ctl),
-            call.send_tx.clone(),
-            video_echo_rx,
-        )?);
-        threads.push(media::spawn_audio_sender(
-            self.config.media.audio,
-            Arc::clone(&ctl),
-            call.send_tx.clone(),
-            audio_echo_rx,
-        )?);
+        let threads = vec![
+            media::spawn_video_decoder(
+                decode_rx,
+                self.remote_video.clone(),
+                call.dec_tx.clone(),
+                video_echo_tx,
+            )?,
+            media::spawn_video_sender(
+                &self.config.media,
+                Arc::clone(&ctl),
+                call.send_tx.clone(),
+                video_echo_rx,
+            )?,
+            media::spawn_audio_sender(
+                self.config.media.audio,
+                Arc::clone(&ctl),
+                call.send_tx.clone(),
+                audio_echo_rx,
+            )?,
+        ];
         call.audio_rx = Some(AudioReceiver::new()?);
         if let Some(peer) = &call.peer {
             call.local_ssrc = (

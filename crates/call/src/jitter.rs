@@ -651,7 +651,11 @@ mod tests {
         assert!(drain(&mut a, t).is_empty());
         let deadline = a.next_timeout().unwrap();
         assert_eq!(deadline, t + cfg.max_wait);
-        assert!(drain(&mut a, deadline - Duration::from_millis(1)).is_empty());
+        assert!(drain(
+            &mut a,
+            deadline.checked_sub(Duration::from_millis(1)).unwrap()
+        )
+        .is_empty());
         let ev = drain(&mut a, deadline);
         assert!(matches!(
             ev[0],

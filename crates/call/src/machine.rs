@@ -624,7 +624,12 @@ mod tests {
             }]
         );
         assert!(m
-            .handle(t0 + CONNECT_TIMEOUT - Duration::from_millis(1), Input::Tick)
+            .handle(
+                t0 + CONNECT_TIMEOUT
+                    .checked_sub(Duration::from_millis(1))
+                    .unwrap(),
+                Input::Tick
+            )
             .is_empty());
         m.handle(t0 + CONNECT_TIMEOUT, Input::Tick);
         assert_eq!(m.phase(), &Phase::Ended(EndReason::IceTimeout));

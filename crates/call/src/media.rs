@@ -176,11 +176,11 @@ pub struct FrameToDecode {
 /// Resolution for a target bitrate, with hysteresis: steps are source, ½ and ¼ of its size.
 /// Returns the divisor (1, 2 or 4).
 pub fn ladder_step(source: (u32, u32), target_bps: u64, current: u32) -> u32 {
-    // Bits per pixel per second needed for a sharp picture at each step: ≈ 1.3 at 640x480.
+    // Below ≈ 0.65 bit per pixel per second the full size looks worse than half the size
+    // sharp: 640x480 halves under 200 kbit/s and quarters under 100; 720p under 600 / 300.
     let pixels = u64::from(source.0) * u64::from(source.1);
-    let full = pixels * 13 / 10 / 3; // 640x480 → 133 kbit/s; 720p → 400 kbit/s... scaled below
-    let down_half = full * 3; // under this, halve the size
-    let down_quarter = full; // under this, quarter it
+    let down_half = pixels * 13 / 20; // under this, halve the size
+    let down_quarter = down_half / 2; // under this, quarter it
     let up = |threshold: u64| threshold * 13 / 10;
     match current {
         1 if target_bps < down_half => 2,
@@ -342,9 +342,16 @@ pub fn spawn_video_sender(
                 let _ = tx.send(SendEvent::Captured);
                 let target = ctl.video_bps.load(Ordering::Relaxed).max(30_000);
                 step = ladder_step(size, target, step);
-                let Ok(scaled) = downscale(&frame, step) else {
+                let Ok(mut scaled) = downscale(&frame, step) else {
                     continue;
                 };
+                if step > 1 {
+                    // The test pattern's frame number and capture time travel in the pixels;
+                    // redraw them at the new size so the far side can still read them.
+                    if let Ok(m) = read_marker(&frame) {
+                        let _ = dyad_media::testpattern::write_marker(&mut scaled, m);
+                    }
+                }
                 let want = (scaled.width(), scaled.height());
                 let cfg = encoder.config();
                 if (cfg.width, cfg.height) != want {
@@ -572,15 +579,15 @@ mod tests {
     #[test]
     fn ladder_steps_down_and_up_with_hysteresis() {
         let src = (640, 480);
-        assert_eq!(ladder_step(src, 1_000_000, 1), 1);
-        let s = ladder_step(src, 350_000, 1);
-        assert_eq!(s, 2);
+        assert_eq!(ladder_step(src, 300_000, 1), 1);
+        assert_eq!(ladder_step(src, 190_000, 1), 2);
         // Just above the down threshold is not enough to go back up.
-        assert_eq!(ladder_step(src, 420_000, 2), 2);
-        assert_eq!(ladder_step(src, 600_000, 2), 1);
-        assert_eq!(ladder_step(src, 100_000, 2), 4);
-        assert_eq!(ladder_step(src, 150_000, 4), 4);
-        assert_eq!(ladder_step(src, 200_000, 4), 2);
+        assert_eq!(ladder_step(src, 210_000, 2), 2);
+        assert_eq!(ladder_step(src, 260_000, 2), 1);
+        assert_eq!(ladder_step(src, 90_000, 2), 4);
+        assert_eq!(ladder_step(src, 110_000, 4), 4);
+        assert_eq!(ladder_step(src, 130_000, 4), 2);
+        assert_eq!(ladder_step((1280, 720), 500_000, 1), 2);
     }
 
     #[test]

@@ -408,8 +408,7 @@ impl RtcPeer {
             }));
     }
 
-    /// Adds our two tracks (once). The offerer does this before the offer, the answerer after
-    /// applying the offer so its transceivers are reused.
+    /// Adds our two tracks (once), before the offer or before applying the remote offer.
     async fn add_tracks(&mut self) -> Result<()> {
         if self.tracks_added {
             return Ok(());
@@ -459,6 +458,9 @@ impl RtcPeer {
 
     /// Applies the remote offer and returns our answer's SDP.
     pub async fn answer(&mut self, offer_sdp: &str) -> Result<String> {
+        // Tracks first: webrtc-rs 0.17 pairs existing local transceivers with the offer's
+        // m-lines while applying it; a track added afterwards gets a new, unnegotiated one.
+        self.add_tracks().await?;
         let offer =
             RTCSessionDescription::offer(offer_sdp.to_owned()).map_err(|e| CallError::BadSdp {
                 detail: e.to_string(),
@@ -469,7 +471,6 @@ impl RtcPeer {
             .map_err(|e| CallError::BadSdp {
                 detail: e.to_string(),
             })?;
-        self.add_tracks().await?;
         let answer = self
             .pc
             .create_answer(None)
