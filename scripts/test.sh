@@ -16,3 +16,5 @@ echo "== cargo test"
 cargo test --workspace --all-targets --locked
 echo "== the main job (README command 1) still runs"
 cargo run --release --locked -p dyad -- demo --seconds 2 --fast
+# And the README's first command, shortened: a real call to the embedded echo bot.
+cargo run --release --locked -p dyad -- call --seconds 3

@@ -26,6 +26,8 @@ use tokio_tungstenite::tungstenite::Message;
 pub enum BenchCommand {
     /// Load-test the signalling server.
     Signalling(SignallingArgs),
+    /// Call set-up time, capture → decoded latency and CPU of a real call on loopback.
+    Call(crate::call::BenchCallArgs),
     /// (internal) one load-generating process of `bench signalling`.
     #[command(hide = true)]
     SignallingWorker(WorkerArgs),
@@ -70,6 +72,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Signalling(args) => runtime.block_on(coordinator(args)),
         BenchCommand::SignallingWorker(args) => runtime.block_on(worker(args)),
+        BenchCommand::Call(args) => crate::call::bench_call(args),
     }
 }
 

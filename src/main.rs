@@ -1,8 +1,10 @@
 //! `dyad`: the headless command line: the media demo (`demo`), devices (`devices`), the
-//! signalling server (`serve`) and benchmarks (`bench`). Later: `call`, `answer`, `echo`.
+//! signalling server (`serve`), headless calls (`call`, `answer`, `echo`) and benchmarks
+//! (`bench`).
 //! It only parses arguments, calls the libraries and prints.
 
 mod bench;
+mod call;
 mod demo;
 mod serve;
 
@@ -30,6 +32,13 @@ enum Command {
     /// Run the signalling server (accounts, presence, calls, TURN credentials; optionally the
     /// embedded STUN/TURN server).
     Serve(serve::ServeArgs),
+    /// Place a call and print its live statistics. With no --server: an embedded server and an
+    /// echo bot on loopback, so a real call works with nothing else running.
+    Call(call::CallArgs),
+    /// Sign in and accept every incoming call, printing its statistics.
+    Answer(call::AnswerArgs),
+    /// The echo bot: accept every call and send the caller's own video and audio back.
+    Echo(call::AnswerArgs),
     /// Benchmarks that need real processes and sockets (figures go to docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -40,7 +49,7 @@ fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("DYAD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,webrtc=error,webrtc_ice=error,webrtc_mdns=error,webrtc_dtls=error,webrtc_srtp=error,turn=error")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -48,6 +57,10 @@ fn main() -> Result<()> {
         Command::Demo(args) => demo::run(&args),
         Command::Devices => demo::devices(),
         Command::Serve(args) => serve::run(&args),
+        Command::Call(args) => call::call(&args),
+        Command::Answer(args) => call::answer(&args, false),
+        Command::Echo(args) => call::answer(&args, true),
+        Command::Bench(bench::BenchCommand::Call(args)) => call::bench_call(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     }
 }

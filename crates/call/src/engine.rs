@@ -134,6 +134,13 @@ pub enum CallEvent {
         /// Call id.
         call_id: String,
     },
+    /// The first remote video frame decoded.
+    FirstRemoteFrame {
+        /// Call id.
+        call_id: String,
+        /// Since the answer was applied (caller) or created (callee).
+        after_answer: Duration,
+    },
     /// Once a second during a call.
     Stats(Box<StatsSnapshot>),
     /// The call is over.
@@ -377,6 +384,7 @@ struct Call {
     c: Counters,
     muted: (bool, bool),
     last_pli_sent: Option<Instant>,
+    answered_at: Option<Instant>,
 }
 
 impl Call {
@@ -410,6 +418,7 @@ impl Call {
             c: Counters::default(),
             muted: (false, false),
             last_pli_sent: None,
+            answered_at: None,
         }
     }
 }
@@ -700,6 +709,9 @@ impl Client {
                 let call = self.call.as_mut()?;
                 let peer = call.peer.as_mut()?;
                 let res = peer.answer(&sdp).await;
+                if !renegotiation {
+                    call.answered_at = Some(Instant::now());
+                }
                 let pending = std::mem::take(&mut call.pending_candidates);
                 for c in &pending {
                     let _ = peer.add_remote_candidate(c).await;
@@ -724,6 +736,7 @@ impl Client {
                 let call = self.call.as_mut()?;
                 let peer = call.peer.as_mut()?;
                 let res = peer.apply_answer(&sdp).await;
+                call.answered_at = Some(Instant::now());
                 let pending = std::mem::take(&mut call.pending_candidates);
                 for c in &pending {
                     let _ = peer.add_remote_candidate(c).await;
@@ -963,6 +976,14 @@ impl Client {
                 latency,
                 ..
             } => {
+                if call.c.video_in.frames_decoded == 0 {
+                    if let Some(at) = call.answered_at {
+                        let _ = self.events.send(CallEvent::FirstRemoteFrame {
+                            call_id: call.m.call_id.clone(),
+                            after_answer: at.elapsed(),
+                        });
+                    }
+                }
                 let i = &mut call.c.video_in;
                 i.frames_decoded += 1;
                 i.frame_width = width;

@@ -1,0 +1,426 @@
+//! `dyad call`, `dyad answer`, `dyad echo` and `dyad bench call`: headless clients over
+//! `dyad-call`. Without `--server`, `dyad call` starts an embedded signalling server on
+//! loopback and an echo bot, and calls it: a real call with nothing else running.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
+use dyad_call::signal::ServerUrl;
+use dyad_call::stats::StatsSnapshot;
+use dyad_call::VideoInput;
+use dyad_media::VideoFormat;
+use tokio::sync::mpsc;
+
+/// Who we are and where the server is.
+#[derive(Args, Debug, Clone)]
+pub struct Account {
+    /// Signalling server, `http://host:port`. Default: an embedded one on loopback.
+    #[arg(long)]
+    server: Option<String>,
+    /// Username (created on first use).
+    #[arg(long, default_value = "caller")]
+    user: String,
+    /// Password. Default: the DYAD_PASSWORD environment variable, else a fixed local one.
+    #[arg(long, env = "DYAD_PASSWORD", default_value = "dyad local password")]
+    password: String,
+    /// Use TURN relays only.
+    #[arg(long)]
+    relay_only: bool,
+    /// Capture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x480")]
+    size: String,
+    /// Video source: `pattern` (test pattern), `camera:N`, or a .y4m file.
+    #[arg(long, default_value = "pattern")]
+    video: String,
+}
+
+/// `dyad call`.
+#[derive(Args, Debug)]
+pub struct CallArgs {
+    /// Who to call. Default (with no --server): the embedded echo bot.
+    peer: Option<String>,
+    #[command(flatten)]
+    account: Account,
+    /// Hang up after this many seconds (0: until the other side ends or Ctrl-C).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Write the call's statistics history (JSON) here at the end.
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
+}
+
+/// `dyad answer` and `dyad echo`.
+#[derive(Args, Debug)]
+pub struct AnswerArgs {
+    #[command(flatten)]
+    account: Account,
+    /// Stop after this many calls (0: never).
+    #[arg(long, default_value_t = 0)]
+    calls: u32,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32)> {
+    let (w, h) = s.split_once('x').context("size is WIDTHxHEIGHT")?;
+    Ok((w.parse()?, h.parse()?))
+}
+
+fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
+    let mut c = ClientConfig::new(server, &a.user, &a.password);
+    let (width, height) = parse_size(&a.size)?;
+    c.media.format = VideoFormat {
+        width,
+        height,
+        fps: 30,
+    };
+    c.media.video = match a.video.as_str() {
+        "pattern" => VideoInput::TestPattern,
+        v if v.starts_with("camera:") => VideoInput::Camera(v[7..].parse().context("camera:N")?),
+        path => VideoInput::Y4m(path.into()),
+    };
+    c.relay_only = a.relay_only;
+    c.device = format!("cli-{}", std::process::id());
+    Ok(c)
+}
+
+/// An embedded signalling server on 127.0.0.1 (in memory); dropped = stopped.
+struct Embedded {
+    url: ServerUrl,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn embedded_server() -> Result<Embedded> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let store = dyad_server::Store::open_in_memory().await?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let r = dyad_server::run(
+            listener,
+            store,
+            dyad_server::ServerConfig::default(),
+            async {
+                let _ = stopped.await;
+            },
+        )
+        .await;
+        if let Err(e) = r {
+            eprintln!("embedded server: {e}");
+        }
+    });
+    Ok(Embedded {
+        url: ServerUrl::parse(&format!("http://{addr}"))?,
+        _stop: stop,
+    })
+}
+
+async fn start_echo(url: &ServerUrl) -> Result<(ClientHandle, mpsc::UnboundedReceiver<CallEvent>)> {
+    let cfg = ClientConfig::new(url.clone(), "echo", "dyad echo bot password").echo();
+    Ok(dyad_call::start(cfg).await?)
+}
+
+fn kbps(b: f64) -> String {
+    format!("{:.0}", b / 1000.0)
+}
+
+fn print_stats(s: &StatsSnapshot) {
+    let (vo, vi, ai) = (&s.outbound_video, &s.inbound_video, &s.inbound_audio);
+    let rtt = s
+        .remote_inbound_video
+        .round_trip_time
+        .map_or("-".into(), |r| format!("{:.1}", r * 1000.0));
+    let g2g = vi
+        .glass_to_glass_ms
+        .map_or("-".into(), |g| format!("{g:.1}"));
+    let path = s.candidate_pair.as_ref().map_or("-".into(), |p| {
+        format!("{}/{}", p.local_candidate_type, p.protocol)
+    });
+    println!(
+        "{:>5.1}s  send {}x{} {:>4.1} fps {:>5} of {:>5} kbit/s | recv {}x{} {:>4.1} fps {:>5} kbit/s frame #{} loss {:.1}% | audio {:.0} frames/s | rtt {} ms | capture→decoded {} ms | {} ({})",
+        s.call_seconds,
+        vo.frame_width,
+        vo.frame_height,
+        vo.frames_per_second,
+        kbps(vo.bitrate),
+        kbps(vo.target_bitrate),
+        vi.frame_width,
+        vi.frame_height,
+        vi.frames_per_second,
+        kbps(vi.bitrate),
+        vi.last_marker_frame.map_or("-".into(), |n| n.to_string()),
+        vi.loss_percent,
+        ai.frames_per_second,
+        rtt,
+        g2g,
+        path,
+        vo.quality_limitation_reason,
+    );
+}
+
+/// `dyad call`.
+pub fn call(args: &CallArgs) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(call_async(args))
+}
+
+async fn call_async(args: &CallArgs) -> Result<()> {
+    let (url, _embedded, _echo) = match &args.account.server {
+        Some(s) => (ServerUrl::parse(s)?, None, None),
+        None => {
+            let e = embedded_server().await?;
+            let echo = start_echo(&e.url).await?;
+            println!("dyad call: embedded server on {} with an echo bot", e.url);
+            (e.url.clone(), Some(e), Some(echo))
+        }
+    };
+    let peer = match (&args.peer, &args.account.server) {
+        (Some(p), _) => p.clone(),
+        (None, None) => "echo".into(),
+        (None, Some(_)) => bail!("say who to call: dyad call <user> --server ..."),
+    };
+    let (h, mut ev) = dyad_call::start(config(&args.account, url)?).await?;
+    h.set_audio_sink(Box::new(CountingSink::default()));
+    h.dial(&peer)?;
+    println!("dyad call: calling {peer}");
+    let deadline = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
+    let mut hung_up = false;
+    loop {
+        let wait = deadline.map_or(Duration::from_secs(3600), |d| {
+            d.saturating_duration_since(Instant::now())
+        });
+        let ev = tokio::select! {
+            e = ev.recv() => e,
+            _ = tokio::time::sleep(wait), if !hung_up => {
+                hung_up = true;
+                h.hangup()?;
+                continue;
+            }
+            _ = tokio::signal::ctrl_c(), if !hung_up => {
+                hung_up = true;
+                h.hangup()?;
+                continue;
+            }
+        };
+        let Some(ev) = ev else {
+            bail!("the call engine stopped")
+        };
+        match ev {
+            CallEvent::RemoteRinging { .. } => println!("dyad call: ringing"),
+            CallEvent::Connected { .. } => println!("dyad call: connected"),
+            CallEvent::FirstRemoteFrame { after_answer, .. } => println!(
+                "dyad call: first remote frame {:.1} ms after the answer",
+                after_answer.as_secs_f64() * 1000.0
+            ),
+            CallEvent::Stats(s) => print_stats(&s),
+            CallEvent::Error { code, message } => eprintln!("dyad call: {code}: {message}"),
+            CallEvent::Ended { reason, stats, .. } => {
+                println!("dyad call: ended ({reason:?})");
+                if let Some(path) = &args.stats_json {
+                    std::fs::write(path, stats.to_json())
+                        .with_context(|| format!("write {}", path.display()))?;
+                    println!("dyad call: statistics in {}", path.display());
+                }
+                h.shutdown().await;
+                return match reason {
+                    dyad_proto::EndReason::UserHangup if stats.snapshots.is_empty() => {
+                        bail!("the call ended before any media flowed")
+                    }
+                    dyad_proto::EndReason::UserHangup => Ok(()),
+                    other => bail!("call ended: {other:?}"),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `dyad answer` (accepts calls) and `dyad echo` (the echo bot).
+pub fn answer(args: &AnswerArgs, echo: bool) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(answer_async(args, echo))
+}
+
+async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
+    let url = match &args.account.server {
+        Some(s) => ServerUrl::parse(s)?,
+        None => bail!("--server is required (start one with `dyad serve`)"),
+    };
+    let mut cfg = config(&args.account, url)?;
+    cfg.auto_accept = true;
+    if echo {
+        cfg = cfg.echo();
+    }
+    let (h, mut ev) = dyad_call::start(cfg).await?;
+    h.set_audio_sink(Box::new(CountingSink::default()));
+    println!(
+        "dyad {}: signed in as {}, waiting for calls",
+        if echo { "echo" } else { "answer" },
+        args.account.user
+    );
+    let mut calls = 0;
+    loop {
+        let ev = tokio::select! {
+            e = ev.recv() => e,
+            _ = tokio::signal::ctrl_c() => {
+                h.shutdown().await;
+                return Ok(());
+            }
+        };
+        match ev {
+            None => bail!("the call engine stopped"),
+            Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
+            Some(CallEvent::Connected { .. }) => println!("connected"),
+            Some(CallEvent::Stats(s)) if !echo => print_stats(&s),
+            Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
+            Some(CallEvent::Ended { reason, .. }) => {
+                println!("call ended ({reason:?})");
+                calls += 1;
+                if args.calls > 0 && calls >= args.calls {
+                    h.shutdown().await;
+                    return Ok(());
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+/// `dyad bench call`.
+#[derive(Args, Debug)]
+pub struct BenchCallArgs {
+    /// Calls per size.
+    #[arg(long, default_value_t = 5)]
+    calls: u32,
+    /// Seconds of media per call.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Sizes to measure.
+    #[arg(long, default_values_t = vec!["640x480".to_string(), "1280x720".to_string()])]
+    sizes: Vec<String>,
+}
+
+fn percentile(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is always valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: as above; `ru` is a valid, writable rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0.0;
+    }
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(ru.ru_utime) + t(ru.ru_stime)
+}
+
+async fn next_matching<T>(
+    ev: &mut mpsc::UnboundedReceiver<CallEvent>,
+    what: &str,
+    mut pick: impl FnMut(&CallEvent) -> Option<T>,
+) -> Result<T> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let e = tokio::time::timeout_at(until, ev.recv())
+            .await
+            .with_context(|| format!("timed out waiting for {what}"))?
+            .context("engine stopped")?;
+        if let CallEvent::Ended { reason, .. } = &e {
+            bail!("call ended ({reason:?}) while waiting for {what}");
+        }
+        if let Some(t) = pick(&e) {
+            return Ok(t);
+        }
+    }
+}
+
+/// Both clients run in this process against an embedded server on loopback.
+pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async {
+        let server = embedded_server().await?;
+        println!(
+            "dyad bench call: {} calls x {} s per size, caller and callee in this process, server {}",
+            args.calls, args.seconds, server.url
+        );
+        println!("| size | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        for size in &args.sizes {
+            let (w, h) = parse_size(size)?;
+            let mut answer_ms = Vec::new();
+            let mut accept_ms = Vec::new();
+            let mut latency_ms = Vec::new();
+            let mut cpu_per_min = Vec::new();
+            let mut kbit = Vec::new();
+            for i in 0..args.calls {
+                let mk = |name: &str| {
+                    let mut c = ClientConfig::new(server.url.clone(), name, "bench password 1");
+                    c.media.format = VideoFormat {
+                        width: w,
+                        height: h,
+                        fps: 30,
+                    };
+                    c.device = format!("bench-{i}");
+                    c
+                };
+                let (a, mut aev) = dyad_call::start(mk("caller")).await?;
+                let (b, mut bev) = dyad_call::start(mk("callee")).await?;
+                a.dial("callee")?;
+                next_matching(&mut bev, "incoming", |e| {
+                    matches!(e, CallEvent::Incoming { .. }).then_some(())
+                })
+                .await?;
+                let accepted = Instant::now();
+                b.accept()?;
+                let after_answer = next_matching(&mut aev, "first frame", |e| match e {
+                    CallEvent::FirstRemoteFrame { after_answer, .. } => Some(*after_answer),
+                    _ => None,
+                })
+                .await?;
+                accept_ms.push(accepted.elapsed().as_secs_f64() * 1000.0);
+                answer_ms.push(after_answer.as_secs_f64() * 1000.0);
+                // Let the estimator settle before measuring steady state.
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let cpu0 = cpu_seconds();
+                let t0 = Instant::now();
+                let mut rx = a.remote_video();
+                let end = tokio::time::Instant::now() + Duration::from_secs(args.seconds);
+                let clock = dyad_media::clock::system_clock();
+                while let Ok(Ok(())) = tokio::time::timeout_at(end, rx.changed()).await {
+                    let f = rx.borrow_and_update().clone();
+                    if let Some(f) = f {
+                        if let Ok(m) = dyad_media::read_marker(&f.frame) {
+                            latency_ms.push(m.age_us(clock.now_us()) as f64 / 1000.0);
+                        }
+                    }
+                }
+                let cpu = cpu_seconds() - cpu0;
+                cpu_per_min.push(cpu * 60.0 / t0.elapsed().as_secs_f64());
+                if let Some(h) = a.stats().await? {
+                    if let Some(s) = h.snapshots.back() {
+                        kbit.push(s.outbound_video.bitrate / 1000.0);
+                    }
+                }
+                a.hangup()?;
+                a.shutdown().await;
+                b.shutdown().await;
+            }
+            println!(
+                "| {size} | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} | {:.0} |",
+                percentile(&mut answer_ms, 0.5),
+                percentile(&mut accept_ms, 0.5),
+                percentile(&mut latency_ms.clone(), 0.5),
+                percentile(&mut latency_ms, 0.95),
+                percentile(&mut cpu_per_min, 0.5),
+                percentile(&mut kbit, 0.5),
+            );
+        }
+        Ok(())
+    })
+}
