@@ -32,7 +32,7 @@ pub struct Account {
     /// Capture size, WIDTHxHEIGHT.
     #[arg(long, default_value = "640x480")]
     size: String,
-    /// Video source: `pattern` (test pattern), `camera:N`, or a .y4m file.
+    /// Video source: `pattern` (test pattern), `noisy-pattern`, `camera:N`, or a .y4m file.
     #[arg(long, default_value = "pattern")]
     video: String,
 }
@@ -77,6 +77,7 @@ fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
     };
     c.media.video = match a.video.as_str() {
         "pattern" => VideoInput::TestPattern,
+        "noisy-pattern" => VideoInput::NoisyPattern,
         v if v.starts_with("camera:") => VideoInput::Camera(v[7..].parse().context("camera:N")?),
         path => VideoInput::Y4m(path.into()),
     };
@@ -299,6 +300,12 @@ pub struct BenchCallArgs {
     /// Sizes to measure.
     #[arg(long, default_values_t = vec!["640x480".to_string(), "1280x720".to_string()])]
     sizes: Vec<String>,
+    /// Where the bandwidth estimate starts, kbit/s (it ramps ≤ 8 %/s from there).
+    #[arg(long, default_value_t = 300)]
+    start_kbps: u64,
+    /// Send the test pattern with camera-like noise (content that uses its bitrate).
+    #[arg(long)]
+    noise: bool,
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -349,7 +356,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             "dyad bench call: {} calls x {} s per size, caller and callee in this process, server {}",
             args.calls, args.seconds, server.url
         );
-        println!("| size | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way |");
+        println!("| size | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way (target) |");
         println!("| --- | --- | --- | --- | --- | --- |");
         for size in &args.sizes {
             let (w, h) = parse_size(size)?;
@@ -358,6 +365,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             let mut latency_ms = Vec::new();
             let mut cpu_per_min = Vec::new();
             let mut kbit = Vec::new();
+            let mut target = Vec::new();
             for i in 0..args.calls {
                 let mk = |name: &str| {
                     let mut c = ClientConfig::new(server.url.clone(), name, "bench password 1");
@@ -367,6 +375,10 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                         fps: 30,
                     };
                     c.device = format!("bench-{i}");
+                    c.start_bps = args.start_kbps * 1000;
+                    if args.noise {
+                        c.media.video = VideoInput::NoisyPattern;
+                    }
                     c
                 };
                 let (a, mut aev) = dyad_call::start(mk("caller")).await?;
@@ -405,6 +417,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                 if let Some(h) = a.stats().await? {
                     if let Some(s) = h.snapshots.back() {
                         kbit.push(s.outbound_video.bitrate / 1000.0);
+                        target.push(s.outbound_video.target_bitrate / 1000.0);
                     }
                 }
                 a.hangup()?;
@@ -412,13 +425,14 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                 b.shutdown().await;
             }
             println!(
-                "| {size} | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} | {:.0} |",
+                "| {size} | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} | {:.0} ({:.0}) |",
                 percentile(&mut answer_ms, 0.5),
                 percentile(&mut accept_ms, 0.5),
                 percentile(&mut latency_ms.clone(), 0.5),
                 percentile(&mut latency_ms, 0.95),
                 percentile(&mut cpu_per_min, 0.5),
                 percentile(&mut kbit, 0.5),
+                percentile(&mut target, 0.5),
             );
         }
         Ok(())

@@ -11,7 +11,7 @@
 //! * Rate control (AIMD): overuse → 0.85 × the bitrate the receiver acknowledged; normal →
 //!   ×1.08 per second far from the last congestion point, ≈ one packet per response time near it;
 //!   underuse → hold. An increase never goes past 1.5 × acknowledged + 10 kbit/s, so an
-//!   application-limited sender does not run its estimate away.
+//!   application-limited sender does not run its estimate away (nor is it pulled down by it).
 //! * Loss-based (receiver reports): loss > 10 % → target × (1 − 0.5 × loss); < 2 % → ×1.05;
 //!   in between, hold.
 //! * Target = min(delay-based, loss-based), clamped to [min, max].
@@ -320,6 +320,7 @@ impl BandwidthEstimator {
             }
             BandwidthUsage::Underusing => {}
             BandwidthUsage::Normal => {
+                let before = self.delay_bps;
                 let near = self
                     .congestion_point
                     .is_some_and(|p| (self.delay_bps - p).abs() < 0.15 * p);
@@ -330,8 +331,11 @@ impl BandwidthEstimator {
                 } else {
                     self.delay_bps *= 1.08f64.powf(dt);
                 }
+                // The acknowledged rate limits how far an increase may go; it never pulls an
+                // estimate down by itself (an encoder that undershoots on easy content is not
+                // congestion).
                 if let Some(a) = acked {
-                    self.delay_bps = self.delay_bps.min(1.5 * a + 10_000.0);
+                    self.delay_bps = self.delay_bps.min((1.5 * a + 10_000.0).max(before));
                 }
             }
         }

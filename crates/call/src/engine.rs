@@ -31,7 +31,8 @@ use crate::stats::{
 pub const MAX_QUEUED_MESSAGES: usize = 256;
 /// Reconnect backoff: first and longest wait.
 pub const BACKOFF: (Duration, Duration) = (Duration::from_millis(250), Duration::from_secs(8));
-/// With packets arriving but nothing decoding for this long, the call ends `media_failed`.
+/// With packets of a kind arriving but not one frame of it decoding this long after connecting,
+/// the call ends `media_failed`.
 pub const MEDIA_FAILED_AFTER: Duration = Duration::from_secs(8);
 
 /// How a client signs in and what it sends.
@@ -55,6 +56,11 @@ pub struct ClientConfig {
     pub auto_accept: bool,
     /// How long our invites ring, ms.
     pub invite_lifetime_ms: u64,
+    /// Where the bandwidth estimate starts, bit/s (it then moves by the estimator's rules).
+    pub start_bps: u64,
+    /// Fault injection for tests of the receive side: corrupt every Nth encoded video frame
+    /// before it is sent (`Some(1)`: every frame). Never set in normal use.
+    pub corrupt_every: Option<u32>,
 }
 
 impl ClientConfig {
@@ -70,6 +76,8 @@ impl ClientConfig {
             relay_only: false,
             auto_accept: false,
             invite_lifetime_ms: dyad_proto::limits::DEFAULT_INVITE_LIFETIME_MS,
+            start_bps: BweConfig::default().start_bps,
+            corrupt_every: None,
         }
     }
 
@@ -388,7 +396,7 @@ struct Call {
 }
 
 impl Call {
-    fn new(m: CallMachine, now: Instant) -> Self {
+    fn new(m: CallMachine, now: Instant, start_bps: u64) -> Self {
         let (rtc_tx, rtc_rx) = mpsc::unbounded_channel();
         let (send_tx, send_rx) = mpsc::unbounded_channel();
         let (dec_tx, dec_rx) = mpsc::unbounded_channel();
@@ -409,7 +417,13 @@ impl Call {
             audio_seq: 0,
             transport_seq: 0,
             packetizer: rtc::Vp8Packetizer::default(),
-            bwe: BandwidthEstimator::new(BweConfig::default(), now),
+            bwe: BandwidthEstimator::new(
+                BweConfig {
+                    start_bps,
+                    ..BweConfig::default()
+                },
+                now,
+            ),
             jitter: FrameAssembler::new(JitterConfig::default()),
             audio_rx: None,
             connected_at: None,
@@ -553,6 +567,12 @@ impl Client {
                 msg = async { match conn { Some(c) => c.recv().await, None => std::future::pending().await } } => {
                     match msg {
                         Ok(Some(m)) => self.on_server(m).await,
+                        Err(CallError::Server { code, message }) if code == "replaced" => {
+                            // Another connection of this device took over: reconnecting would
+                            // only take it back and start a tug of war.
+                            self.conn = None;
+                            self.emit(CallEvent::Error { code, message });
+                        }
                         _ => self.lost_signalling(),
                     }
                 }
@@ -578,7 +598,7 @@ impl Client {
                     user.clone(),
                     self.config.invite_lifetime_ms,
                 );
-                self.call = Some(Call::new(m, now));
+                self.call = Some(Call::new(m, now, self.config.start_bps));
                 self.emit(CallEvent::Dialling {
                     call_id,
                     peer: user,
@@ -921,7 +941,11 @@ impl Client {
                 }
                 o.frame_width = v.width;
                 o.frame_height = v.height;
-                let payloads = call.packetizer.packetize(&v.data);
+                let data = match self.config.corrupt_every {
+                    Some(n) if n > 0 && o.frames_encoded % u64::from(n) == 0 => corrupt(&v.data),
+                    _ => v.data,
+                };
+                let payloads = call.packetizer.packetize(&data);
                 let n = payloads.len();
                 for (i, payload) in payloads.into_iter().enumerate() {
                     call.transport_seq += 1;
@@ -1191,7 +1215,7 @@ impl Client {
                     }
                 }
                 let (m, actions) = CallMachine::incoming(call_id.clone(), from.clone(), sdp);
-                self.call = Some(Call::new(m, now));
+                self.call = Some(Call::new(m, now, self.config.start_bps));
                 self.emit(CallEvent::Incoming { call_id, from });
                 self.run_actions(actions).await;
                 if self.config.auto_accept || glare {
@@ -1275,10 +1299,13 @@ impl Client {
             let Some(call) = &mut self.call else { return };
             let Some(at) = call.connected_at else { return };
             let quiet = now.saturating_duration_since(at) >= MEDIA_FAILED_AFTER;
-            let arrived = call.c.video_in.packets_received + call.c.audio_in.packets_received > 0;
-            let decoded =
-                call.c.video_in.frames_decoded + call.audio_rx.as_ref().map_or(0, |a| a.decoded);
-            quiet && arrived && decoded == 0
+            // A kind whose packets arrive but of which not one frame ever decoded (keyframe
+            // requests included) is a broken peer, not a bad network.
+            let video_dead =
+                call.c.video_in.packets_received > 0 && call.c.video_in.frames_decoded == 0;
+            let audio_dead = call.c.audio_in.packets_received > 0
+                && call.audio_rx.as_ref().is_some_and(|a| a.decoded == 0);
+            quiet && (video_dead || audio_dead)
         };
         if media_failed {
             self.feed(Input::MediaFailed).await;
@@ -1406,6 +1433,26 @@ impl Client {
         call.history.push(snap.clone());
         self.emit(CallEvent::Stats(Box::new(snap)));
     }
+}
+
+/// Keeps the frame's size and keyframe flag but scrambles its body: a decoder must reject it or
+/// produce garbage, never crash.
+fn corrupt(data: &bytes::Bytes) -> bytes::Bytes {
+    let mut v = data.to_vec();
+    let start = if v.len() > 10 { 10 } else { 0 };
+    let mut x: u32 = 0x2545_f491;
+    for b in v.iter_mut().skip(start) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        *b = x as u8;
+    }
+    // An impossible partition size in the header makes libvpx refuse the frame outright.
+    if v.len() > 2 {
+        v[1] = 0xff;
+        v[2] = 0xff;
+    }
+    bytes::Bytes::from(v)
 }
 
 /// Plays nothing; counts frames (for bots and tests that only need the count).

@@ -22,6 +22,9 @@ use crate::error::Result;
 pub enum VideoInput {
     /// The synthetic test pattern (frame numbers and capture times readable on the far side).
     TestPattern,
+    /// The test pattern with camera-like noise in its lower half: content that costs bits like
+    /// a real camera does (the plain pattern compresses far below the target).
+    NoisyPattern,
     /// A camera by index (nokhwa).
     Camera(u32),
     /// A Y4M file, looped.
@@ -249,6 +252,24 @@ fn open_video(
             Box::new(move || {
                 pacer.wait();
                 src.next_frame().map(Some).map_err(Into::into)
+            })
+        }
+        VideoInput::NoisyPattern => {
+            let mut src = TestPattern::new(format, system_clock())?;
+            let mut pacer = Pacer::new(format.frame_interval());
+            let mut x: u32 = 0x9e37_79b9;
+            Box::new(move || {
+                pacer.wait();
+                let mut f = src.next_frame()?;
+                let half = f.y().len() / 2;
+                let (y, _, _) = f.planes_mut();
+                for px in &mut y[half..] {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    *px = px.saturating_add((x & 15) as u8).saturating_sub(8);
+                }
+                Ok(Some(f))
             })
         }
         VideoInput::Camera(index) => {

@@ -20,6 +20,8 @@ use crate::error::{CallError, Result};
 pub const MAX_HTTP_RESPONSE: usize = 256 * 1024;
 /// Largest WebSocket frame we accept from the server.
 pub const MAX_WS_FRAME: usize = 256 * 1024;
+/// WebSocket close code: a newer connection of the same device replaced this one.
+pub const CLOSE_REPLACED: u16 = 4009;
 /// How long any one HTTP exchange or WebSocket connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -256,6 +258,12 @@ impl Connection {
                         tracing::warn!(error = %e, "ignoring a server message we do not understand");
                     }
                 },
+                Message::Close(Some(frame)) if u16::from(frame.code) == CLOSE_REPLACED => {
+                    return Err(CallError::Server {
+                        code: "replaced".into(),
+                        message: "signed in on this device from another connection".into(),
+                    })
+                }
                 Message::Close(_) => return Ok(None),
                 _ => {}
             }

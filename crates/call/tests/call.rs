@@ -322,3 +322,233 @@ async fn a_call_through_the_embedded_turn_server_only() {
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
     relay.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_frames_get_a_keyframe_request_and_the_picture_recovers() {
+    let s = server(ServerConfig::default()).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    // Every 20th frame alice sends is garbage that libvpx refuses.
+    cfg.corrupt_every = Some(20);
+    let mut alice = client(cfg).await;
+    let mut bob = user(&s, "bobby").await;
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    alice.connected().await;
+    bob.connected().await;
+    let frames = bob.frame_numbers(Duration::from_secs(4)).await;
+    assert!(frames.len() >= 40, "{} frames", frames.len());
+    assert!(strictly_increasing(&frames), "{frames:?}");
+    // Frames kept decoding after the first corrupt one (number 20 onwards).
+    assert!(*frames.last().expect("frames") > 60, "{frames:?}");
+    let mut sent = alice.stats().await;
+    let mut got = bob.stats().await;
+    for _ in 0..3 {
+        sent = alice.stats().await;
+        got = bob.stats().await;
+    }
+    assert!(
+        got.inbound_video.pli_count > 0,
+        "bob asked for keyframes: {:?}",
+        got.inbound_video
+    );
+    assert!(got.inbound_video.frames_dropped > 0);
+    assert!(sent.outbound_video.pli_count > 0, "alice heard them");
+    assert!(
+        sent.outbound_video.key_frames_encoded > 1,
+        "and sent keyframes"
+    );
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn video_that_never_decodes_ends_the_call_media_failed() {
+    let s = server(ServerConfig::default()).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    cfg.corrupt_every = Some(1);
+    let mut alice = client(cfg).await;
+    let mut bob = user(&s, "bobby").await;
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    bob.connected().await;
+    let started = tokio::time::Instant::now();
+    assert_eq!(bob.ended().await.0, EndReason::MediaFailed);
+    assert!(started.elapsed() < Duration::from_secs(12));
+    assert_eq!(alice.ended().await.0, EndReason::MediaFailed);
+}
+
+/// A raw protocol client (no engine): the other side may send anything.
+async fn raw_peer(
+    s: &Server,
+    name: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let session = dyad_call::signal::login_or_register(&s.url, name, "password of raw")
+        .await
+        .expect("register");
+    let url = format!(
+        "ws://{}/v1/ws?device=raw&token={}",
+        s.url.host_port(),
+        session.token
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(url).await.expect("ws");
+    ws
+}
+
+async fn raw_until(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    want: &str,
+) -> serde_json::Value {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {want}"))
+            .expect("open")
+            .expect("frame");
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            let v: serde_json::Value = serde_json::from_str(&t).expect("json");
+            if v["type"] == want {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_offers_end_the_call_with_a_reason_and_the_client_keeps_working() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let s = server(ServerConfig::default()).await;
+    let mut bob = user(&s, "bobby").await;
+    let mut raw = raw_peer(&s, "mallory").await;
+    let h264_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n";
+    for (i, sdp) in ["v=0 this is not SDP\r\nm=nonsense", h264_only]
+        .into_iter()
+        .enumerate()
+    {
+        let call_id = format!("bad-offer-{i:04}");
+        let invite = serde_json::json!({
+            "type": "invite", "call_id": call_id, "to": "bobby", "sdp": sdp
+        });
+        raw.send(Message::text(invite.to_string()))
+            .await
+            .expect("send");
+        bob.incoming().await;
+        bob.h.accept().expect("accept");
+        let code = bob
+            .wait("error", |e| match e {
+                CallEvent::Error { code, .. } => Some(code.clone()),
+                _ => None,
+            })
+            .await;
+        assert!(code == "bad_sdp" || code == "no_common_codec", "{code}");
+        assert_eq!(bob.ended().await.0, EndReason::MediaFailed);
+        let ended = raw_until(&mut raw, "call_ended").await;
+        assert_eq!(ended["reason"], "media_failed", "{ended}");
+        // A candidate for the closed call: the server refuses it; bob never sees it.
+        let late = serde_json::json!({
+            "type": "candidates", "call_id": call_id,
+            "candidates": [{"candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}]
+        });
+        raw.send(Message::text(late.to_string()))
+            .await
+            .expect("send");
+        raw_until(&mut raw, "error").await;
+    }
+    // bob still works: a real call connects.
+    let mut alice = user(&s, "alice").await;
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    alice.connected().await;
+    let frames = alice.frame_numbers(Duration::from_secs(1)).await;
+    assert!(!frames.is_empty());
+    alice.h.hangup().expect("hangup");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_off_shows_black_not_a_frozen_frame_and_comes_back() {
+    let s = server(ServerConfig::default()).await;
+    let (alice, bob) = connect_pair(&s, "alice", "bobby").await;
+    assert!(!bob
+        .frame_numbers(Duration::from_millis(800))
+        .await
+        .is_empty());
+    alice.h.mute_video(true).expect("mute");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // While muted: frames keep coming (5 fps), black, without markers.
+    let mut rx = bob.h.remote_video();
+    let end = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut black = 0;
+    while let Ok(Ok(())) = tokio::time::timeout_at(end, rx.changed()).await {
+        let f = rx.borrow_and_update().clone().expect("frame");
+        assert!(
+            read_marker(&f.frame).is_err(),
+            "a test-pattern frame while muted"
+        );
+        let mean =
+            f.frame.y().iter().map(|&v| u64::from(v)).sum::<u64>() / f.frame.y().len() as u64;
+        assert!(mean < 40, "not black: mean luma {mean}");
+        black += 1;
+    }
+    assert!(black >= 3, "{black} black frames in 1 s");
+    alice.h.mute_video(false).expect("unmute");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let frames = bob.frame_numbers(Duration::from_secs(1)).await;
+    assert!(frames.len() >= 10, "{frames:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_reconnects_when_the_server_comes_back() {
+    let dir = std::env::temp_dir().join(format!("dyad-reconnect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("dyad.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let run = |listener: tokio::net::TcpListener, stop: oneshot::Receiver<()>| {
+        let db = db.clone();
+        tokio::spawn(async move {
+            let store = Store::open(&db).await.expect("store");
+            dyad_server::run(listener, store, ServerConfig::default(), async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server");
+        })
+    };
+    let (stop1, stopped1) = oneshot::channel();
+    let first = run(listener, stopped1);
+    let url = ServerUrl::parse(&format!("http://{addr}")).expect("url");
+    let mut alice = client(ClientConfig::new(url.clone(), "alice", "password of alice")).await;
+    let _ = stop1.send(());
+    first.await.expect("first server stopped");
+    alice
+        .wait("signalling lost", |e| {
+            matches!(e, CallEvent::SignallingLost).then_some(())
+        })
+        .await;
+    // Same address, same database: the token still holds.
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let (_stop2, stopped2) = oneshot::channel();
+    run(listener, stopped2);
+    alice
+        .wait("signalling back", |e| {
+            matches!(e, CallEvent::SignallingRestored).then_some(())
+        })
+        .await;
+    let mut bob = client(ClientConfig::new(url, "bobby", "password of bobby")).await;
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    alice.connected().await;
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    let _ = std::fs::remove_dir_all(&dir);
+}
