@@ -149,11 +149,13 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
     ]);
     let capped_at = Instant::now();
     let mut seen = Vec::new();
+    let mut nacks = 0;
     let mut settled = None;
     while capped_at.elapsed() < Duration::from_secs(25) {
         match tokio::time::timeout(Duration::from_secs(5), ev.recv()).await {
             Ok(Some(CallEvent::Stats(s))) => {
                 let target = s.estimate.available_outgoing_bitrate;
+                nacks = s.outbound_video.nack_count;
                 seen.push((
                     capped_at.elapsed().as_secs_f64(),
                     target as u64,
@@ -184,9 +186,12 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
         .map(|x| x.1)
         .collect();
     assert!(after.iter().all(|&b| b <= 560_000), "{seen:?}");
-    // Not asserted: how close under the cap it settles. With no pacer, keyframe bursts on a
-    // 400 kbit/s link read as congestion and the estimate can sink well below the cap (two runs:
-    // back up to 311 kbit/s after 9 s, or down to 80 kbit/s); see docs/benchmarks.md.
+    // ... and climbs back toward it (+8 %/s) instead of sinking: the last target is ≥ 60 % of
+    // the cap. (Before our own NACK generator, webrtc-rs's repeated every lost packet every
+    // 100 ms; the retransmissions saturated the link and the estimate sank to 80 kbit/s.)
+    let last = seen.last().map_or(0, |x| x.1);
+    assert!(last >= 240_000, "last target {last}: {seen:?}");
+    assert!(nacks < 300, "{nacks} packets NACKed: a NACK storm");
     // The callee keeps decoding: alice's remote-inbound reports keep arriving with low loss.
     let hist = alice.stats().await.expect("stats").expect("a call");
     let last = hist.snapshots.back().expect("snapshot");

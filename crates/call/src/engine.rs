@@ -1028,6 +1028,23 @@ impl Client {
         }
     }
 
+    async fn send_nacks(&mut self, now: Instant) {
+        let Some(call) = &mut self.call else { return };
+        let rtt = call
+            .c
+            .remote_video
+            .round_trip_time
+            .map_or(Duration::from_millis(50), Duration::from_secs_f64);
+        let seqs = call.jitter.nacks(now, rtt);
+        if let (false, Some(peer), Some(ssrc)) =
+            (seqs.is_empty(), &call.peer, call.remote_video_ssrc)
+        {
+            if peer.send_nack(ssrc, &seqs).await.is_ok() {
+                call.c.video_in.nack_count += seqs.len() as u64;
+            }
+        }
+    }
+
     async fn request_keyframe(&mut self) {
         let Some(call) = &mut self.call else { return };
         let now = Instant::now();
@@ -1185,6 +1202,7 @@ impl Client {
         if want_keyframe {
             self.request_keyframe().await;
         }
+        self.send_nacks(now).await;
     }
 
     async fn on_server(&mut self, msg: ServerMessage) {

@@ -116,6 +116,8 @@ pub struct JitterStats {
     pub packets_late: u64,
     /// Packets with a malformed descriptor.
     pub packets_corrupt: u64,
+    /// Sequence numbers asked for again (NACK).
+    pub nacks_sent: u64,
     /// W3C `jitterBufferDelay`: Σ(emit − first arrival), seconds.
     pub jitter_buffer_delay: f64,
     /// W3C `jitterBufferEmittedCount`.
@@ -212,7 +214,14 @@ pub struct FrameAssembler {
     requested_at: Option<Instant>,
     out: VecDeque<JitterEvent>,
     stats: JitterStats,
+    nacked: BTreeMap<u64, (u8, Instant)>,
 }
+
+/// Times one missing packet is asked for again before the assembler just waits it out: more
+/// only feeds a congested link (a NACK storm: every retry of a lost retransmission is more load).
+pub const MAX_NACKS_PER_PACKET: u8 = 2;
+/// Sequence numbers in one NACK round at most.
+pub const MAX_NACKS_PER_ROUND: usize = 64;
 
 enum Attempt {
     Complete(u64),
@@ -233,6 +242,7 @@ impl FrameAssembler {
             requested_at: None,
             out: VecDeque::new(),
             stats: JitterStats::default(),
+            nacked: BTreeMap::new(),
         }
     }
 
@@ -492,6 +502,35 @@ impl FrameAssembler {
         }
     }
 
+    /// Missing packets to ask for (RFC 4585 generic NACK): each gap inside the buffered window,
+    /// at most [`MAX_NACKS_PER_PACKET`] times, a retry no sooner than one `rtt` (≥ 20 ms) later.
+    pub fn nacks(&mut self, now: Instant, rtt: Duration) -> Vec<u16> {
+        let (Some(&first), Some(high)) = (self.buf.keys().next(), self.highest) else {
+            self.nacked.clear();
+            return Vec::new();
+        };
+        let from = self.next.unwrap_or(first).min(first);
+        self.nacked.retain(|&s, _| s >= from && s <= high);
+        let spacing = rtt.max(Duration::from_millis(20));
+        let mut out = Vec::new();
+        for seq in from..high {
+            if out.len() >= MAX_NACKS_PER_ROUND {
+                break;
+            }
+            if self.buf.contains_key(&seq) {
+                continue;
+            }
+            let entry = self.nacked.entry(seq).or_insert((0, now));
+            let due = entry.0 == 0 || now.saturating_duration_since(entry.1) >= spacing;
+            if entry.0 < MAX_NACKS_PER_PACKET && due {
+                *entry = (entry.0 + 1, now);
+                out.push((seq & 0xffff) as u16);
+            }
+        }
+        self.stats.nacks_sent += out.len() as u64;
+        out
+    }
+
     /// Packets buffered.
     pub fn buffered(&self) -> usize {
         self.buf.len()
@@ -686,6 +725,32 @@ mod tests {
         }
         assert_eq!(frames(&drain(&mut a, later)), vec![(9000, true, 100)]);
         assert_eq!(a.next_timeout(), None);
+    }
+
+    #[test]
+    fn missing_packets_are_nacked_at_most_twice_and_spaced_by_the_rtt() {
+        let t = Instant::now();
+        let rtt = Duration::from_millis(50);
+        let mut a = FrameAssembler::new(JitterConfig::default());
+        for p in packetize(0, 0, &frame_bytes(true, 100, 1), t) {
+            a.push(p);
+        }
+        drain(&mut a, t);
+        let f = packetize(1, 3000, &frame_bytes(false, 4000, 2), t);
+        a.push(f[0].clone());
+        a.push(f[3].clone()); // 2 and 3 (seq) missing
+        assert_eq!(a.nacks(t, rtt), vec![2, 3]);
+        assert!(
+            a.nacks(t + Duration::from_millis(10), rtt).is_empty(),
+            "too soon"
+        );
+        assert_eq!(a.nacks(t + rtt, rtt), vec![2, 3]);
+        a.push(f[1].clone());
+        assert!(
+            a.nacks(t + rtt * 3, rtt).is_empty(),
+            "3 was asked twice, 2 arrived"
+        );
+        assert_eq!(a.stats().nacks_sent, 4);
     }
 
     #[test]

@@ -105,6 +105,8 @@ pub struct InboundRtp {
     pub freeze_count: u64,
     /// Seconds frozen.
     pub total_freezes_duration: f64,
+    /// Packets we asked for again (NACK).
+    pub nack_count: u64,
     /// PLIs we sent.
     pub pli_count: u64,
     /// Audio: frames concealed + recovered by FEC.
