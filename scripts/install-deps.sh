@@ -7,6 +7,8 @@ packages=(
   build-essential pkg-config clang libclang-dev cmake nasm
   libvpx-dev libopus-dev libasound2-dev libv4l-dev
   coturn
+  # ip netns, veth, tc tbf and nft for the impaired-link tests (tests/call_netns.rs)
+  iproute2 nftables
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
