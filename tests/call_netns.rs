@@ -41,15 +41,24 @@ impl Drop for Net {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
+/// Builds namespace `tag` (its own /24), starts a server on this side and `dyad answer` (user
+/// bobby) inside, signs alice in with `cfg_edit` applied and dials until the call is connected.
+async fn connected_call(
+    tag: u8,
+    cfg_edit: impl FnOnce(&mut ClientConfig),
+) -> (
+    Net,
+    dyad_call::ClientHandle,
+    tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
+) {
     let id = std::process::id() % 100_000;
     let mut net = Net {
-        ns: format!("dyadt{id}"),
-        host_if: format!("dya{id}"),
+        ns: format!("dyadt{id}x{tag}"),
+        host_if: format!("dya{id}x{tag}"),
         callee: None,
     };
-    let peer_if = format!("dyb{id}");
+    let peer_if = format!("dyb{id}x{tag}");
+    let host_ip = format!("10.231.{tag}.1");
     must(&["ip", "netns", "add", &net.ns]);
     must(&[
         "ip",
@@ -63,22 +72,31 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
         &peer_if,
     ]);
     must(&["ip", "link", "set", &peer_if, "netns", &net.ns]);
-    must(&["ip", "addr", "add", "10.231.7.1/24", "dev", &net.host_if]);
+    must(&[
+        "ip",
+        "addr",
+        "add",
+        &format!("{host_ip}/24"),
+        "dev",
+        &net.host_if,
+    ]);
     must(&["ip", "link", "set", &net.host_if, "up"]);
-    let nse = |rest: &[&str]| {
-        let mut v = vec!["ip", "netns", "exec", net.ns.as_str()];
-        v.extend_from_slice(rest);
-        v.into_iter().map(String::from).collect::<Vec<_>>()
-    };
-    for cmd in [
-        nse(&["ip", "addr", "add", "10.231.7.2/24", "dev", &peer_if]),
-        nse(&["ip", "link", "set", &peer_if, "up"]),
-        nse(&["ip", "link", "set", "lo", "up"]),
+    let peer_cidr = format!("10.231.{tag}.2/24");
+    for rest in [
+        vec![
+            "ip",
+            "addr",
+            "add",
+            peer_cidr.as_str(),
+            "dev",
+            peer_if.as_str(),
+        ],
+        vec!["ip", "link", "set", peer_if.as_str(), "up"],
+        vec!["ip", "link", "set", "lo", "up"],
     ] {
-        must(&cmd.iter().map(String::as_str).collect::<Vec<_>>());
+        must(&[&["ip", "netns", "exec", net.ns.as_str()][..], &rest[..]].concat());
     }
-
-    let listener = tokio::net::TcpListener::bind("10.231.7.1:0")
+    let listener = tokio::net::TcpListener::bind(format!("{host_ip}:0"))
         .await
         .expect("bind on the veth");
     let addr = listener.local_addr().expect("addr");
@@ -106,14 +124,12 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
             .spawn()
             .expect("start dyad answer in the namespace"),
     );
-
     let mut cfg = ClientConfig::new(
         ServerUrl::parse(&url).expect("url"),
         "alice",
         "password of alice",
     );
-    // Start well above the cap so the estimator has to find it.
-    cfg.start_bps = 1_200_000;
+    cfg_edit(&mut cfg);
     let (alice, mut ev) = dyad_call::start(cfg).await.expect("alice");
     let deadline = Instant::now() + Duration::from_secs(30);
     'dial: loop {
@@ -131,6 +147,13 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
             }
         }
     }
+    (net, alice, ev)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
+    // Start well above the cap so the estimator has to find it.
+    let (net, alice, mut ev) = connected_call(7, |c| c.start_bps = 1_200_000).await;
     // 400 kbit/s up from alice (the veth's egress on this side).
     must(&[
         "tc",
@@ -200,6 +223,66 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
         "{:?}",
         last.remote_inbound_video
     );
+    alice.hangup().expect("hangup");
+    alice.shutdown().await;
+}
+
+/// Frame numbers alice reads from bob's video for `d`.
+async fn frames(alice: &dyad_call::ClientHandle, d: Duration) -> Vec<u32> {
+    let mut rx = alice.remote_video();
+    let mut out = Vec::new();
+    let end = tokio::time::Instant::now() + d;
+    while let Ok(Ok(())) = tokio::time::timeout_at(end, rx.changed()).await {
+        let f = rx.borrow_and_update().clone();
+        if let Some(m) = f.and_then(|f| dyad_media::read_marker(&f.frame).ok()) {
+            out.push(m.frame);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_media_path_is_restarted_through_negotiate_and_the_call_survives() {
+    let (net, alice, mut ev) = connected_call(8, |_| {}).await;
+    let before = frames(&alice, Duration::from_secs(1)).await;
+    assert!(!before.is_empty(), "no video before the outage");
+    // Drop all UDP into the callee's namespace: media dies, signalling (TCP) lives.
+    let nft = |rule: &str| {
+        let mut v = vec!["ip", "netns", "exec", net.ns.as_str(), "nft"];
+        v.extend(rule.split(' '));
+        must(&v);
+    };
+    nft("add table inet dyadtest");
+    nft("add chain inet dyadtest in { type filter hook input priority 0 ; policy accept ; }");
+    nft("add rule inet dyadtest in meta l4proto udp drop");
+    let blocked = Instant::now();
+    // The callee's side fails (only its input is blocked); it offers an ICE restart through
+    // `negotiate` 2 s later and the caller answers it.
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ev.recv()).await {
+            Ok(Some(CallEvent::Stats(s))) if s.events.iter().any(|e| e == "ice_restart") => break,
+            Ok(Some(CallEvent::Ended { reason, .. })) => {
+                panic!("ended before a restart: {reason:?}")
+            }
+            Ok(Some(_)) => {}
+            other => panic!("no ICE restart: {other:?}"),
+        }
+    }
+    let restart_after = blocked.elapsed();
+    nft("delete table inet dyadtest");
+    let after = frames(&alice, Duration::from_secs(4)).await;
+    eprintln!(
+        "restart offered {restart_after:?} after the block; {} frames after, first {:?}",
+        after.len(),
+        after.first()
+    );
+    assert!(after.len() >= 20, "video did not come back: {after:?}");
+    assert!(after[0] > *before.last().expect("before"), "{after:?}");
+    assert!(after.windows(2).all(|w| w[0] < w[1]));
+    // Still the same call: nothing ended it.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(10), ev.recv()).await {
+        assert!(!matches!(e, CallEvent::Ended { .. }), "{e:?}");
+    }
     alice.hangup().expect("hangup");
     alice.shutdown().await;
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!  dial ─▶ OutgoingRinging ──answer──▶ Connecting ──ICE connected──▶ Connected
-//!  invite ─▶ IncomingRinging ──accept─▶ Connecting        │ ICE failed: restart (caller offers)
+//!  invite ─▶ IncomingRinging ──accept─▶ Connecting        │ ICE failed: restart (caller offers; callee after 2 s)
 //!  any ──hang up / reject / cancel / call_ended / timeout──▶ Ended(reason)
 //! ```
 //!
@@ -18,6 +18,9 @@ use dyad_proto::{Candidate, ClientMessage, EndReason, HangupReason, SdpKind, Ses
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 /// After ICE fails, a restart has this long to reconnect before the call ends `ice_failed`.
 pub const RESTART_TIMEOUT: Duration = Duration::from_secs(10);
+/// A callee whose path failed waits this long for the caller's restart offer before offering
+/// one itself (the failure may be one-way, seen only here).
+pub const CALLEE_RESTART_DELAY: Duration = Duration::from_secs(2);
 /// Remote candidates kept while the callee's phone rings (before a peer connection exists).
 pub const MAX_PENDING_CANDIDATES: usize = 64;
 
@@ -142,6 +145,10 @@ pub struct CallMachine {
     lifetime_ms: u64,
     was_connected: bool,
     restarting: bool,
+    /// Our own restart offer is out, unanswered.
+    offer_pending: bool,
+    /// When the callee offers a restart itself if the caller has not.
+    callee_offer_at: Option<Instant>,
 }
 
 impl CallMachine {
@@ -178,6 +185,8 @@ impl CallMachine {
             lifetime_ms: dyad_proto::limits::DEFAULT_INVITE_LIFETIME_MS,
             was_connected: false,
             restarting: false,
+            offer_pending: false,
+            callee_offer_at: None,
         }
     }
 
@@ -193,7 +202,11 @@ impl CallMachine {
 
     /// When [`Input::Tick`] must be fed next.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadline.as_ref().map(|(t, _)| *t)
+        let d = self.deadline.as_ref().map(|(t, _)| *t);
+        match (d, self.callee_offer_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn end(&mut self, reason: EndReason, out: &mut Vec<Action>) {
@@ -262,7 +275,8 @@ impl CallMachine {
                 self.flush_local(&mut out);
             }
             Input::AnswerReady(sdp) => {
-                if self.answer_sent {
+                // Past the first answer (ours, or the caller's invite), answers are renegotiation.
+                if self.answer_sent || self.offer_sent {
                     out.push(Action::Send(ClientMessage::Negotiate {
                         call_id: self.call_id.clone(),
                         description: SessionDescription {
@@ -356,12 +370,20 @@ impl CallMachine {
                 }
             }
             Input::RemoteNegotiate(desc) => match desc.kind {
-                SdpKind::Offer if self.answer_sent || self.direction == Direction::Incoming => out
-                    .push(Action::CreateAnswer {
+                // With our own restart offer out, the caller's wins: the caller ignores the
+                // callee's; the callee (which could only roll back) ignores it too, and the
+                // restart deadline settles a rare double failure.
+                SdpKind::Offer if !self.offer_pending && (self.answer_sent || self.offer_sent) => {
+                    self.callee_offer_at = None;
+                    out.push(Action::CreateAnswer {
                         sdp: desc.sdp,
                         renegotiation: true,
-                    }),
-                SdpKind::Answer if self.restarting => out.push(Action::ApplyAnswer(desc.sdp)),
+                    })
+                }
+                SdpKind::Answer if self.offer_pending => {
+                    self.offer_pending = false;
+                    out.push(Action::ApplyAnswer(desc.sdp))
+                }
                 _ => {}
             },
             Input::RemoteEnded(reason) => self.end(reason, &mut out),
@@ -376,6 +398,8 @@ impl CallMachine {
             }
             Input::IceConnected => {
                 self.restarting = false;
+                self.offer_pending = false;
+                self.callee_offer_at = None;
                 self.deadline = None;
                 if matches!(self.phase, Phase::Connecting | Phase::Connected) {
                     self.phase = Phase::Connected;
@@ -390,9 +414,13 @@ impl CallMachine {
                 if matches!(self.phase, Phase::Connecting | Phase::Connected) && !self.restarting {
                     self.restarting = true;
                     self.deadline = Some((now + RESTART_TIMEOUT, EndReason::IceFailed));
-                    // Only the caller offers a restart, so both sides never offer at once.
+                    // The caller offers at once; the callee gives the caller a moment first,
+                    // so both rarely offer at the same time.
                     if self.direction == Direction::Outgoing {
+                        self.offer_pending = true;
                         out.push(Action::CreateOffer { restart: true });
+                    } else {
+                        self.callee_offer_at = Some(now + CALLEE_RESTART_DELAY);
                     }
                 }
             }
@@ -400,6 +428,11 @@ impl CallMachine {
                 self.hangup(HangupReason::MediaFailed, EndReason::MediaFailed, &mut out)
             }
             Input::Tick => {
+                if self.callee_offer_at.is_some_and(|at| now >= at) {
+                    self.callee_offer_at = None;
+                    self.offer_pending = true;
+                    out.push(Action::CreateOffer { restart: true });
+                }
                 if let Some((at, reason)) = self.deadline {
                     if now >= at {
                         let why = match reason {
@@ -644,5 +677,124 @@ mod tests {
         }
         let a = m.handle(t0, Input::Accept);
         assert!(matches!(&a[1], Action::AddCandidates(c) if c.len() == MAX_PENDING_CANDIDATES));
+    }
+}
+
+#[cfg(test)]
+mod restart_tests {
+    use super::*;
+
+    fn connected_callee(t0: Instant) -> CallMachine {
+        let (mut m, _) = CallMachine::incoming("call-0101".into(), "a".into(), "o".into());
+        m.handle(t0, Input::Accept);
+        m.handle(t0, Input::AnswerReady("a".into()));
+        m.handle(t0, Input::IceConnected);
+        m
+    }
+
+    #[test]
+    fn a_callee_whose_path_failed_offers_a_restart_if_the_caller_does_not() {
+        let t0 = Instant::now();
+        let mut m = connected_callee(t0);
+        assert!(m.handle(t0, Input::IceFailed).is_empty());
+        assert_eq!(m.next_deadline(), Some(t0 + CALLEE_RESTART_DELAY));
+        assert!(m
+            .handle(t0 + Duration::from_millis(1999), Input::Tick)
+            .is_empty());
+        assert_eq!(
+            m.handle(t0 + CALLEE_RESTART_DELAY, Input::Tick),
+            vec![Action::CreateOffer { restart: true }]
+        );
+        // The caller's answer to it is applied; the connection comes back.
+        let answer = SessionDescription {
+            kind: SdpKind::Answer,
+            sdp: "a2".into(),
+        };
+        assert_eq!(
+            m.handle(t0, Input::RemoteNegotiate(answer)),
+            vec![Action::ApplyAnswer("a2".into())]
+        );
+        m.handle(t0, Input::IceConnected);
+        assert_eq!(m.next_deadline(), None);
+        assert_eq!(m.phase(), &Phase::Connected);
+    }
+
+    #[test]
+    fn the_callers_restart_offer_wins_and_cancels_the_callees() {
+        let t0 = Instant::now();
+        let mut m = connected_callee(t0);
+        m.handle(t0, Input::IceFailed);
+        let offer = SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "o2".into(),
+        };
+        assert_eq!(
+            m.handle(t0, Input::RemoteNegotiate(offer)),
+            vec![Action::CreateAnswer {
+                sdp: "o2".into(),
+                renegotiation: true
+            }]
+        );
+        assert!(
+            m.handle(t0 + CALLEE_RESTART_DELAY, Input::Tick).is_empty(),
+            "no second offer"
+        );
+        // A caller with its own restart offer out ignores the callee's.
+        let (mut c, _) = CallMachine::outgoing("call-0102".into(), "b".into(), 60_000);
+        c.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o".into(),
+                restart: false,
+            },
+        );
+        c.handle(
+            t0,
+            Input::RemoteAnswer {
+                device: "d".into(),
+                sdp: "a".into(),
+            },
+        );
+        c.handle(t0, Input::IceConnected);
+        assert_eq!(
+            c.handle(t0, Input::IceFailed),
+            vec![Action::CreateOffer { restart: true }]
+        );
+        let theirs = SessionDescription {
+            kind: SdpKind::Offer,
+            sdp: "x".into(),
+        };
+        assert!(c
+            .handle(t0, Input::RemoteNegotiate(theirs.clone()))
+            .is_empty());
+        // Without its own offer out, the caller answers the callee's with `negotiate`.
+        let (mut c, _) = CallMachine::outgoing("call-0103".into(), "b".into(), 60_000);
+        c.handle(
+            t0,
+            Input::OfferReady {
+                sdp: "o".into(),
+                restart: false,
+            },
+        );
+        c.handle(
+            t0,
+            Input::RemoteAnswer {
+                device: "d".into(),
+                sdp: "a".into(),
+            },
+        );
+        c.handle(t0, Input::IceConnected);
+        assert!(matches!(
+            c.handle(t0, Input::RemoteNegotiate(theirs))[..],
+            [Action::CreateAnswer {
+                renegotiation: true,
+                ..
+            }]
+        ));
+        let a = c.handle(t0, Input::AnswerReady("a2".into()));
+        assert!(
+            matches!(&a[0], Action::Send(ClientMessage::Negotiate { description, .. }) if description.kind == SdpKind::Answer),
+            "{a:?}"
+        );
     }
 }
