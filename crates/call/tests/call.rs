@@ -552,3 +552,39 @@ async fn the_client_reconnects_when_the_server_comes_back() {
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switching_the_video_source_mid_call_needs_no_redial() {
+    // A Y4M file whose frames carry numbers from 100 000: after the switch the far side must
+    // read those.
+    let path = std::env::temp_dir().join(format!("dyad-switch-{}.y4m", std::process::id()));
+    let format = dyad_media::VideoFormat {
+        width: 640,
+        height: 480,
+        fps: 30,
+    };
+    let file = std::fs::File::create(&path).expect("create y4m");
+    let mut w = dyad_media::Y4mWriter::new(std::io::BufWriter::new(file), format).expect("y4m");
+    for i in 0..60 {
+        let f = dyad_media::testpattern::render(640, 480, 100_000 + i, 0).expect("render");
+        w.write_frame(&f).expect("write");
+    }
+    w.finish().expect("finish");
+    let s = server(ServerConfig::default()).await;
+    let (alice, mut bob) = connect_pair(&s, "alice", "bobby").await;
+    let before = bob.frame_numbers(Duration::from_millis(800)).await;
+    assert!(before.iter().all(|&n| n < 100_000) && !before.is_empty());
+    alice
+        .h
+        .switch_video(dyad_call::VideoInput::Y4m(path.clone()))
+        .expect("switch");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = bob.frame_numbers(Duration::from_secs(1)).await;
+    assert!(after.len() >= 10, "{after:?}");
+    assert!(after.iter().all(|&n| n >= 100_000), "{after:?}");
+    // Same call throughout.
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(10), bob.ev.recv()).await {
+        assert!(!matches!(e, CallEvent::Ended { .. }), "{e:?}");
+    }
+    let _ = std::fs::remove_file(&path);
+}
