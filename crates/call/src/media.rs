@@ -425,6 +425,9 @@ pub fn spawn_audio_sender(
     };
     let mut encoder = OpusEncoder::new(OpusConfig {
         bitrate_bps: OPUS_BPS,
+        // 5, not 9: 2–4 CPU-s per minute of call less (docs/benchmarks.md); on speech at
+        // 32 kbit/s the difference is smaller than what loss and FEC do.
+        complexity: 5,
         ..OpusConfig::default()
     })?;
     let handle = std::thread::Builder::new()
@@ -478,7 +481,8 @@ pub fn spawn_video_decoder(
     events: mpsc::UnboundedSender<DecodeEvent>,
     echo: Option<std_mpsc::SyncSender<Arc<DecodedVideo>>>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let mut decoder = Vp8Decoder::new(2)?;
+    // One thread: two cost 5 % more CPU in `dyad bench call` for the same latency at 480p.
+    let mut decoder = Vp8Decoder::new(1)?;
     let handle = std::thread::Builder::new()
         .name("dyad-video-decode".into())
         .spawn(move || {
