@@ -588,3 +588,47 @@ async fn switching_the_video_source_mid_call_needs_no_redial() {
     }
     let _ = std::fs::remove_file(&path);
 }
+
+/// Keeps what it plays, for checking content.
+struct KeepSink(Arc<std::sync::Mutex<Vec<i16>>>);
+
+impl dyad_media::AudioSink for KeepSink {
+    fn play(&mut self, frame: &dyad_media::AudioFrame) -> dyad_media::Result<()> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(&frame.samples);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tone_arrives_at_its_frequency_and_level() {
+    let s = server(ServerConfig::default()).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    cfg.media.audio = dyad_call::AudioInput::Tone;
+    let mut alice = client(cfg).await;
+    let mut bob = user(&s, "bobby").await;
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    bob.h.set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    bob.connected().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let sent_level = alice.stats().await.outbound_audio.audio_level_dbfs;
+    let samples = heard.lock().expect("lock").clone();
+    // The last second, 48 kHz mono.
+    assert!(samples.len() >= 48_000, "{} samples", samples.len());
+    let last = &samples[samples.len() - 48_000..];
+    let crossings = last.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    let hz = crossings as f64 / 2.0;
+    assert!((hz - 440.0).abs() <= 5.0, "{hz} Hz");
+    let rms = (last.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / last.len() as f64).sqrt();
+    let level = 20.0 * (rms / 32768.0).log10();
+    assert!(
+        (level - sent_level).abs() <= 2.0,
+        "sent {sent_level:.1} dBFS, heard {level:.1}"
+    );
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+}
