@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use dyad_media::{AudioFrame, AudioSink};
+use dyad_media::{AudioFrame, AudioSink, VideoFrame};
 use dyad_proto::http::IceConfig;
 use dyad_proto::{ClientMessage, Contact, EndReason, Presence, ServerMessage};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -61,6 +61,9 @@ pub struct ClientConfig {
     /// Fault injection for tests of the receive side: corrupt every Nth encoded video frame
     /// before it is sent (`Some(1)`: every frame). Never set in normal use.
     pub corrupt_every: Option<u32>,
+    /// A token from an earlier sign-in: used instead of the password when set (the desktop
+    /// app keeps it in the OS keyring and does not store the password).
+    pub token: Option<String>,
 }
 
 impl ClientConfig {
@@ -78,6 +81,7 @@ impl ClientConfig {
             invite_lifetime_ms: dyad_proto::limits::DEFAULT_INVITE_LIFETIME_MS,
             start_bps: BweConfig::default().start_bps,
             corrupt_every: None,
+            token: None,
         }
     }
 
@@ -179,6 +183,7 @@ enum Command {
     MuteAudio(bool),
     MuteVideo(bool),
     SwitchVideo(VideoInput),
+    SwitchAudio(AudioInput),
     Contacts(ContactCmd),
     Stats(oneshot::Sender<Option<StatsHistory>>),
     Shutdown(oneshot::Sender<()>),
@@ -195,6 +200,7 @@ enum ContactCmd {
 pub struct ClientHandle {
     cmd: mpsc::UnboundedSender<Command>,
     remote_video: watch::Receiver<Option<Arc<DecodedVideo>>>,
+    self_view: watch::Receiver<Option<Arc<VideoFrame>>>,
     audio_out: Arc<Mutex<Option<Box<dyn AudioSink>>>>,
 }
 
@@ -236,6 +242,10 @@ impl ClientHandle {
     pub fn switch_video(&self, input: VideoInput) -> Result<()> {
         self.send(Command::SwitchVideo(input))
     }
+    /// Switches the audio source without re-dialling.
+    pub fn switch_audio(&self, input: AudioInput) -> Result<()> {
+        self.send(Command::SwitchAudio(input))
+    }
     /// Adds a contact.
     pub fn add_contact(&self, user: &str) -> Result<()> {
         self.send(Command::Contacts(ContactCmd::Add(user.into())))
@@ -247,6 +257,11 @@ impl ClientHandle {
     /// The latest decoded remote frame (latest-frame semantics: nothing queues).
     pub fn remote_video(&self) -> watch::Receiver<Option<Arc<DecodedVideo>>> {
         self.remote_video.clone()
+    }
+    /// The latest captured frame during a call (the self-view; `None` while the camera is off
+    /// or no call runs).
+    pub fn self_view(&self) -> watch::Receiver<Option<Arc<VideoFrame>>> {
+        self.self_view.clone()
     }
     /// Where received audio is played (default: nowhere).
     pub fn set_audio_sink(&self, sink: Box<dyn AudioSink>) {
@@ -273,7 +288,13 @@ impl ClientHandle {
 pub async fn start(
     config: ClientConfig,
 ) -> Result<(ClientHandle, mpsc::UnboundedReceiver<CallEvent>)> {
-    let session = if config.register {
+    let session = if let Some(token) = &config.token {
+        dyad_proto::http::Session {
+            token: token.clone(),
+            username: config.username.clone(),
+            expires_at: 0,
+        }
+    } else if config.register {
         signal::login_or_register(&config.server, &config.username, &config.password).await?
     } else {
         signal::login(&config.server, &config.username, &config.password).await?
@@ -282,6 +303,7 @@ pub async fn start(
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let (video_tx, video_rx) = watch::channel(None);
+    let (self_tx, self_rx) = watch::channel(None);
     let audio_out: Arc<Mutex<Option<Box<dyn AudioSink>>>> = Arc::new(Mutex::new(None));
     let _ = ev_tx.send(CallEvent::SignedIn {
         username: session.username.clone(),
@@ -295,6 +317,7 @@ pub async fn start(
         events: ev_tx,
         call: None,
         remote_video: video_tx,
+        self_view: self_tx,
         audio_out: Arc::clone(&audio_out),
         backoff: BACKOFF.0,
         reconnect_at: None,
@@ -305,6 +328,7 @@ pub async fn start(
         ClientHandle {
             cmd: cmd_tx,
             remote_video: video_rx,
+            self_view: self_rx,
             audio_out,
         },
         ev_rx,
@@ -319,6 +343,7 @@ struct Client {
     events: mpsc::UnboundedSender<CallEvent>,
     call: Option<Call>,
     remote_video: watch::Sender<Option<Arc<DecodedVideo>>>,
+    self_view: watch::Sender<Option<Arc<VideoFrame>>>,
     audio_out: Arc<Mutex<Option<Box<dyn AudioSink>>>>,
     backoff: Duration,
     reconnect_at: Option<Instant>,
@@ -632,6 +657,14 @@ impl Client {
                     }
                 }
             }
+            Command::SwitchAudio(input) => {
+                self.config.media.audio = input;
+                if let Some(media) = self.call.as_ref().and_then(|c| c.media.as_ref()) {
+                    if let Ok(mut s) = media.ctl.switch_audio.lock() {
+                        *s = Some(input);
+                    }
+                }
+            }
             Command::Contacts(c) => {
                 let msg = match c {
                     ContactCmd::Add(username) => ClientMessage::ContactAdd { username },
@@ -851,7 +884,10 @@ impl Client {
         for r in &mut call.c.rates {
             r.per_second(now, 0);
         }
-        let ctl = Arc::new(SendControl::default());
+        let ctl = Arc::new(SendControl {
+            self_view: Some(self.self_view.clone()),
+            ..SendControl::default()
+        });
         let cap = media::max_bps_for(
             self.config.media.format.width,
             self.config.media.format.height,

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dyad_media::{
-    clock::system_clock, read_marker, AudioFrame, AudioSource, Camera, OpusConfig, OpusDecoder,
-    OpusEncoder, Pacer, SpeechLike, TestPattern, Tone, VideoFormat, VideoFrame, VideoSource,
-    Vp8Config, Vp8Decoder, Vp8Encoder, Y4mFile,
+    clock::system_clock, read_marker, AudioFrame, AudioSource, Camera, Microphone, OpusConfig,
+    OpusDecoder, OpusEncoder, Pacer, SpeechLike, TestPattern, Tone, VideoFormat, VideoFrame,
+    VideoSource, Vp8Config, Vp8Decoder, Vp8Encoder, Y4mFile,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -42,6 +42,8 @@ pub enum AudioInput {
     Speech,
     /// The other side's decoded audio, sent back (the echo bot).
     Echo,
+    /// The system's default microphone (cpal).
+    Microphone,
 }
 
 /// Capture settings.
@@ -87,6 +89,11 @@ pub struct SendControl {
     pub stop: AtomicBool,
     /// A new video source to switch to.
     pub switch_video: Mutex<Option<VideoInput>>,
+    /// A new audio source to switch to.
+    pub switch_audio: Mutex<Option<AudioInput>>,
+    /// Where each captured frame is also published for the self-view (latest frame wins;
+    /// `None` while the camera is off).
+    pub self_view: Option<watch::Sender<Option<Arc<VideoFrame>>>>,
 }
 
 /// One encoded video frame on its way to RTP.
@@ -240,7 +247,9 @@ pub fn downscale(frame: &VideoFrame, divisor: u32) -> Result<VideoFrame> {
     Ok(out)
 }
 
-fn open_video(
+/// Opens a video source as a "next frame" function (paced at the format's rate; `echo` feeds the
+/// echo bot).
+pub fn open_video(
     input: &VideoInput,
     format: VideoFormat,
     echo: &Option<Arc<Mutex<std_mpsc::Receiver<Arc<DecodedVideo>>>>>,
@@ -342,7 +351,13 @@ pub fn spawn_video_sender(
                         }
                     }
                 }
-                let frame = if ctl.video_muted.load(Ordering::Relaxed) {
+                let muted = ctl.video_muted.load(Ordering::Relaxed);
+                if muted {
+                    if let Some(v) = &ctl.self_view {
+                        v.send_if_modified(|f| f.take().is_some());
+                    }
+                }
+                let frame = if muted {
                     // Camera off: a black picture at 5 fps, so the far side sees "off", not a
                     // frozen last frame, for a few hundred bits per second.
                     black_pacer.wait();
@@ -359,6 +374,10 @@ pub fn spawn_video_sender(
                     }
                 };
                 let Some(frame) = frame else { continue };
+                let frame = Arc::new(frame);
+                if let (Some(v), false) = (&ctl.self_view, muted) {
+                    v.send_replace(Some(Arc::clone(&frame)));
+                }
                 size = (frame.width(), frame.height());
                 let _ = tx.send(SendEvent::Captured);
                 let target = ctl.video_bps.load(Ordering::Relaxed).max(30_000);
@@ -411,6 +430,16 @@ pub fn spawn_video_sender(
     Ok(handle)
 }
 
+/// Opens an audio source; `None` for the echo bot (it sends what it receives).
+pub fn open_audio(input: AudioInput) -> Result<Option<Box<dyn AudioSource>>> {
+    Ok(match input {
+        AudioInput::Tone => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
+        AudioInput::Speech => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
+        AudioInput::Microphone => Some(Box::new(Microphone::open(None, 1, system_clock())?)),
+        AudioInput::Echo => None,
+    })
+}
+
 /// Starts the audio capture → Opus thread.
 pub fn spawn_audio_sender(
     input: AudioInput,
@@ -418,11 +447,7 @@ pub fn spawn_audio_sender(
     tx: mpsc::UnboundedSender<SendEvent>,
     echo: Option<std_mpsc::Receiver<AudioFrame>>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let mut source: Option<Box<dyn AudioSource>> = match input {
-        AudioInput::Tone => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
-        AudioInput::Speech => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
-        AudioInput::Echo => None,
-    };
+    let mut source = open_audio(input)?;
     let mut encoder = OpusEncoder::new(OpusConfig {
         bitrate_bps: OPUS_BPS,
         // 5, not 9: 2–4 CPU-s per minute of call less (docs/benchmarks.md); on speech at
@@ -436,6 +461,15 @@ pub fn spawn_audio_sender(
             let mut pacer = Pacer::new(Duration::from_millis(20));
             let mut samples: u32 = 0;
             while !ctl.stop.load(Ordering::Relaxed) {
+                let switch = ctl.switch_audio.lock().ok().and_then(|mut s| s.take());
+                if let Some(input) = switch {
+                    match open_audio(input) {
+                        Ok(s) => source = s,
+                        Err(e) => {
+                            let _ = tx.send(SendEvent::SourceFailed(e.to_string()));
+                        }
+                    }
+                }
                 let frame = match (&mut source, &echo) {
                     (Some(src), _) => {
                         pacer.wait();

@@ -165,6 +165,21 @@ pub async fn ice_servers(server: &ServerUrl, token: &str) -> Result<IceConfig> {
     json_or_error(status, &body)
 }
 
+/// The signed-in user's call history, newest first.
+pub async fn history(server: &ServerUrl, token: &str) -> Result<Vec<dyad_proto::http::CallRecord>> {
+    let (status, body) = http(server, "GET", "/v1/history", Some(token), b"").await?;
+    json_or_error(status, &body)
+}
+
+/// Revokes `token` on the server (sign out).
+pub async fn logout(server: &ServerUrl, token: &str) -> Result<()> {
+    let (status, body) = http(server, "POST", "/v1/logout", Some(token), b"").await?;
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    json_or_error::<serde_json::Value>(status, &body).map(|_| ())
+}
+
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
 
 /// One WebSocket session with the server.

@@ -46,3 +46,24 @@ pub struct IceConfig {
     /// Seconds the credentials stay valid.
     pub ttl_secs: u64,
 }
+
+/// `GET /v1/history`: one row of call history, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The call id.
+    pub call_id: String,
+    /// Caller username.
+    pub caller: String,
+    /// Callee username.
+    pub callee: String,
+    /// When the invite was sent, ms since the UNIX epoch.
+    pub started_at_ms: u64,
+    /// When the caller selected an answer; absent for calls that never connected.
+    pub answered_at_ms: Option<u64>,
+    /// When it ended; absent while in progress.
+    pub ended_at_ms: Option<u64>,
+    /// Why it ended (an [`crate::EndReason`] on the wire).
+    pub end_reason: Option<String>,
+    /// Who ended it; absent when the server did.
+    pub ended_by: Option<String>,
+}

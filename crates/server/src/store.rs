@@ -14,7 +14,6 @@ use argon2::Argon2;
 use base64::Engine;
 use dyad_proto::limits::MAX_CONTACTS;
 use dyad_proto::{EndReason, ErrorCode, ProtoError};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -29,26 +28,7 @@ fn refused(code: ErrorCode, message: &str) -> ServerError {
     ServerError::Proto(ProtoError::new(code, message))
 }
 
-/// One row of call history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallRecord {
-    /// The call id.
-    pub call_id: String,
-    /// Caller username.
-    pub caller: String,
-    /// Callee username.
-    pub callee: String,
-    /// When the invite was sent, ms since the UNIX epoch.
-    pub started_at_ms: u64,
-    /// When the caller selected an answer; absent for calls that never connected.
-    pub answered_at_ms: Option<u64>,
-    /// When it ended; absent while in progress.
-    pub ended_at_ms: Option<u64>,
-    /// Why it ended (an [`EndReason`] on the wire).
-    pub end_reason: Option<String>,
-    /// Who ended it; absent when the server did.
-    pub ended_by: Option<String>,
-}
+pub use dyad_proto::http::CallRecord;
 
 /// The database. Cheap to clone (a connection pool).
 #[derive(Debug, Clone)]
