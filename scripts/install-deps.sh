@@ -7,6 +7,9 @@ packages=(
   build-essential pkg-config clang libclang-dev cmake nasm
   libvpx-dev libopus-dev libasound2-dev libv4l-dev
   coturn
+  # The desktop app (Tauri 2 over WebKitGTK), the OS keyring (D-Bus), and its window tests
+  libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev
+  xvfb xauth webkit2gtk-driver imagemagick
   # ip netns, veth, tc tbf and nft for the impaired-link tests (tests/call_netns.rs)
   iproute2 nftables
 )
@@ -21,6 +24,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   as_root apt-get update -q
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+fi
+
+if ! command -v npm >/dev/null 2>&1; then
+  echo "install-deps: installing nodejs and npm (the UI is built with Vite)"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q nodejs npm
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

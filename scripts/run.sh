@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
-# README command 1: install what is needed, build, and run the main job.
-# Until the desktop app lands, that is a real call on loopback: an embedded signalling server,
-# an echo bot, and a caller that sends the test pattern and prints live call statistics.
+# README command 1: install what is needed, build, and start the desktop app on its embedded
+# default (a signalling server on loopback and an "Echo test" contact). With no display it says
+# so and runs the headless demo call instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
-cargo run --release -p dyad -- call "$@"
+if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
+  echo "run: no display (DISPLAY and WAYLAND_DISPLAY are unset), so running the headless demo call instead of the desktop app."
+  exec cargo run --release -p dyad -- call "$@"
+fi
+bash scripts/build-ui.sh
+exec cargo run --release -p dyad-app

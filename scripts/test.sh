@@ -3,6 +3,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The UI first: its type check and unit tests, and ui/dist, which the app crate embeds.
+bash scripts/build-ui.sh --test
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
@@ -14,7 +16,10 @@ if [ -f ../shared/check-layering.py ]; then
 fi
 echo "== cargo test"
 cargo test --workspace --all-targets --locked
+echo "== desktop app in a real window (WebDriver under Xvfb)"
+bash scripts/e2e.sh
 echo "== the main job (README command 1) still runs"
-cargo run --release --locked -p dyad -- demo --seconds 2 --fast
-# And the README's first command, shortened: a real call to the embedded echo bot.
-cargo run --release --locked -p dyad -- call --seconds 3
+cargo run --locked -p dyad -- demo --seconds 2 --fast
+# And the headless call that README command 1 falls back to without a display (debug build:
+# dependencies are optimised in the dev profile, and CI saves a second, release build).
+cargo run --locked -p dyad -- call --seconds 3

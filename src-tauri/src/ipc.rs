@@ -1,0 +1,415 @@
+//! The types that cross IPC. TypeScript declarations for them are generated with ts-rs into
+//! `ui/src/bindings.ts`; `tests` in this module fail when that file is out of date
+//! (`DYAD_BLESS=1 cargo test -p dyad-app bindings` rewrites it).
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// An error as the UI sees it: a kind it can branch on and a sentence it can show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct IpcError {
+    /// What went wrong, for the UI to branch on.
+    pub kind: ErrorKind,
+    /// A sentence for the user.
+    pub message: String,
+}
+
+/// The error kinds the UI branches on (and only those).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorKind {
+    /// Wrong username or password.
+    WrongCredentials,
+    /// Registration with a name someone has.
+    UsernameTaken,
+    /// The signalling server cannot be reached.
+    Unreachable,
+    /// The stored sign-in is no longer valid; sign in again.
+    SessionExpired,
+    /// An argument failed validation (too long, bad URL, unknown device).
+    InvalidInput,
+    /// A camera, microphone or speaker failed or is missing.
+    Device,
+    /// Not possible in the current state (no call to accept, already in a call...).
+    InvalidState,
+    /// Not signed in.
+    NotSignedIn,
+    /// Anything else.
+    Internal,
+}
+
+/// Whether we are signed in, and where.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum SessionView {
+    /// Nobody is signed in.
+    SignedOut,
+    /// Signing in (first run: creating the local account).
+    SigningIn,
+    /// Signed in as `username`.
+    SignedIn {
+        /// Who.
+        username: String,
+    },
+}
+
+/// A contact with presence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ContactView {
+    /// Username.
+    pub username: String,
+    /// "online", "in_call" or "offline".
+    pub presence: PresenceView,
+    /// The built-in echo test contact.
+    pub echo: bool,
+}
+
+/// A contact's presence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceView {
+    /// Reachable.
+    Online,
+    /// In a call.
+    InCall,
+    /// Not connected.
+    Offline,
+}
+
+/// Where a call is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum CallPhase {
+    /// Our invite is on its way.
+    Dialling,
+    /// The other side's device rings.
+    Ringing,
+    /// Someone calls us.
+    Incoming,
+    /// Answered, media connecting.
+    Connecting,
+    /// Media flows.
+    Connected,
+}
+
+/// The call in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct CallView {
+    /// Call id.
+    pub call_id: String,
+    /// The other party.
+    pub peer: String,
+    /// We dialled (`true`) or were called.
+    pub outgoing: bool,
+    /// Where it is.
+    pub phase: CallPhase,
+    /// Milliseconds since the UNIX epoch when media connected.
+    #[ts(type = "number | null")]
+    pub connected_at_ms: Option<u64>,
+    /// Our microphone is muted.
+    pub mic_muted: bool,
+    /// Our camera is off.
+    pub camera_off: bool,
+}
+
+/// How a call ended, for the UI.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct CallEnded {
+    /// Call id.
+    pub call_id: String,
+    /// The other party.
+    pub peer: String,
+    /// The protocol's reason (`user_hangup`, `busy`, `rejected`, `ice_failed`...).
+    pub reason: String,
+    /// What to tell the user.
+    pub message: String,
+    /// Seconds of connected call (0 when it never connected).
+    pub duration_secs: f64,
+    /// True when the end is a failure the user should notice (busy, unreachable, ICE failed).
+    pub failed: bool,
+}
+
+/// The compact quality indicator shown during a call.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct QualityView {
+    /// Overall: "good", "fair" or "poor".
+    pub level: QualityLevel,
+    /// Why, in words (empty when good).
+    pub reason: String,
+    /// Round-trip time, ms.
+    pub rtt_ms: Option<f64>,
+    /// Received video loss over the last second, percent.
+    pub loss_percent: f64,
+    /// Received frames per second.
+    pub recv_fps: f64,
+    /// Sent video bitrate, kbit/s.
+    pub send_kbps: f64,
+    /// Received video size.
+    pub recv_width: u32,
+    /// Received video size.
+    pub recv_height: u32,
+}
+
+/// Good / fair / poor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum QualityLevel {
+    /// Nothing to worry about.
+    Good,
+    /// Noticeable.
+    Fair,
+    /// Bad.
+    Poor,
+}
+
+/// Everything the UI needs after a (re)load; events then keep it current.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct AppStateView {
+    /// The session.
+    pub session: SessionView,
+    /// The signalling server in use (`http://127.0.0.1:port` for the embedded one).
+    pub server_url: Option<String>,
+    /// True when the app runs its own signalling server.
+    pub embedded: bool,
+    /// Whether the signalling connection is up.
+    pub online: bool,
+    /// Contacts.
+    pub contacts: Vec<ContactView>,
+    /// The call in progress.
+    pub call: Option<CallView>,
+    /// Where the page fetches video frames.
+    pub frames: FrameEndpoint,
+    /// Chosen devices.
+    pub devices: DeviceChoice,
+}
+
+/// The local WebSocket that carries decoded frames to the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct FrameEndpoint {
+    /// `ws://127.0.0.1:port/`.
+    pub url: String,
+    /// Per-launch secret, sent as `?secret=`.
+    pub secret: String,
+}
+
+/// What the UI is told as things happen.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// Signed in / out.
+    Session {
+        /// Now.
+        session: SessionView,
+        /// Server in use.
+        server_url: Option<String>,
+        /// Embedded server.
+        embedded: bool,
+    },
+    /// Signalling connection up or down.
+    Connection {
+        /// Up.
+        online: bool,
+    },
+    /// The whole contact list.
+    Contacts {
+        /// Contacts.
+        contacts: Vec<ContactView>,
+    },
+    /// The call changed.
+    Call {
+        /// The call.
+        call: CallView,
+    },
+    /// The call ended.
+    Ended {
+        /// How.
+        ended: CallEnded,
+    },
+    /// Compact quality, once a second in a call.
+    Quality {
+        /// Now.
+        quality: QualityView,
+    },
+    /// The microphone level in the pre-join preview, dBFS (10 per second).
+    MicLevel {
+        /// Level.
+        dbfs: f64,
+    },
+    /// Something failed that the user should hear about.
+    Error {
+        /// The error.
+        error: IpcError,
+    },
+}
+
+/// A device or synthetic source the user can pick.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct DeviceOption {
+    /// Stable id (`camera:0`, `pattern`, `mic:default`, `speech`...).
+    pub id: String,
+    /// What the user reads.
+    pub label: String,
+}
+
+/// Pickers' contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct DeviceList {
+    /// Cameras, then synthetic sources.
+    pub cameras: Vec<DeviceOption>,
+    /// Microphones, then synthetic sources.
+    pub microphones: Vec<DeviceOption>,
+    /// Speakers, then "no sound".
+    pub speakers: Vec<DeviceOption>,
+    /// Why a kind has no real device (e.g. "No camera found"), for the UI to say so.
+    pub notes: Vec<String>,
+}
+
+/// The devices in use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, TS)]
+pub struct DeviceChoice {
+    /// Camera id.
+    pub camera: String,
+    /// Microphone id.
+    pub microphone: String,
+    /// Speaker id.
+    pub speaker: String,
+}
+
+/// One call in the history list.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct HistoryRow {
+    /// Call id.
+    pub call_id: String,
+    /// The other party.
+    pub peer: String,
+    /// We dialled.
+    pub outgoing: bool,
+    /// What happened.
+    pub outcome: Outcome,
+    /// When it started, ms since the UNIX epoch.
+    #[ts(type = "number")]
+    pub started_at_ms: u64,
+    /// Connected seconds (0 when never answered).
+    pub duration_secs: f64,
+}
+
+/// A call's outcome as the history shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Talked.
+    Answered,
+    /// Rang us and nobody answered (or the caller gave up).
+    Missed,
+    /// Declined (by us or them).
+    Declined,
+    /// They were in another call.
+    Busy,
+    /// Nobody answered our call, or we cancelled it.
+    NoAnswer,
+    /// Could not connect or dropped (offline, ICE failed, vanished).
+    Failed,
+    /// Still going.
+    InProgress,
+}
+
+/// Frame delivery to the page, per stream.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct FrameStats {
+    /// Remote video.
+    pub remote: StreamStats,
+    /// Self-view.
+    pub local: StreamStats,
+}
+
+/// One stream's delivery figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, TS)]
+pub struct StreamStats {
+    /// Frames sent to the page.
+    #[ts(type = "number")]
+    pub sent: u64,
+    /// Frames the page reported drawn.
+    #[ts(type = "number")]
+    pub drawn: u64,
+    /// Frames skipped because the page was behind.
+    #[ts(type = "number")]
+    pub skipped: u64,
+    /// Capture → drawn on the page, median of the last 300, ms (test-pattern frames only).
+    pub capture_to_drawn_p50_ms: Option<f64>,
+    /// Same, 95th percentile.
+    pub capture_to_drawn_p95_ms: Option<f64>,
+    /// Sent by Rust → drawn on the page, median, ms.
+    pub delivery_p50_ms: Option<f64>,
+}
+
+/// Every declaration, in one file, in a stable order.
+pub fn typescript() -> String {
+    let cfg = ts_rs::Config::default();
+    let decls = [
+        IpcError::decl(&cfg),
+        ErrorKind::decl(&cfg),
+        SessionView::decl(&cfg),
+        ContactView::decl(&cfg),
+        PresenceView::decl(&cfg),
+        CallPhase::decl(&cfg),
+        CallView::decl(&cfg),
+        CallEnded::decl(&cfg),
+        QualityView::decl(&cfg),
+        QualityLevel::decl(&cfg),
+        AppStateView::decl(&cfg),
+        FrameEndpoint::decl(&cfg),
+        UiEvent::decl(&cfg),
+        DeviceOption::decl(&cfg),
+        DeviceList::decl(&cfg),
+        DeviceChoice::decl(&cfg),
+        HistoryRow::decl(&cfg),
+        Outcome::decl(&cfg),
+        FrameStats::decl(&cfg),
+        StreamStats::decl(&cfg),
+    ];
+    let mut out = String::from(
+        "// Generated from src-tauri/src/ipc.rs by ts-rs; do not edit.\n\
+         // Regenerate: DYAD_BLESS=1 cargo test -p dyad-app bindings\n\n",
+    );
+    for d in decls {
+        out.push_str("export ");
+        out.push_str(&d);
+        out.push_str("\n\n");
+    }
+    out.truncate(out.trim_end().len());
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bindings_are_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ui/src/bindings.ts");
+        let want = typescript();
+        if std::env::var_os("DYAD_BLESS").is_some() {
+            std::fs::write(&path, &want).expect("ui/src is writable");
+            return;
+        }
+        let have = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            have == want,
+            "ui/src/bindings.ts is out of date: run DYAD_BLESS=1 cargo test -p dyad-app bindings"
+        );
+    }
+
+    #[test]
+    fn errors_and_events_serialize_as_the_ui_expects() {
+        let e = serde_json::to_value(IpcError {
+            kind: ErrorKind::WrongCredentials,
+            message: "no".into(),
+        })
+        .expect("plain struct");
+        assert_eq!(e["kind"], "wrong_credentials");
+        let ev = serde_json::to_value(UiEvent::Connection { online: false }).expect("plain enum");
+        assert_eq!(ev["type"], "connection");
+        assert_eq!(ev["online"], false);
+    }
+}

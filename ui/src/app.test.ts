@@ -1,0 +1,297 @@
+// Each screen's states, with the IPC mocked (@tauri-apps/api/mocks): what the page shows for a
+// given snapshot or event, and which command (with which arguments) a click sends.
+import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { App, Videos } from "./app";
+import type { AppStateView, CallView, HistoryRow, UiEvent } from "./bindings";
+import { ageUs, parseHeader } from "./video";
+import { apply, formatDuration, initialModel } from "./state";
+
+function snapshot(over: Partial<AppStateView> = {}): AppStateView {
+  return {
+    session: { state: "signed_in", username: "ann" },
+    server_url: "http://127.0.0.1:4000",
+    embedded: true,
+    online: true,
+    contacts: [
+      { username: "echo", presence: "online", echo: true },
+      { username: "bob", presence: "offline", echo: false },
+    ],
+    call: null,
+    frames: { url: "ws://127.0.0.1:1/", secret: "s" },
+    devices: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
+    ...over,
+  };
+}
+
+const fakeVideos = (): Videos => {
+  const v = () => {
+    const el = document.createElement("div");
+    el.className = "video";
+    return { el, refresh() {}, stop() {} };
+  };
+  return { remote: v(), local: v() };
+};
+
+let calls: { cmd: string; args: Record<string, unknown> }[] = [];
+let state: AppStateView;
+let history: HistoryRow[] = [];
+let fail: Record<string, { kind: string; message: string }> = {};
+
+beforeEach(() => {
+  calls = [];
+  history = [];
+  fail = {};
+  state = snapshot();
+  mockIPC((cmd, args) => {
+    calls.push({ cmd, args: (args ?? {}) as Record<string, unknown> });
+    if (fail[cmd]) throw fail[cmd];
+    switch (cmd) {
+      case "app_state":
+        return state;
+      case "call_history":
+        return history;
+      case "list_devices":
+        return {
+          cameras: [{ id: "pattern", label: "Test pattern" }],
+          microphones: [{ id: "speech", label: "Synthetic speech" }],
+          speakers: [{ id: "speaker:none", label: "No sound" }],
+          notes: ["No camera found: calls send the test pattern."],
+        };
+      default:
+        return null;
+    }
+  });
+});
+
+afterEach(() => clearMocks());
+
+async function mount(): Promise<{ app: App; root: HTMLElement }> {
+  const root = document.createElement("div");
+  document.body.replaceChildren(root);
+  const app = new App(root, fakeVideos);
+  await app.start();
+  await new Promise((r) => setTimeout(r, 0));
+  return { app, root };
+}
+
+const q = (root: HTMLElement, sel: string) => root.querySelector<HTMLElement>(sel);
+const flush = () => new Promise((r) => setTimeout(r, 0));
+
+function call(over: Partial<CallView> = {}): CallView {
+  return {
+    call_id: "c1",
+    peer: "bob",
+    outgoing: true,
+    phase: "dialling",
+    connected_at_ms: null,
+    mic_muted: false,
+    camera_off: false,
+    ...over,
+  };
+}
+
+describe("sign-in screen", () => {
+  it("shows the form and sends the credentials", async () => {
+    state = snapshot({ session: { state: "signed_out" }, embedded: false, server_url: "http://example.org:8080" });
+    const { root } = await mount();
+    expect(q(root, "[data-screen=sign-in]")).not.toBeNull();
+    expect(root.textContent).toContain("http://example.org:8080");
+    (q(root, "#username") as HTMLInputElement).value = "ann";
+    (q(root, "#password") as HTMLInputElement).value = "correct horse";
+    q(root, "[data-action=register]")!.click();
+    await flush();
+    const c = calls.find((c) => c.cmd === "sign_in");
+    expect(c?.args).toEqual({ username: "ann", password: "correct horse", register: true });
+  });
+
+  it("shows a wrong password as a message, not a blank screen", async () => {
+    state = snapshot({ session: { state: "signed_out" } });
+    fail.sign_in = { kind: "wrong_credentials", message: "Wrong username or password." };
+    const { root } = await mount();
+    (q(root, "#username") as HTMLInputElement).value = "ann";
+    (q(root, "#password") as HTMLInputElement).value = "nope";
+    q(root, "[data-action=sign-in]")!.click();
+    await flush();
+    await flush();
+    const err = q(root, "[data-role=error]");
+    expect(err?.dataset.kind).toBe("wrong_credentials");
+    expect(err?.textContent).toContain("Wrong username or password.");
+    // What was typed survives the re-render.
+    expect((q(root, "#username") as HTMLInputElement).value).toBe("ann");
+  });
+
+  it("says so while the embedded server starts", async () => {
+    state = snapshot({ session: { state: "signing_in" } });
+    const { root } = await mount();
+    expect(q(root, "[data-screen=signing-in]")?.textContent).toContain("local server");
+  });
+});
+
+describe("home: contacts, pre-join, history", () => {
+  it("lists contacts with presence and calls the selected one", async () => {
+    const { root, app } = await mount();
+    const items = root.querySelectorAll<HTMLElement>("[data-contact]");
+    expect([...items].map((i) => [i.dataset.contact, i.dataset.presence])).toEqual([
+      ["echo", "online"],
+      ["bob", "offline"],
+    ]);
+    expect(q(root, "[data-contact=echo]")?.textContent).toContain("Echo test");
+    expect(calls.some((c) => c.cmd === "start_preview")).toBe(true);
+    // Offline contacts cannot be called; online ones can.
+    q(root, "[data-contact=bob]")!.click();
+    expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(true);
+    app.onEvent({ type: "contacts", contacts: [{ username: "echo", presence: "online", echo: true }, { username: "bob", presence: "online", echo: false }] });
+    expect(q(root, "[data-contact=bob]")?.dataset.presence).toBe("online");
+    q(root, "[data-action=call]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "start_call")?.args).toEqual({ peer: "bob" });
+  });
+
+  it("adds and removes contacts", async () => {
+    const { root } = await mount();
+    (q(root, "#new-contact") as HTMLInputElement).value = " carol ";
+    q(root, "[data-action=add-contact]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "add_contact")?.args).toEqual({ username: "carol" });
+    q(root, "[data-contact=bob] [data-action=remove-contact]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "remove_contact")?.args).toEqual({ username: "bob" });
+  });
+
+  it("shows device pickers, the device notes and the mic meter", async () => {
+    const { root, app } = await mount();
+    await flush();
+    expect(q(root, "select[data-picker=camera]")).not.toBeNull();
+    expect(root.textContent).toContain("No camera found");
+    app.onEvent({ type: "mic_level", dbfs: -30 });
+    expect(q(root, "[data-role=mic-meter]")?.style.width).toBe("50%");
+    const sel = q(root, "select[data-picker=microphone]") as HTMLSelectElement;
+    sel.dispatchEvent(new Event("change"));
+    await flush();
+    expect(calls.find((c) => c.cmd === "select_devices")?.args).toEqual({
+      choice: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
+    });
+  });
+
+  it("shows history rows with outcome and duration", async () => {
+    history = [
+      { call_id: "h1", peer: "echo", outgoing: true, outcome: "answered", started_at_ms: 1_700_000_000_000, duration_secs: 75 },
+      { call_id: "h2", peer: "bob", outgoing: false, outcome: "missed", started_at_ms: 1_700_000_100_000, duration_secs: 0 },
+    ];
+    const { root } = await mount();
+    q(root, "[data-tab=history]")!.click();
+    await flush();
+    const rows = root.querySelectorAll<HTMLElement>("[data-call]");
+    expect([...rows].map((r) => r.dataset.outcome)).toEqual(["answered", "missed"]);
+    expect(rows[0].textContent).toContain("1:15");
+    expect(rows[1].textContent).toContain("Missed");
+  });
+});
+
+describe("calls", () => {
+  it("outgoing: ringing screen with cancel", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "call", call: call() });
+    expect(q(root, "[data-screen=outgoing]")?.textContent).toContain("Calling…");
+    app.onEvent({ type: "call", call: call({ phase: "ringing" }) });
+    expect(q(root, "[data-role=phase]")?.textContent).toBe("Ringing…");
+    q(root, "[data-action=cancel]")!.click();
+    await flush();
+    expect(calls.some((c) => c.cmd === "hang_up")).toBe(true);
+  });
+
+  it("incoming: caller's name, accept and decline", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "call", call: call({ outgoing: false, phase: "incoming", peer: "carol" }) });
+    expect(q(root, "[data-role=caller]")?.textContent).toBe("carol");
+    q(root, "[data-action=accept]")!.click();
+    await flush();
+    expect(calls.some((c) => c.cmd === "accept_call")).toBe(true);
+    q(root, "[data-action=decline]")!.click();
+    await flush();
+    expect(calls.some((c) => c.cmd === "decline_call")).toBe(true);
+  });
+
+  it("in call: timer, mute, camera, quality, keyboard, hang up", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "call", call: call({ phase: "connected", connected_at_ms: Date.now() - 65_000 }) });
+    expect(q(root, "[data-screen=in-call]")).not.toBeNull();
+    expect(q(root, "[data-role=timer]")?.textContent).toBe("1:05");
+    q(root, "[data-action=mute]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "set_mic_muted")?.args).toEqual({ muted: true });
+    app.onEvent({ type: "call", call: call({ phase: "connected", connected_at_ms: Date.now(), mic_muted: true }) });
+    expect(q(root, "[data-action=mute]")?.getAttribute("aria-pressed")).toBe("true");
+    document.dispatchEvent(new KeyboardEvent("keydown", { key: "v" }));
+    await flush();
+    expect(calls.find((c) => c.cmd === "set_camera_off")?.args).toEqual({ off: true });
+    app.onEvent({
+      type: "quality",
+      quality: { level: "fair", reason: "4 % of packets are lost", rtt_ms: 20, loss_percent: 4, recv_fps: 30, send_kbps: 800, recv_width: 640, recv_height: 480 },
+    });
+    expect(q(root, "[data-role=quality]")?.className).toContain("q-fair");
+    expect(q(root, "[data-role=quality-reason]")?.textContent).toBe("4 % of packets are lost");
+    q(root, "[data-action=hang-up]")!.click();
+    await flush();
+    expect(calls.some((c) => c.cmd === "hang_up")).toBe(true);
+  });
+
+  it("a failed call ends with its reason on screen", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "call", call: call() });
+    app.onEvent({ type: "ended", ended: { call_id: "c1", peer: "bob", reason: "busy", message: "bob is in another call.", duration_secs: 0, failed: true } });
+    expect(q(root, "[data-screen=home]")).not.toBeNull();
+    expect(q(root, "[data-role=error]")?.textContent).toContain("bob is in another call.");
+  });
+
+  it("a normal end shows the duration", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "ended", ended: { call_id: "c1", peer: "echo", reason: "user_hangup", message: "Call ended.", duration_secs: 12.4, failed: false } });
+    expect(q(root, "[data-role=ended]")?.textContent).toContain("Call ended. · 0:12");
+  });
+
+  it("server unreachable and device errors are shown", async () => {
+    const { root, app } = await mount();
+    app.onEvent({ type: "error", error: { kind: "unreachable", message: "Can't reach the signalling server" } });
+    expect(q(root, "[data-role=error]")?.dataset.kind).toBe("unreachable");
+    app.onEvent({ type: "connection", online: false });
+    expect(root.textContent).toContain("Reconnecting…");
+  });
+});
+
+describe("model and frames", () => {
+  it("apply keeps the selection valid and marks live-only events", () => {
+    const m = initialModel(snapshot());
+    expect(m.selected).toBe("echo");
+    const e: UiEvent = { type: "contacts", contacts: [{ username: "bob", presence: "online", echo: false }] };
+    expect(apply(m, e)).toBe("render");
+    expect(m.selected).toBe("bob");
+    expect(apply(m, { type: "mic_level", dbfs: -12 })).toBe("live");
+  });
+
+  it("formats durations", () => {
+    expect(formatDuration(0)).toBe("0:00");
+    expect(formatDuration(75.9)).toBe("1:15");
+    expect(formatDuration(3725)).toBe("1:02:05");
+  });
+
+  it("parses the frame header and computes the age across the 48-bit wrap", () => {
+    const buf = new ArrayBuffer(32);
+    const d = new DataView(buf);
+    d.setUint32(0, 0x44595631, false);
+    d.setUint32(4, 640, true);
+    d.setUint32(8, 480, true);
+    d.setUint32(12, 9, true);
+    d.setUint32(16, 1234, true);
+    d.setUint32(20, 1, true);
+    d.setUint32(24, 5, true);
+    d.setUint32(28, 1, true);
+    expect(parseHeader(buf)).toEqual({ width: 640, height: 480, seq: 9, marker: 1234, cameraOff: true, captureUs: 5 + 2 ** 32 });
+    d.setUint32(0, 0, false);
+    expect(parseHeader(buf)).toBeNull();
+    // Captured 3 ms before the low 48 bits wrapped; now is 2 ms after.
+    const nowMs = (2 ** 48 * 7 + 2000) / 1000;
+    expect(Math.round(ageUs(2 ** 48 - 3000, nowMs))).toBe(5000);
+  });
+});

@@ -1,0 +1,523 @@
+// The controller: loads the snapshot, subscribes to events, renders the screen for the state
+// (sign-in, contacts + pre-join, outgoing, incoming, in call) and sends the user's actions.
+import type { ContactView, DeviceChoice, IpcError, UiEvent } from "./bindings";
+import { api, asIpcError } from "./ipc";
+import { apply, formatDuration, initialModel, Model, OUTCOME_TEXT, Tab } from "./state";
+import { VideoView } from "./video";
+
+type Child = Node | string | null | undefined | false;
+
+/** A tiny element builder: h("button", {class: "x", onclick}, "text"). */
+export function h(
+  tag: string,
+  attrs: Record<string, unknown> = {},
+  ...children: Child[]
+): HTMLElement {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on") && typeof v === "function") {
+      el.addEventListener(k.slice(2), v as EventListener);
+    } else if (k === "dataset") {
+      Object.assign(el.dataset, v);
+    } else if (v === true) {
+      el.setAttribute(k, "");
+    } else {
+      el.setAttribute(k, String(v));
+    }
+  }
+  for (const c of children) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c);
+  }
+  return el;
+}
+
+export interface Videos {
+  remote: { el: HTMLElement; refresh(): void; stop(): void };
+  local: { el: HTMLElement; refresh(): void; stop(): void };
+}
+
+/** How video views are made (tests replace it: jsdom has neither WebGL nor our socket). */
+export type VideoFactory = (app: App) => Videos;
+
+export const realVideos: VideoFactory = (app) => ({
+  remote: new VideoView("remote", app.model?.app.frames ?? null, () => app.remoteEmptyText()),
+  local: new VideoView("local", app.model?.app.frames ?? null, () => app.localEmptyText()),
+});
+
+const initial = (name: string) => (name[0] ?? "?").toUpperCase();
+
+export class App {
+  model: Model | null = null;
+  private videos: Videos | null = null;
+  private timer: number | undefined;
+  private previewing = false;
+
+  constructor(
+    private root: HTMLElement,
+    private makeVideos: VideoFactory = realVideos,
+  ) {}
+
+  async start() {
+    this.render();
+    try {
+      await api.subscribe((e) => this.onEvent(e));
+      const app = await api.appState();
+      this.model = initialModel(app);
+      this.videos = this.makeVideos(this);
+      this.render();
+      void this.refreshDevices();
+      if (app.session.state === "signed_in") void this.refreshHistory();
+    } catch (e) {
+      this.fatal(asIpcError(e));
+    }
+    document.addEventListener("keydown", (ev) => this.onKey(ev));
+    this.timer = window.setInterval(() => this.tick(), 1000);
+  }
+
+  stop() {
+    window.clearInterval(this.timer);
+    this.videos?.remote.stop();
+    this.videos?.local.stop();
+  }
+
+  private fatal(err: IpcError) {
+    this.root.replaceChildren(
+      h("div", { class: "center" }, h("div", { class: "card error-card" }, h("h2", {}, "Dyad could not start"), h("p", { class: "error" }, err.message))),
+    );
+  }
+
+  remoteEmptyText(): string {
+    const call = this.model?.app.call;
+    if (!call) return "";
+    if (call.phase === "connected") return `${call.peer}'s camera is off`;
+    return `Connecting to ${call.peer}…`;
+  }
+
+  localEmptyText(): string {
+    return this.model?.app.call?.camera_off ? "Your camera is off" : "No picture yet";
+  }
+
+  onEvent(e: UiEvent) {
+    if (!this.model) return;
+    const m = this.model;
+    const wasCall = m.app.call;
+    const what = apply(m, e);
+    if (e.type === "ended" || (e.type === "session" && e.session.state === "signed_in")) {
+      void this.refreshHistory();
+    }
+    if (e.type === "session" && e.session.state === "signed_in") void this.refreshDevices();
+    if (what === "render") this.render();
+    else this.live();
+    // A call that starts ringing brings the window's attention to it (the ring tone and the OS
+    // notification come from the Rust side).
+    if (e.type === "call" && e.call.phase === "incoming" && wasCall?.phase !== "incoming") {
+      document.title = `Dyad — ${e.call.peer} is calling`;
+    } else if (m.app.call?.phase !== "incoming") {
+      document.title = "Dyad";
+    }
+  }
+
+  private async act(f: () => Promise<unknown>, after?: () => void) {
+    if (!this.model) return;
+    this.model.error = null;
+    try {
+      await f();
+      after?.();
+    } catch (e) {
+      this.model.error = asIpcError(e);
+    }
+    this.render();
+  }
+
+  private async refreshHistory() {
+    if (!this.model) return;
+    try {
+      this.model.history = await api.callHistory();
+    } catch (e) {
+      this.model.error = asIpcError(e);
+    }
+    this.render();
+  }
+
+  private async refreshDevices() {
+    if (!this.model) return;
+    try {
+      this.model.devices = await api.listDevices();
+    } catch (e) {
+      this.model.error = asIpcError(e);
+    }
+    this.render();
+  }
+
+  private onKey(ev: KeyboardEvent) {
+    const call = this.model?.app.call;
+    if (!call) return;
+    const t = ev.target as HTMLElement | null;
+    if (t && (t.tagName === "INPUT" || t.tagName === "SELECT" || t.tagName === "TEXTAREA")) return;
+    const key = ev.key.toLowerCase();
+    if (call.phase === "incoming") {
+      if (key === "enter") void this.act(() => api.acceptCall());
+      if (key === "escape") void this.act(() => api.declineCall());
+      return;
+    }
+    if (key === "m") void this.act(() => api.setMicMuted(!call.mic_muted));
+    else if (key === "v") void this.act(() => api.setCameraOff(!call.camera_off));
+    else if (key === "escape" || (key === "h" && ev.ctrlKey)) void this.act(() => api.hangUp());
+  }
+
+  /** Once a second: the call timer. */
+  private tick() {
+    const el = this.root.querySelector<HTMLElement>("[data-role=timer]");
+    const at = this.model?.app.call?.connected_at_ms;
+    if (el && at) el.textContent = formatDuration((Date.now() - at) / 1000);
+  }
+
+  /** Live values without rebuilding the screen: the quality pill and the mic meter. */
+  private live() {
+    const m = this.model;
+    if (!m) return;
+    const pill = this.root.querySelector<HTMLElement>("[data-role=quality]");
+    if (pill) {
+      const q = m.quality;
+      pill.className = `quality q-${q?.level ?? "none"}`;
+      pill.textContent = q ? { good: "Good", fair: "Fair", poor: "Poor" }[q.level] : "…";
+      pill.title = q
+        ? [
+            q.reason || "Connection is good",
+            q.rtt_ms !== null ? `round trip ${q.rtt_ms.toFixed(0)} ms` : "",
+            `loss ${q.loss_percent.toFixed(1)} %`,
+            `receiving ${q.recv_width}×${q.recv_height} at ${q.recv_fps.toFixed(0)} fps`,
+            `sending ${q.send_kbps.toFixed(0)} kbit/s`,
+          ]
+            .filter(Boolean)
+            .join("\n")
+        : "Measuring…";
+      const why = this.root.querySelector<HTMLElement>("[data-role=quality-reason]");
+      if (why) why.textContent = q && q.level !== "good" ? q.reason : "";
+    }
+    const meter = this.root.querySelector<HTMLElement>("[data-role=mic-meter]");
+    if (meter && m.micLevel !== null) {
+      // -60 dBFS .. 0 dBFS → 0 .. 100 %.
+      const pct = Math.max(0, Math.min(100, ((m.micLevel + 60) / 60) * 100));
+      meter.style.width = `${pct.toFixed(0)}%`;
+      meter.parentElement?.setAttribute("data-level", m.micLevel.toFixed(1));
+    }
+  }
+
+  render() {
+    const m = this.model;
+    if (!m) {
+      this.root.replaceChildren(h("div", { class: "center" }, h("div", { class: "spinner" }), h("p", { class: "muted" }, "Starting Dyad…")));
+      return;
+    }
+    // Keep what the user is typing across re-renders.
+    const typed = new Map<string, string>();
+    const focused = (document.activeElement as HTMLElement | null)?.id;
+    this.root.querySelectorAll<HTMLInputElement>("input[id]").forEach((i) => typed.set(i.id, i.value));
+
+    const screen = this.screen(m);
+    this.root.replaceChildren(screen);
+    typed.forEach((v, id) => {
+      const i = this.root.querySelector<HTMLInputElement>(`#${id}`);
+      if (i && i.type !== "checkbox") i.value = v;
+    });
+    if (focused) this.root.querySelector<HTMLElement>(`#${focused}`)?.focus();
+    this.videos?.remote.refresh();
+    this.videos?.local.refresh();
+    this.syncPreview(m);
+    this.live();
+    this.tick();
+  }
+
+  private syncPreview(m: Model) {
+    const want = m.app.session.state === "signed_in" && !m.app.call && m.tab === "call";
+    if (want && !this.previewing) {
+      this.previewing = true;
+      api.startPreview().catch((e) => {
+        if (this.model) this.model.error = asIpcError(e);
+        this.render();
+      });
+    } else if (!want && this.previewing) {
+      this.previewing = false;
+      if (!m.app.call) void api.stopPreview().catch(() => undefined);
+    }
+  }
+
+  private screen(m: Model): HTMLElement {
+    const s = m.app.session;
+    if (s.state === "signed_out") return this.signIn(m);
+    if (s.state === "signing_in") {
+      return h("div", { class: "center", "data-screen": "signing-in" }, h("div", { class: "spinner" }), h("p", { class: "muted" }, m.app.embedded ? "Starting the local server and signing you in…" : "Signing in…"), this.errorBox(m));
+    }
+    const call = m.app.call;
+    if (call && (call.phase === "dialling" || call.phase === "ringing")) return this.outgoing(m);
+    if (call && call.phase === "incoming") return this.incoming(m);
+    if (call) return this.inCall(m);
+    return this.home(m);
+  }
+
+  private errorBox(m: Model): HTMLElement | null {
+    if (!m.error) return null;
+    return h(
+      "div",
+      { class: "banner banner-error", role: "alert", "data-role": "error", "data-kind": m.error.kind },
+      h("span", {}, m.error.message),
+      h("button", { class: "icon-btn", title: "Dismiss", onclick: () => { m.error = null; this.render(); } }, "×"),
+    );
+  }
+
+  private signIn(m: Model): HTMLElement {
+    let register = false;
+    const submit = (ev: Event) => {
+      ev.preventDefault();
+      const u = (this.root.querySelector("#username") as HTMLInputElement).value;
+      const p = (this.root.querySelector("#password") as HTMLInputElement).value;
+      void this.act(() => api.signIn(u, p, register));
+    };
+    const where = m.app.embedded ? "This computer (built-in server)" : m.app.server_url ?? "";
+    return h(
+      "div",
+      { class: "center", "data-screen": "sign-in" },
+      h(
+        "form",
+        { class: "card signin", onsubmit: submit },
+        h("div", { class: "brand big" }, h("span", { class: "logo" }), "Dyad"),
+        h("p", { class: "muted" }, "Sign in to call the people you know."),
+        this.errorBox(m),
+        h("label", { for: "username" }, "Username"),
+        h("input", { id: "username", autocomplete: "username", maxlength: "64", required: true }),
+        h("label", { for: "password" }, "Password"),
+        h("input", { id: "password", type: "password", autocomplete: "current-password", maxlength: "256", required: true }),
+        h("div", { class: "row" },
+          h("button", { type: "submit", class: "btn primary", "data-action": "sign-in", onclick: () => (register = false) }, "Sign in"),
+          h("button", { type: "submit", class: "btn", "data-action": "register", onclick: () => (register = true) }, "Create account"),
+        ),
+        h("p", { class: "muted small" }, "Server: ", h("b", {}, where)),
+        this.serverForm(m),
+      ),
+    );
+  }
+
+  private serverForm(m: Model): HTMLElement {
+    const apply = (ev: Event) => {
+      ev.preventDefault();
+      const url = (this.root.querySelector("#server-url") as HTMLInputElement).value.trim();
+      void this.act(() => api.setServer(url === "" ? null : url));
+    };
+    return h(
+      "form",
+      { class: "server-form", onsubmit: apply },
+      h("label", { for: "server-url" }, "Signalling server"),
+      h("div", { class: "row" },
+        h("input", { id: "server-url", placeholder: "Leave empty for the built-in server", value: m.app.embedded ? "" : m.app.server_url ?? "", maxlength: "512" }),
+        h("button", { type: "submit", class: "btn", "data-action": "set-server" }, "Use"),
+      ),
+    );
+  }
+
+  private presenceDot(c: ContactView) {
+    const label = { online: "Online", in_call: "In a call", offline: "Offline" }[c.presence];
+    return h("span", { class: `dot p-${c.presence}`, title: label, "aria-label": label });
+  }
+
+  private sidebar(m: Model): HTMLElement {
+    const me = m.app.session.state === "signed_in" ? m.app.session.username : "";
+    const add = (ev: Event) => {
+      ev.preventDefault();
+      const i = this.root.querySelector("#new-contact") as HTMLInputElement;
+      const name = i.value.trim();
+      if (!name) return;
+      void this.act(() => api.addContact(name), () => (i.value = ""));
+    };
+    return h(
+      "aside",
+      { class: "sidebar" },
+      h("div", { class: "brand" }, h("span", { class: "logo" }), "Dyad"),
+      h("div", { class: "me" },
+        h("div", { class: "avatar small" }, initial(me)),
+        h("div", {}, h("div", { class: "name", "data-role": "me" }, me), h("div", { class: "muted small" }, m.app.online ? "Online" : "Reconnecting…")),
+        h("span", { class: `dot ${m.app.online ? "p-online" : "p-offline"}` }),
+      ),
+      h("div", { class: "section-title" }, "Contacts"),
+      h(
+        "ul",
+        { class: "contacts", "data-role": "contacts" },
+        ...m.app.contacts.map((c) =>
+          h(
+            "li",
+            {
+              class: `contact ${m.selected === c.username ? "selected" : ""}`,
+              "data-contact": c.username,
+              "data-presence": c.presence,
+              onclick: () => { m.selected = c.username; m.tab = "call"; this.render(); },
+            },
+            h("div", { class: "avatar small" }, initial(c.username), this.presenceDot(c)),
+            h("div", { class: "grow" },
+              h("div", { class: "name" }, c.echo ? "Echo test" : c.username),
+              h("div", { class: "muted small" }, c.echo ? "Hear and see yourself" : { online: "Online", in_call: "In a call", offline: "Offline" }[c.presence]),
+            ),
+            c.echo ? null : h("button", { class: "icon-btn", title: `Remove ${c.username}`, "data-action": "remove-contact", onclick: (ev: Event) => { ev.stopPropagation(); void this.act(() => api.removeContact(c.username)); } }, "×"),
+          ),
+        ),
+        m.app.contacts.length === 0 ? h("li", { class: "muted small empty" }, "No contacts yet. Add someone by username.") : null,
+      ),
+      h("form", { class: "add-contact", onsubmit: add },
+        h("input", { id: "new-contact", placeholder: "Add a contact by username", maxlength: "64" }),
+        h("button", { type: "submit", class: "btn", "data-action": "add-contact" }, "Add"),
+      ),
+    );
+  }
+
+  private home(m: Model): HTMLElement {
+    const tabs: [Tab, string][] = [["call", "Call"], ["history", "History"], ["settings", "Settings"]];
+    const body = m.tab === "history" ? this.historyView(m) : m.tab === "settings" ? this.settingsView(m) : this.preJoin(m);
+    return h(
+      "div",
+      { class: "layout", "data-screen": "home" },
+      this.sidebar(m),
+      h("main", { class: "main" },
+        h("nav", { class: "tabs" }, ...tabs.map(([t, label]) => h("button", { class: `tab ${m.tab === t ? "active" : ""}`, "data-tab": t, onclick: () => { m.tab = t; if (t === "history") void this.refreshHistory(); this.render(); } }, label))),
+        this.endedBanner(m),
+        this.errorBox(m),
+        body,
+      ),
+    );
+  }
+
+  private endedBanner(m: Model): HTMLElement | null {
+    const e = m.lastEnded;
+    if (!e || e.failed) return null;
+    const dur = e.duration_secs > 0 ? ` · ${formatDuration(e.duration_secs)}` : "";
+    return h("div", { class: "banner", "data-role": "ended" }, h("span", {}, `${e.message}${dur}`), h("button", { class: "icon-btn", title: "Dismiss", onclick: () => { m.lastEnded = null; this.render(); } }, "×"));
+  }
+
+  private picker(id: keyof DeviceChoice, label: string, m: Model): HTMLElement {
+    const options = m.devices?.[id === "camera" ? "cameras" : id === "microphone" ? "microphones" : "speakers"] ?? [];
+    const current = m.app.devices[id];
+    const change = (ev: Event) => {
+      const v = (ev.target as HTMLSelectElement).value;
+      const choice = { ...m.app.devices, [id]: v };
+      void this.act(() => api.selectDevices(choice), () => (m.app.devices = choice));
+    };
+    return h("label", { class: "picker" }, h("span", {}, label),
+      h("select", { "data-picker": id, onchange: change },
+        ...options.map((o) => h("option", { value: o.id, selected: o.id === current }, o.label)),
+        options.some((o) => o.id === current) ? null : h("option", { value: current, selected: true, disabled: true }, "Not available"),
+      ),
+    );
+  }
+
+  private preJoin(m: Model): HTMLElement {
+    const who = m.app.contacts.find((c) => c.username === m.selected) ?? null;
+    const name = who ? (who.echo ? "Echo test" : who.username) : null;
+    const call = () => who && void this.act(() => api.startCall(who.username));
+    return h(
+      "section",
+      { class: "prejoin", "data-screen": "prejoin" },
+      h("div", { class: "preview-wrap" }, this.videos?.local.el ?? null, h("div", { class: "preview-label" }, "Your camera")),
+      h("div", { class: "prejoin-side" },
+        h("h2", {}, name ? `Ready to call ${name}?` : "Pick someone to call"),
+        who ? h("p", { class: "muted" }, who.echo ? "The echo test sends your own video and sound back, so you can check them before a real call." : { online: `${who.username} is online.`, in_call: `${who.username} is in another call.`, offline: `${who.username} is offline.` }[who.presence]) : h("p", { class: "muted" }, "Add a contact on the left, or try the echo test."),
+        this.picker("camera", "Camera", m),
+        this.picker("microphone", "Microphone", m),
+        h("div", { class: "meter", title: "Microphone level" }, h("div", { class: "meter-fill", "data-role": "mic-meter" })),
+        this.picker("speaker", "Speaker", m),
+        ...(m.devices?.notes ?? []).map((n) => h("p", { class: "note small" }, n)),
+        h("button", { class: "btn primary call-btn", "data-action": "call", disabled: !who || who.presence === "offline", onclick: call }, "Call"),
+      ),
+    );
+  }
+
+  private historyView(m: Model): HTMLElement {
+    if (m.history.length === 0) return h("section", { class: "history empty", "data-screen": "history" }, h("p", { class: "muted" }, "No calls yet."));
+    return h(
+      "section",
+      { class: "history", "data-screen": "history" },
+      h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Who"), h("th", {}, "Outcome"), h("th", {}, "When"), h("th", {}, "Duration"))),
+        h("tbody", {}, ...m.history.map((r) =>
+          h("tr", { "data-call": r.call_id, "data-outcome": r.outcome },
+            h("td", { class: "dir", title: r.outgoing ? "Outgoing" : "Incoming" }, r.outgoing ? "↗" : "↙"),
+            h("td", {}, r.peer),
+            h("td", {}, h("span", { class: `outcome o-${r.outcome}` }, OUTCOME_TEXT[r.outcome])),
+            h("td", { class: "muted" }, new Date(r.started_at_ms).toLocaleString()),
+            h("td", {}, r.duration_secs > 0 ? formatDuration(r.duration_secs) : "—"),
+          ),
+        )),
+      ),
+    );
+  }
+
+  private settingsView(m: Model): HTMLElement {
+    return h(
+      "section",
+      { class: "settings", "data-screen": "settings" },
+      h("h2", {}, "Settings"),
+      h("p", { class: "muted" }, "Server in use: ", h("b", { "data-role": "server-url" }, m.app.server_url ?? "—"), m.app.embedded ? " (built into this app)" : ""),
+      this.serverForm(m),
+      h("h3", {}, "Keyboard"),
+      h("ul", { class: "keys" }, h("li", {}, h("kbd", {}, "M"), " mute or unmute the microphone"), h("li", {}, h("kbd", {}, "V"), " camera on or off"), h("li", {}, h("kbd", {}, "Esc"), " hang up (decline a ringing call)"), h("li", {}, h("kbd", {}, "Enter"), " answer a ringing call")),
+      h("button", { class: "btn danger", "data-action": "sign-out", onclick: () => void this.act(() => api.signOut()) }, "Sign out"),
+    );
+  }
+
+  private outgoing(m: Model): HTMLElement {
+    const c = m.app.call!;
+    return h(
+      "div",
+      { class: "ringing", "data-screen": "outgoing" },
+      h("div", { class: "avatar huge pulse" }, initial(c.peer)),
+      h("h2", {}, c.peer),
+      h("p", { class: "muted", "data-role": "phase" }, c.phase === "ringing" ? "Ringing…" : "Calling…"),
+      h("div", { class: "controls" }, h("button", { class: "round danger", "data-action": "cancel", title: "Cancel (Esc)", onclick: () => void this.act(() => api.hangUp()) }, "✕")),
+      h("div", { class: "pip" }, this.videos?.local.el ?? null),
+      this.errorBox(m),
+    );
+  }
+
+  private incoming(m: Model): HTMLElement {
+    const c = m.app.call!;
+    return h(
+      "div",
+      { class: "ringing incoming", "data-screen": "incoming" },
+      h("div", { class: "avatar huge pulse" }, initial(c.peer)),
+      h("h2", { "data-role": "caller" }, c.peer),
+      h("p", { class: "muted" }, "is calling you"),
+      h("div", { class: "controls" },
+        h("button", { class: "round danger", "data-action": "decline", title: "Decline (Esc)", onclick: () => void this.act(() => api.declineCall()) }, "✕"),
+        h("button", { class: "round accept", "data-action": "accept", title: "Accept (Enter)", onclick: () => void this.act(() => api.acceptCall()) }, "✆"),
+      ),
+      this.errorBox(m),
+    );
+  }
+
+  private inCall(m: Model): HTMLElement {
+    const c = m.app.call!;
+    const switcher = (id: "camera" | "microphone", label: string) => {
+      const el = this.picker(id, label, m);
+      el.classList.add("in-call-picker");
+      return el;
+    };
+    return h(
+      "div",
+      { class: "incall", "data-screen": "in-call" },
+      h("div", { class: "stage" }, this.videos?.remote.el ?? null),
+      h("header", { class: "call-top" },
+        h("div", {}, h("div", { class: "name" }, c.peer), h("div", { class: "muted small" }, c.phase === "connected" ? h("span", { "data-role": "timer" }, "0:00") : "Connecting…")),
+        h("div", { class: "grow" }),
+        h("span", { class: "quality-reason muted small", "data-role": "quality-reason" }),
+        h("span", { class: "quality q-none", "data-role": "quality", title: "Measuring…" }, "…"),
+      ),
+      h("div", { class: "pip" }, this.videos?.local.el ?? null),
+      this.errorBox(m),
+      h("footer", { class: "controls" },
+        h("button", { class: `round ${c.mic_muted ? "off" : ""}`, "data-action": "mute", "aria-pressed": String(c.mic_muted), title: c.mic_muted ? "Unmute (M)" : "Mute (M)", onclick: () => void this.act(() => api.setMicMuted(!c.mic_muted)) }, c.mic_muted ? "Mic off" : "Mic"),
+        h("button", { class: `round ${c.camera_off ? "off" : ""}`, "data-action": "camera", "aria-pressed": String(c.camera_off), title: c.camera_off ? "Camera on (V)" : "Camera off (V)", onclick: () => void this.act(() => api.setCameraOff(!c.camera_off)) }, c.camera_off ? "Cam off" : "Cam"),
+        h("button", { class: "round danger", "data-action": "hang-up", title: "Hang up (Esc)", onclick: () => void this.act(() => api.hangUp()) }, "End"),
+        h("div", { class: "switchers" }, switcher("camera", "Camera"), switcher("microphone", "Mic")),
+      ),
+    );
+  }
+}
