@@ -1041,8 +1041,10 @@ mod tests {
 
     #[test]
     fn quality_picks_the_worst_and_says_why() {
-        let mut s = StatsSnapshot::default();
-        s.call_seconds = 10.0;
+        let mut s = StatsSnapshot {
+            call_seconds: 10.0,
+            ..Default::default()
+        };
         s.inbound_video.frames_per_second = 30.0;
         assert_eq!(quality(&s).level, QualityLevel::Good);
         s.inbound_video.loss_percent = 4.0;
@@ -1058,7 +1060,7 @@ mod tests {
         s.inbound_video.frames_per_second = 5.0;
         assert_eq!(quality(&s).level, QualityLevel::Poor);
         s.inbound_video.frames_per_second = 30.0;
-        s.outbound_video.quality_limitation_reason = "bandwidth".into();
+        s.outbound_video.quality_limitation_reason = "bandwidth";
         s.outbound_video.target_bitrate = 400_000.0;
         assert_eq!(quality(&s).reason, "your upload is limited to 400 kbit/s");
     }

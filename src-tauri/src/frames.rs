@@ -212,6 +212,9 @@ impl FrameHub {
     async fn serve(&self, s: TcpStream, peer: SocketAddr) {
         let secret = self.endpoint.secret.clone();
         let mut stream = None;
+        // The handshake callback's error type is tungstenite's (an HTTP response); it is built
+        // once per refused connection, so its size does not matter.
+        #[allow(clippy::result_large_err)]
         let check = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             let q = req.uri().query().unwrap_or_default();
             let mut ok = false;
@@ -374,16 +377,26 @@ mod tests {
             .expect("the secret opens it");
         let f = Arc::new(pattern_frame());
         hub.set_remote(Some(Picture::local(Arc::clone(&f))));
-        let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame arrives")
-            .expect("stream open")
-            .expect("no error");
-        let Message::Binary(b) = msg else {
-            panic!("binary frame expected, got {msg:?}")
-        };
-        assert_eq!(&b[HEADER_LEN..], f.data());
-        ws.send(Message::Text("drawn 0 4000".into()))
+        // The first message may be the empty "no picture" header (the state before the frame).
+        let mut b = Vec::new();
+        for _ in 0..2 {
+            let msg = tokio::time::timeout(std::time::Duration::from_secs(5), ws.next())
+                .await
+                .expect("a frame arrives")
+                .expect("stream open")
+                .expect("no error");
+            let Message::Binary(data) = msg else {
+                panic!("binary frame expected")
+            };
+            b = data.to_vec();
+            if b.len() > HEADER_LEN {
+                break;
+            }
+        }
+        assert!(b.len() > HEADER_LEN, "a picture arrives");
+        assert!(b[HEADER_LEN..] == *f.data(), "the pixels arrive unchanged");
+        let seq = u32::from_le_bytes(b[12..16].try_into().expect("4 bytes"));
+        ws.send(Message::Text(format!("drawn {seq} 4000").into()))
             .await
             .expect("ack");
         for _ in 0..100 {
@@ -393,7 +406,9 @@ mod tests {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         let s = hub.stats().remote;
-        assert_eq!((s.sent, s.drawn), (1, 1));
+        assert_eq!(s.drawn, 1);
+        assert!(s.sent >= 1);
+        assert!(s.delivery_p50_ms.is_some(), "the ack matched a sent frame");
         assert_eq!(s.capture_to_drawn_p50_ms, Some(4.0));
     }
 }
