@@ -9,7 +9,7 @@ bash scripts/build-ui.sh
 # The Tauri CLI wants its config beside a Cargo.toml with a [package]: src-tauri/tauri.conf.json
 # is a committed symlink to the root config, and TAURI_APP_PATH points the CLI at it.
 export TAURI_APP_PATH="$PWD/src-tauri"
-(cd ui && npx tauri build --bundles deb --config ../tauri.conf.json -- --locked) || {
+(cd ui && npx tauri build --bundles deb -- --locked) || {
   echo "build-deb: the Tauri bundler failed (see above)" >&2
   exit 1
 }
