@@ -8,8 +8,11 @@ bash scripts/install-deps.sh
 bash scripts/build-ui.sh
 # The Tauri CLI wants its config beside a Cargo.toml with a [package]: src-tauri/tauri.conf.json
 # is a committed symlink to the root config, and TAURI_APP_PATH points the CLI at it.
+# The CLI resolves paths in the config from src-tauri/ (cargo's tauri-build resolves them from the
+# root), so the two paths are overridden for the bundler run.
 export TAURI_APP_PATH="$PWD/src-tauri"
-(cd ui && npx tauri build --bundles deb -- --locked) || {
+override='{"build":{"frontendDist":"../ui/dist"},"bundle":{"icon":["../icons/32x32.png","../icons/128x128.png","../icons/128x128@2x.png","../icons/icon.png"]}}'
+(cd ui && npx tauri build --bundles deb --config "$override" -- --locked) || {
   echo "build-deb: the Tauri bundler failed (see above)" >&2
   exit 1
 }
