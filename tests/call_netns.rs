@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use dyad_call::engine::{CallEvent, ClientConfig};
 use dyad_call::signal::ServerUrl;
 
+/// The two calls run one after the other: each is a real-time measurement (the estimator's climb
+/// is judged in seconds), and two calls plus their media threads on 2 cores disturb each other.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
         .args(&args[1..])
@@ -152,6 +156,7 @@ async fn connected_call(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
+    let _one_at_a_time = SERIAL.lock().await;
     // Start well above the cap so the estimator has to find it.
     let (net, alice, mut ev) = connected_call(7, |c| c.start_bps = 1_200_000).await;
     // 400 kbit/s up from alice (the veth's egress on this side).
@@ -243,6 +248,7 @@ async fn frames(alice: &dyad_call::ClientHandle, d: Duration) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_media_path_is_restarted_through_negotiate_and_the_call_survives() {
+    let _one_at_a_time = SERIAL.lock().await;
     let (net, alice, mut ev) = connected_call(8, |_| {}).await;
     let before = frames(&alice, Duration::from_secs(1)).await;
     assert!(!before.is_empty(), "no video before the outage");

@@ -66,7 +66,7 @@ impl AppError {
             ),
             AppError::Call(CallError::BadUrl(u)) => (
                 ErrorKind::InvalidInput,
-                format!("\"{u}\" is not a server address; use http://host:port."),
+                format!("\"{u}\" is not a server address; use https://host:port (or http:// on a trusted network)."),
             ),
             AppError::Call(CallError::Media(e)) => (ErrorKind::Device, e.to_string()),
             AppError::Call(CallError::InvalidState(s)) | AppError::State(s) => {

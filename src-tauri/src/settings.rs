@@ -276,6 +276,10 @@ mod tests {
             check_server_url(" http://example.org:8080/ ").expect("valid"),
             "http://example.org:8080"
         );
+        assert_eq!(
+            check_server_url("https://dyad.example.org:8443").expect("valid"),
+            "https://dyad.example.org:8443"
+        );
         assert!(check_server_url("ftp://x").is_err());
         assert!(check_server_url(&format!("http://{}", "a".repeat(600))).is_err());
     }

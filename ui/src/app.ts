@@ -311,7 +311,7 @@ export class App {
       { class: "server-form", onsubmit: apply },
       h("label", { for: "server-url" }, "Signalling server"),
       h("div", { class: "row" },
-        h("input", { id: "server-url", placeholder: "Leave empty for the built-in server", value: m.app.embedded ? "" : m.app.server_url ?? "", maxlength: "512" }),
+        h("input", { id: "server-url", placeholder: "https://host:port — empty for the built-in server", value: m.app.embedded ? "" : m.app.server_url ?? "", maxlength: "512" }),
         h("button", { type: "submit", class: "btn", "data-action": "set-server" }, "Use"),
       ),
     );

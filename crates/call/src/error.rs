@@ -38,7 +38,7 @@ pub enum CallError {
     #[error("protocol violation: {0}")]
     Protocol(String),
     /// A URL we cannot use.
-    #[error("bad server URL {0:?}: use http://host:port")]
+    #[error("bad server URL {0:?}: use http://host:port or https://host:port")]
     BadUrl(String),
     /// The media engine failed (camera, codec).
     #[error(transparent)]

@@ -3,14 +3,19 @@
 //!
 //! HTTP is a minimal HTTP/1.1 client (one request per connection, `Content-Length` bodies, at
 //! most [`MAX_HTTP_RESPONSE`] bytes): the server is ours and speaks exactly that, and it saves a
-//! dependency tree the size of reqwest's. Plain `http://` only for now.
+//! dependency tree the size of reqwest's. `http://` and `https://` (rustls; the system's CA bundle,
+//! plus the PEM file in `DYAD_CA_FILE` or [`ServerUrl::trusting`] for a self-signed server); the
+//! WebSocket follows as `ws://` or `wss://`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dyad_proto::http::{Credentials, IceConfig, Session};
 use dyad_proto::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -25,36 +30,160 @@ pub const CLOSE_REPLACED: u16 = 4009;
 /// How long any one HTTP exchange or WebSocket connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A signalling server's address, from `http://host:port`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where the system's CA certificates are (Debian and derivatives; others fall back to
+/// `DYAD_CA_FILE`).
+pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A signalling server's address, from `http://host:port` or `https://host:port`.
+#[derive(Debug, Clone)]
 pub struct ServerUrl {
     host_port: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    roots: Vec<CertificateDer<'static>>,
+}
+
+impl PartialEq for ServerUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.host_port == other.host_port && self.tls.is_some() == other.tls.is_some()
+    }
+}
+
+impl Eq for ServerUrl {}
+
+fn tls_config(roots: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>> {
+    let mut store = rustls::RootCertStore::empty();
+    let (_added, _ignored) = store.add_parsable_certificates(roots.iter().cloned());
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CallError::Protocol(format!("TLS setup: {e}")))?
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn pem_certs(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_file_iter(path)
+        .map(|it| it.filter_map(std::result::Result::ok).collect())
+        .unwrap_or_default()
 }
 
 impl ServerUrl {
-    /// Parses `http://host:port` (a trailing `/` is fine).
+    /// Parses `http://host:port` or `https://host:port` (a trailing `/` is fine). For https the
+    /// trusted roots are the system bundle plus the PEM certificates in `$DYAD_CA_FILE`.
     pub fn parse(url: &str) -> Result<Self> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| CallError::BadUrl(url.into()))?;
+        let (rest, tls) = if let Some(r) = url.strip_prefix("http://") {
+            (r, false)
+        } else if let Some(r) = url.strip_prefix("https://") {
+            (r, true)
+        } else {
+            return Err(CallError::BadUrl(url.into()));
+        };
         let host_port = rest.trim_end_matches('/');
         if host_port.is_empty() || host_port.contains('/') || host_port.len() > 255 {
             return Err(CallError::BadUrl(url.into()));
         }
-        Ok(Self {
+        let mut me = Self {
             host_port: host_port.into(),
-        })
+            tls: None,
+            roots: Vec::new(),
+        };
+        if tls {
+            if ServerName::try_from(me.host().to_string()).is_err() {
+                return Err(CallError::BadUrl(url.into()));
+            }
+            me.roots = pem_certs(std::path::Path::new(SYSTEM_CA_BUNDLE));
+            if let Some(extra) = std::env::var_os("DYAD_CA_FILE") {
+                me.roots.extend(pem_certs(std::path::Path::new(&extra)));
+            }
+            me.tls = Some(tls_config(&me.roots)?);
+        }
+        Ok(me)
+    }
+
+    /// Also trusts the PEM certificate(s) in `pem` (a self-signed server). Only for https URLs.
+    pub fn trusting(mut self, pem: &[u8]) -> Result<Self> {
+        if self.tls.is_none() {
+            return Err(CallError::BadUrl(format!("{self}: not an https:// URL")));
+        }
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem)
+            .filter_map(std::result::Result::ok)
+            .collect();
+        if certs.is_empty() {
+            return Err(CallError::Protocol("no PEM certificate to trust".into()));
+        }
+        self.roots.extend(certs);
+        self.tls = Some(tls_config(&self.roots)?);
+        Ok(self)
     }
 
     /// `host:port`.
     pub fn host_port(&self) -> &str {
         &self.host_port
     }
+
+    /// The host alone (for TLS server names), without brackets for IPv6.
+    pub fn host(&self) -> &str {
+        let h = match self.host_port.rsplit_once(':') {
+            Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+            _ => &self.host_port,
+        };
+        h.trim_start_matches('[').trim_end_matches(']')
+    }
+
+    /// True for https / wss.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// A connected stream to the server: TCP, wrapped in TLS for https.
+    async fn open(&self) -> Result<Box<dyn Io>> {
+        let tcp = TcpStream::connect(self.host_port())
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{self}: {e}")))?;
+        let _ = tcp.set_nodelay(true);
+        let Some(config) = &self.tls else {
+            return Ok(Box::new(tcp));
+        };
+        let name = ServerName::try_from(self.host().to_string())
+            .map_err(|_| CallError::BadUrl(self.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::clone(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{self}: TLS: {e}")))?;
+        Ok(Box::new(tls))
+    }
 }
+
+/// Maps a failed WebSocket upgrade: the server's error body when it sent one.
+fn ws_error((server, e): (&ServerUrl, tokio_tungstenite::tungstenite::Error)) -> CallError {
+    match e {
+        tokio_tungstenite::tungstenite::Error::Http(resp) => {
+            let body = resp.body().clone().unwrap_or_default();
+            match serde_json::from_slice::<dyad_proto::ProtoError>(&body) {
+                Ok(pe) => CallError::Server {
+                    code: pe.code.to_string(),
+                    message: pe.message,
+                },
+                Err(_) => CallError::Server {
+                    code: "http_error".into(),
+                    message: format!("HTTP {}", resp.status()),
+                },
+            }
+        }
+        other => CallError::Unreachable(format!("{server}: {other}")),
+    }
+}
+
+/// A byte stream to the server (plain TCP or TLS).
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 impl std::fmt::Display for ServerUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "http://{}", self.host_port)
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.host_port)
     }
 }
 
@@ -66,9 +195,7 @@ async fn http(
     body: &[u8],
 ) -> Result<(u16, Vec<u8>)> {
     let exchange = async {
-        let mut s = TcpStream::connect(server.host_port())
-            .await
-            .map_err(|e| CallError::Unreachable(format!("{server}: {e}")))?;
+        let mut s = server.open().await?;
         let auth = token
             .map(|t| format!("Authorization: Bearer {t}\r\n"))
             .unwrap_or_default();
@@ -180,10 +307,9 @@ pub async fn logout(server: &ServerUrl, token: &str) -> Result<()> {
     json_or_error::<serde_json::Value>(status, &body).map(|_| ())
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+type Ws = tokio_tungstenite::WebSocketStream<Box<dyn Io>>;
 
 /// One WebSocket session with the server.
-#[derive(Debug)]
 pub struct Connection {
     ws: Ws,
     /// This connection's device id.
@@ -192,36 +318,36 @@ pub struct Connection {
     pub ping_interval: Duration,
 }
 
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("device", &self.device)
+            .field("ping_interval", &self.ping_interval)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Connection {
     /// Connects and waits for `welcome`.
     pub async fn connect(server: &ServerUrl, token: &str, device: &str) -> Result<Self> {
+        let scheme = if server.is_tls() { "wss" } else { "ws" };
         let url = format!(
-            "ws://{}/v1/ws?device={device}&token={token}",
+            "{scheme}://{}/v1/ws?device={device}&token={token}",
             server.host_port()
         );
         let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
             .max_message_size(Some(MAX_WS_FRAME))
             .max_frame_size(Some(MAX_WS_FRAME));
-        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let connect = async {
+            let stream = server.open().await?;
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config))
+                .await
+                .map_err(|e| (server, e))
+                .map_err(ws_error)
+        };
         let (ws, _) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
             .await
-            .map_err(|_| CallError::Unreachable(format!("{server}: WebSocket timed out")))?
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(resp) => {
-                    let body = resp.body().clone().unwrap_or_default();
-                    match serde_json::from_slice::<dyad_proto::ProtoError>(&body) {
-                        Ok(pe) => CallError::Server {
-                            code: pe.code.to_string(),
-                            message: pe.message,
-                        },
-                        Err(_) => CallError::Server {
-                            code: "http_error".into(),
-                            message: format!("HTTP {}", resp.status()),
-                        },
-                    }
-                }
-                other => CallError::Unreachable(format!("{server}: {other}")),
-            })?;
+            .map_err(|_| CallError::Unreachable(format!("{server}: WebSocket timed out")))??;
         let mut conn = Connection {
             ws,
             device: device.into(),
