@@ -16,5 +16,7 @@ export DYAD_APP="$target/debug/dyad-app" DYAD_CLI="$target/debug/dyad"
 export DYAD_SHOTS="${DYAD_SHOTS:-$target/e2e-shots}"
 # Software rendering under Xvfb: compositing off makes canvas/WebGL drawing ~20x cheaper here.
 export WEBKIT_DISABLE_COMPOSITING_MODE=1
-xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-reporter=spec ui/e2e/app.e2e.mjs
+# Bounded: a wedged window must fail the run, not hang CI.
+timeout --kill-after=10 600 \
+  xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-reporter=spec ui/e2e/app.e2e.mjs
 echo "e2e screenshots: $DYAD_SHOTS"

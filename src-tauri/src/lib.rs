@@ -94,7 +94,13 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> anyhow::Result<()> {
     app.run(|handle, event| {
         if let tauri::RunEvent::ExitRequested { .. } = event {
             if let Some(core) = handle.try_state::<Core>() {
-                tauri::async_runtime::block_on(core.shutdown());
+                // Hang up and stop the embedded server, but never hold the window open for it.
+                let core = core.inner().clone();
+                tauri::async_runtime::block_on(async move {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(3), core.shutdown())
+                            .await;
+                });
             }
         }
     });

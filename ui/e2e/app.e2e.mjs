@@ -151,8 +151,13 @@ before(async () => {
 after(async () => {
   if (session) await wd("DELETE", s("")).catch(() => undefined);
   for (const c of children) c.kill("SIGTERM");
-  await sleep(300);
+  // WebKitWebDriver started the app; if it outlived the session, stop it (this exact binary).
+  spawnSync("pkill", ["-TERM", "-f", APP]);
+  await sleep(500);
+  spawnSync("pkill", ["-KILL", "-f", APP]);
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  // Nothing of ours is left; do not wait for stray handles (keep-alive sockets to the driver).
+  setTimeout(() => process.exit(), 200).unref();
 });
 
 let me = null;
