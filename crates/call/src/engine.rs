@@ -1376,9 +1376,9 @@ impl Client {
 
     async fn snapshot(&mut self, now: Instant) {
         let Some(call) = &mut self.call else { return };
-        let path = match &call.peer {
-            Some(p) => p.path().await,
-            None => None,
+        let (path, transport) = match &call.peer {
+            Some(p) => (p.path().await, Some(p.transport())),
+            None => (None, None),
         };
         let c = &mut call.c;
         call.last_stats = now;
@@ -1471,6 +1471,7 @@ impl Client {
             remote_inbound_video: rv,
             remote_inbound_audio: ra,
             candidate_pair: path,
+            transport,
             estimate: EstimateStats {
                 available_outgoing_bitrate: call.bwe.target_bps() as f64,
                 delay_based: call.bwe.delay_based_bps() as f64,

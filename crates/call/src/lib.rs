@@ -13,9 +13,11 @@
 pub mod bwe;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod jitter;
 pub mod machine;
 pub mod media;
+pub mod quality;
 pub mod rtc;
 pub mod signal;
 pub mod stats;

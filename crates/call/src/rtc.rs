@@ -20,6 +20,8 @@ use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_r
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
+use webrtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
+use webrtc::dtls_transport::dtls_transport_state::RTCDtlsTransportState;
 use webrtc::ice::candidate::CandidateType;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
@@ -157,8 +159,27 @@ pub enum RtcEvent {
     Rtcp(Vec<Feedback>),
 }
 
+/// The one SRTP protection profile we offer and accept (RFC 7714 AES-128-GCM). Offering only
+/// this one means a connected call is known to use it: webrtc-rs does not expose the negotiated
+/// profile, and every Dyad peer offers the same.
+pub const SRTP_CIPHER: &str = "AEAD_AES_128_GCM";
+
+/// W3C `transport` stats: how the media is encrypted.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct TransportInfo {
+    /// `new`, `connecting`, `connected`, `closed` or `failed`.
+    pub dtls_state: String,
+    /// DTLS version (webrtc-rs speaks DTLS 1.2 only).
+    pub tls_version: String,
+    /// The SRTP profile once DTLS is connected, else empty.
+    pub srtp_cipher: String,
+}
+
 /// Where the selected candidate pair runs.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct PathInfo {
     /// `host`, `srflx`, `prflx` or `relay`.
@@ -270,6 +291,7 @@ impl RtcPeer {
             configure_twcc_receiver_only(registry, &mut media).map_err(rtc_err("interceptors"))?;
         registry.add(Box::new(Responder::builder()));
         let mut settings = SettingEngine::default();
+        settings.set_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
         // Loopback is a real path for a local test call and for the embedded echo contact.
         settings.set_include_loopback_candidate(true);
         settings.set_ice_multicast_dns_mode(MulticastDnsMode::Disabled);
@@ -632,6 +654,27 @@ impl RtcPeer {
             protocol: local.network_type.to_string().to_lowercase(),
             current_round_trip_time: pair.current_round_trip_time,
         })
+    }
+
+    /// DTLS state and the SRTP cipher in use.
+    pub fn transport(&self) -> TransportInfo {
+        let state = self.pc.dtls_transport().state();
+        TransportInfo {
+            dtls_state: match state {
+                RTCDtlsTransportState::New | RTCDtlsTransportState::Unspecified => "new",
+                RTCDtlsTransportState::Connecting => "connecting",
+                RTCDtlsTransportState::Connected => "connected",
+                RTCDtlsTransportState::Closed => "closed",
+                RTCDtlsTransportState::Failed => "failed",
+            }
+            .into(),
+            tls_version: "DTLS 1.2".into(),
+            srtp_cipher: if state == RTCDtlsTransportState::Connected {
+                SRTP_CIPHER.into()
+            } else {
+                String::new()
+            },
+        }
     }
 
     /// Closes the connection; events stop.

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::rtc::PathInfo;
+use crate::rtc::{PathInfo, TransportInfo};
 
 /// Snapshots kept per call (4 h at 1 Hz); older ones are dropped first.
 pub const MAX_HISTORY: usize = 4 * 3600;
 
 /// `outbound-rtp` for one kind.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct OutboundRtp {
     /// `video` or `audio`.
@@ -63,6 +64,7 @@ pub struct OutboundRtp {
 
 /// `inbound-rtp` for one kind.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct InboundRtp {
     /// `video` or `audio`.
@@ -123,6 +125,7 @@ pub struct InboundRtp {
 
 /// `remote-inbound-rtp`: what the other side reports about our stream.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteInboundRtp {
     /// `video` or `audio`.
@@ -139,6 +142,7 @@ pub struct RemoteInboundRtp {
 
 /// The bandwidth estimator's view.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct EstimateStats {
     /// Target, bit/s (W3C `availableOutgoingBitrate`).
@@ -155,6 +159,7 @@ pub struct EstimateStats {
 
 /// One second of a call.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "camelCase")]
 pub struct StatsSnapshot {
     /// Wall clock, ms since the Unix epoch.
@@ -175,6 +180,8 @@ pub struct StatsSnapshot {
     pub remote_inbound_audio: RemoteInboundRtp,
     /// The selected candidate pair.
     pub candidate_pair: Option<PathInfo>,
+    /// DTLS-SRTP state and cipher.
+    pub transport: Option<TransportInfo>,
     /// The bandwidth estimate.
     pub estimate: EstimateStats,
     /// Events this second (`keyframe_request`, `resolution_change`, `ice_restart`, ...).
@@ -330,6 +337,34 @@ impl Rate {
     }
 }
 
+/// How much a counter grew between two readings, for a counter `bits` wide (64 for our own
+/// counters, 24 for RTCP's cumulative lost, 32 for its extended sequence numbers).
+///
+/// A reading below the previous one is a wrap when the counter is narrower than 64 bits and the
+/// fall is more than half its range (it went past the top and started again); otherwise the
+/// counter was reset (a new encoder, a new SSRC) and counts from zero.
+pub fn counter_delta(previous: u64, current: u64, bits: u32) -> u64 {
+    if current >= previous {
+        return current - previous;
+    }
+    if bits < 64 {
+        let range = 1u64 << bits;
+        let top = range - 1;
+        if previous <= top && previous - current > range / 2 {
+            return current + range - previous;
+        }
+    }
+    current
+}
+
+/// Per-second rate of a counter between two readings `dt_secs` apart (0 when no time passed).
+pub fn counter_rate(previous: u64, current: u64, bits: u32, dt_secs: f64) -> f64 {
+    if dt_secs <= 0.0 {
+        return 0.0;
+    }
+    counter_delta(previous, current, bits) as f64 / dt_secs
+}
+
 /// Median of a small sample set, ms.
 pub fn median_ms(samples: &mut [Duration]) -> Option<f64> {
     if samples.is_empty() {
@@ -388,6 +423,27 @@ mod tests {
         // Reset (new encoder): counts from 0.
         assert_eq!(r.per_second(t + Duration::from_secs(2), 500), 500.0);
         assert_eq!(r.per_second(t + Duration::from_secs(2), 600), 0.0, "dt 0");
+    }
+
+    #[test]
+    fn counter_deltas_cross_wraps_and_resets() {
+        // Growth.
+        assert_eq!(counter_delta(100, 250, 64), 150);
+        assert_eq!(counter_delta(7, 7, 24), 0);
+        // A 24-bit RTCP counter wrapping from near the top.
+        assert_eq!(counter_delta(0xff_fff0, 0x10, 24), 0x20);
+        // A 32-bit counter wrapping.
+        assert_eq!(counter_delta(u64::from(u32::MAX) - 4, 5, 32), 10);
+        // A small fall is a reset, not a wrap: count from zero.
+        assert_eq!(counter_delta(0x1000, 0x20, 24), 0x20);
+        // 64-bit counters never wrap in practice: a fall is always a reset.
+        assert_eq!(counter_delta(u64::MAX - 1, 3, 64), 3);
+        // A previous reading wider than the counter is a reset too (garbage in, no overflow).
+        assert_eq!(counter_delta(u64::MAX, 3, 24), 3);
+        // Rates.
+        assert_eq!(counter_rate(1000, 3000, 64, 2.0), 1000.0);
+        assert_eq!(counter_rate(0xff_ffff, 99, 24, 1.0), 100.0);
+        assert_eq!(counter_rate(1, 2, 64, 0.0), 0.0);
     }
 
     #[test]
