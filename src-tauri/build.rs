@@ -22,6 +22,8 @@ const COMMANDS: &[&str] = &[
     "stop_preview",
     "call_history",
     "frame_stats",
+    "call_stats",
+    "export_stats",
 ];
 
 fn main() {

@@ -4,5 +4,5 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   clearScreen: false,
   build: { target: "es2022", outDir: "dist", emptyOutDir: true, sourcemap: false },
-  test: { environment: "jsdom", globals: true },
+  test: { environment: "jsdom", globals: true, setupFiles: ["src/test-setup.ts"] },
 });

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use dyad_call::engine::{CallEvent, CountingSink};
+use dyad_call::quality::{Context, Nominal, QualityTracker, Rates, StatsPoint};
 use dyad_call::signal::{self, ServerUrl};
-use dyad_call::stats::StatsSnapshot;
+use dyad_call::stats::{StatsSnapshot, MAX_HISTORY};
 use dyad_call::{ClientConfig, ClientHandle};
 use dyad_proto::{EndReason, Presence};
 
@@ -19,10 +20,11 @@ use crate::error::{AppError, Result};
 use crate::frames::{FrameHub, Picture};
 use crate::ipc::{
     AppStateView, CallEnded, CallPhase, CallView, ContactView, DeviceChoice, DeviceList, ErrorKind,
-    FrameStats, HistoryRow, IpcError, Outcome, PresenceView, QualityLevel, QualityView,
+    ExportFormat, ExportResult, FrameStats, HistoryRow, IpcError, Outcome, PresenceView,
     SessionView, UiEvent,
 };
 use crate::settings::{check_server_url, Settings, TokenStore};
+use crate::summary::{summarize, SummaryStore};
 
 /// Where UI events go.
 pub type Emit = Arc<dyn Fn(UiEvent) + Send + Sync>;
@@ -47,6 +49,9 @@ impl std::fmt::Debug for Core {
 struct Inner {
     data_dir: PathBuf,
     tokens: TokenStore,
+    summaries: SummaryStore,
+    /// Where exports go (the Downloads folder when the OS has one).
+    export_dir: Mutex<PathBuf>,
     frames: FrameHub,
     emit: Mutex<Option<Emit>>,
     notify: Mutex<Option<Notify>>,
@@ -67,6 +72,44 @@ struct State {
     call: Option<CallView>,
     preview: Option<Preview>,
     ringer: Option<devices::Ringer>,
+    /// The current (or last) call's statistics, oldest first, bounded by [`MAX_HISTORY`].
+    stats: CallStats,
+}
+
+/// One call's statistics as the app keeps them.
+struct CallStats {
+    call_id: String,
+    peer: String,
+    tracker: QualityTracker,
+    points: std::collections::VecDeque<StatsPoint>,
+}
+
+impl CallStats {
+    fn new(call_id: &str, peer: &str) -> Self {
+        CallStats {
+            call_id: call_id.to_string(),
+            peer: peer.to_string(),
+            // The app sends the engine's default format (640×480 at 30 fps).
+            tracker: QualityTracker::new(Nominal::default()),
+            points: std::collections::VecDeque::new(),
+        }
+    }
+
+    /// Scores a snapshot and keeps it.
+    fn push(&mut self, snap: StatsSnapshot, ctx: Context) -> StatsPoint {
+        let score = self.tracker.update(&snap, ctx);
+        let rates = self
+            .points
+            .back()
+            .map(|p| Rates::between(&p.snapshot, &snap))
+            .unwrap_or_default();
+        let point = StatsPoint::new(snap, score, rates);
+        if self.points.len() >= MAX_HISTORY {
+            self.points.pop_front();
+        }
+        self.points.push_back(point.clone());
+        point
+    }
 }
 
 struct Client {
@@ -115,6 +158,8 @@ impl Core {
         Ok(Core(Arc::new(Inner {
             data_dir: data_dir.to_path_buf(),
             tokens: TokenStore::new(data_dir, use_keyring),
+            summaries: SummaryStore::new(data_dir),
+            export_dir: Mutex::new(data_dir.join("exports")),
             frames,
             emit: Mutex::new(None),
             notify: Mutex::new(None),
@@ -129,6 +174,7 @@ impl Core {
                 call: None,
                 preview: None,
                 ringer: None,
+                stats: CallStats::new("", ""),
             }),
             embedded: tokio::sync::Mutex::new(None),
             session_lock: tokio::sync::Mutex::new(()),
@@ -528,6 +574,7 @@ impl Core {
             }
             CallEvent::Dialling { call_id, peer } => {
                 self.stop_preview();
+                self.state().stats = CallStats::new(&call_id, &peer);
                 self.set_call(CallView {
                     call_id,
                     peer,
@@ -539,6 +586,7 @@ impl Core {
                 });
             }
             CallEvent::Incoming { call_id, from } => {
+                self.state().stats = CallStats::new(&call_id, &from);
                 self.set_call(CallView {
                     call_id,
                     peer: from.clone(),
@@ -569,8 +617,13 @@ impl Core {
                 tracing::info!(ms = after_answer.as_millis() as u64, "first remote frame");
             }
             CallEvent::Stats(snap) => {
-                self.emit(UiEvent::Quality {
-                    quality: quality(&snap),
+                let ctx = Context {
+                    local_camera_off: self.state().call.as_ref().is_some_and(|c| c.camera_off),
+                    remote_camera_off: self.0.frames.remote_camera_off(),
+                };
+                let point = self.state().stats.push(*snap, ctx);
+                self.emit(UiEvent::Stats {
+                    point: Box::new(point),
                 });
             }
             CallEvent::Ended {
@@ -586,6 +639,21 @@ impl Core {
                 let (peer, outgoing, connected_at) = call
                     .map(|c| (c.peer, c.outgoing, c.connected_at_ms))
                     .unwrap_or_default();
+                // Kept before the UI hears of the end: it reloads the history then.
+                let summary = {
+                    let s = self.state();
+                    let points: Vec<StatsPoint> = if s.stats.call_id == call_id {
+                        s.stats.points.iter().cloned().collect()
+                    } else {
+                        Vec::new()
+                    };
+                    summarize(&call_id, &points)
+                };
+                if let Some(summary) = summary {
+                    if let Err(e) = self.0.summaries.add(summary) {
+                        tracing::warn!(error = %e, "could not keep the call's summary");
+                    }
+                }
                 let duration_secs = connected_at
                     .map(|t| now_ms().saturating_sub(t) as f64 / 1000.0)
                     .unwrap_or(0.0);
@@ -793,7 +861,81 @@ impl Core {
             (c.server.clone(), c.token.clone(), c.username.clone())
         };
         let rows = signal::history(&server, &token).await?;
-        Ok(rows.into_iter().map(|r| history_row(&me, r)).collect())
+        let summaries = self.0.summaries.load().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "call summaries not shown");
+            Vec::new()
+        });
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let mut row = history_row(&me, r);
+                row.summary = summaries
+                    .iter()
+                    .rev()
+                    .find(|s| s.call_id == row.call_id)
+                    .cloned();
+                row
+            })
+            .collect())
+    }
+
+    /// Where exports are written from now on (the app sets the Downloads folder).
+    pub fn set_export_dir(&self, dir: PathBuf) {
+        if let Ok(mut d) = self.0.export_dir.lock() {
+            *d = dir;
+        }
+    }
+
+    /// The current call's statistics so far (after a call: that call's, until the next one).
+    pub fn call_stats(&self) -> Vec<StatsPoint> {
+        self.state().stats.points.iter().cloned().collect()
+    }
+
+    /// Writes the current (or last) call's statistics to a file in the export folder.
+    pub fn export_stats(&self, format: ExportFormat) -> Result<ExportResult> {
+        let (points, peer) = {
+            let s = self.state();
+            (
+                s.stats.points.iter().cloned().collect::<Vec<_>>(),
+                s.stats.peer.clone(),
+            )
+        };
+        let first = points.first().ok_or(AppError::State(
+            "there are no call statistics to export yet",
+        ))?;
+        let (body, ext) = match format {
+            ExportFormat::Json => (dyad_call::export::internals_json(&points, &peer), "json"),
+            ExportFormat::Csv => (dyad_call::export::csv(&points), "csv"),
+        };
+        let dir = self
+            .0
+            .export_dir
+            .lock()
+            .map(|d| d.clone())
+            .unwrap_or_else(|_| self.0.data_dir.join("exports"));
+        let io = |source| AppError::Io {
+            what: format!("writing statistics to {}", dir.display()),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        // dyad-stats-<peer>-<start, UTC, file-name safe>.<ext>; the peer is a checked username.
+        let stamp: String = dyad_call::export::iso8601(first.snapshot.timestamp)
+            .chars()
+            .take(19)
+            .filter(|c| c.is_ascii_alphanumeric() || *c == 'T')
+            .collect();
+        let safe_peer: String = peer
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(64)
+            .collect();
+        let path = dir.join(format!("dyad-stats-{safe_peer}-{stamp}.{ext}"));
+        std::fs::write(&path, body.as_bytes()).map_err(io)?;
+        Ok(ExportResult {
+            path: path.display().to_string(),
+            bytes: body.len() as u64,
+            points: points.len().min(u32::MAX as usize) as u32,
+        })
     }
 
     /// Ends everything (window closing).
@@ -882,86 +1024,7 @@ pub fn history_row(me: &str, r: dyad_proto::http::CallRecord) -> HistoryRow {
         outcome,
         started_at_ms: r.started_at_ms,
         duration_secs,
-    }
-}
-
-/// The compact indicator: the worst of loss, round-trip time and received frame rate, with the
-/// reason in words. (The full score with its formula is the statistics screen's job.)
-pub fn quality(s: &StatsSnapshot) -> QualityView {
-    let vi = &s.inbound_video;
-    let vo = &s.outbound_video;
-    let rtt_ms = s.remote_inbound_video.round_trip_time.map(|r| r * 1000.0);
-    let loss = vi.loss_percent;
-    // Every finding, then the worst one (the first of equals) is the indicator and its reason.
-    let mut found: Vec<(QualityLevel, String)> = Vec::new();
-    let mut worse = |l: QualityLevel, why: String| found.push((l, why));
-    if loss >= 10.0 {
-        worse(
-            QualityLevel::Poor,
-            format!("{loss:.0} % of packets are lost"),
-        );
-    } else if loss >= 3.0 {
-        worse(
-            QualityLevel::Fair,
-            format!("{loss:.0} % of packets are lost"),
-        );
-    }
-    if let Some(r) = rtt_ms {
-        if r >= 400.0 {
-            worse(
-                QualityLevel::Poor,
-                format!("high delay ({r:.0} ms round trip)"),
-            );
-        } else if r >= 200.0 {
-            worse(QualityLevel::Fair, format!("delay of {r:.0} ms round trip"));
-        }
-    }
-    // The first seconds ramp up; judge the frame rate once the call has settled.
-    if s.call_seconds >= 3.0 && vi.frames_per_second > 0.0 {
-        if vi.frames_per_second < 8.0 {
-            worse(
-                QualityLevel::Poor,
-                format!("video is choppy ({:.0} fps)", vi.frames_per_second),
-            );
-        } else if vi.frames_per_second < 20.0 {
-            worse(
-                QualityLevel::Fair,
-                format!("video is below full rate ({:.0} fps)", vi.frames_per_second),
-            );
-        }
-    }
-    if found.is_empty() && vo.quality_limitation_reason == "bandwidth" {
-        found.push((
-            QualityLevel::Fair,
-            format!(
-                "your upload is limited to {:.0} kbit/s",
-                vo.target_bitrate / 1000.0
-            ),
-        ));
-    }
-    let rank = |l: QualityLevel| match l {
-        QualityLevel::Good => 0,
-        QualityLevel::Fair => 1,
-        QualityLevel::Poor => 2,
-    };
-    let (level, reason) = found
-        .into_iter()
-        .fold((QualityLevel::Good, String::new()), |best, f| {
-            if rank(f.0) > rank(best.0) {
-                f
-            } else {
-                best
-            }
-        });
-    QualityView {
-        level,
-        reason,
-        rtt_ms,
-        loss_percent: loss,
-        recv_fps: vi.frames_per_second,
-        send_kbps: vo.bitrate / 1000.0,
-        recv_width: vi.frame_width,
-        recv_height: vi.frame_height,
+        summary: None,
     }
 }
 
@@ -1037,31 +1100,5 @@ mod tests {
         assert_eq!((m.as_str(), failed), ("Call ended.", false));
         assert!(end_message(EndReason::IceFailed, "bob", true).1);
         assert_eq!(reason_code(EndReason::InviteTimeout), "invite_timeout");
-    }
-
-    #[test]
-    fn quality_picks_the_worst_and_says_why() {
-        let mut s = StatsSnapshot {
-            call_seconds: 10.0,
-            ..Default::default()
-        };
-        s.inbound_video.frames_per_second = 30.0;
-        assert_eq!(quality(&s).level, QualityLevel::Good);
-        s.inbound_video.loss_percent = 4.0;
-        let q = quality(&s);
-        assert_eq!(q.level, QualityLevel::Fair);
-        assert_eq!(q.reason, "4 % of packets are lost");
-        s.remote_inbound_video.round_trip_time = Some(0.45);
-        let q = quality(&s);
-        assert_eq!(q.level, QualityLevel::Poor);
-        assert!(q.reason.contains("450 ms"), "{}", q.reason);
-        s.inbound_video.loss_percent = 0.0;
-        s.remote_inbound_video.round_trip_time = Some(0.02);
-        s.inbound_video.frames_per_second = 5.0;
-        assert_eq!(quality(&s).level, QualityLevel::Poor);
-        s.inbound_video.frames_per_second = 30.0;
-        s.outbound_video.quality_limitation_reason = "bandwidth";
-        s.outbound_video.target_bitrate = 400_000.0;
-        assert_eq!(quality(&s).reason, "your upload is limited to 400 kbit/s");
     }
 }

@@ -190,6 +190,11 @@ impl FrameHub {
         self.remote.send_replace(p);
     }
 
+    /// The far side's camera is off (its picture is the camera-off black).
+    pub fn remote_camera_off(&self) -> bool {
+        self.remote.borrow().as_ref().is_some_and(|p| p.camera_off)
+    }
+
     /// Publishes the self-view picture (or clears it).
     pub fn set_local(&self, p: Option<Picture>) {
         self.local.send_replace(p);

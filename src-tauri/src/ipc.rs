@@ -2,6 +2,9 @@
 //! `ui/src/bindings.ts`; `tests` in this module fail when that file is out of date
 //! (`DYAD_BLESS=1 cargo test -p dyad-app bindings` rewrites it).
 
+use dyad_call::quality::{Band, Rates, Reason, Score, StatsPoint};
+use dyad_call::rtc::{PathInfo, TransportInfo};
+use dyad_call::stats::{EstimateStats, InboundRtp, OutboundRtp, RemoteInboundRtp, StatsSnapshot};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -129,37 +132,52 @@ pub struct CallEnded {
     pub failed: bool,
 }
 
-/// The compact quality indicator shown during a call.
-#[derive(Debug, Clone, PartialEq, Serialize, TS)]
-pub struct QualityView {
-    /// Overall: "good", "fair" or "poor".
-    pub level: QualityLevel,
-    /// Why, in words (empty when good).
-    pub reason: String,
-    /// Round-trip time, ms.
-    pub rtt_ms: Option<f64>,
-    /// Received video loss over the last second, percent.
-    pub loss_percent: f64,
-    /// Received frames per second.
-    pub recv_fps: f64,
-    /// Sent video bitrate, kbit/s.
-    pub send_kbps: f64,
-    /// Received video size.
-    pub recv_width: u32,
-    /// Received video size.
-    pub recv_height: u32,
+/// What the history keeps of a call's statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, TS)]
+pub struct CallSummary {
+    /// The call.
+    pub call_id: String,
+    /// Connected seconds covered by the statistics.
+    pub seconds: f64,
+    /// Mean quality score (0–100) after the first seconds.
+    pub average_score: f64,
+    /// Its band.
+    pub average_band: Band,
+    /// The worst 5-second mean of the score.
+    pub worst_score: f64,
+    /// Its band.
+    pub worst_band: Band,
+    /// Why it was worst, in words ("" when the worst was still good).
+    pub worst_reason: String,
+    /// Freezes of the video we received.
+    #[ts(type = "number")]
+    pub freezes: u64,
+    /// Seconds frozen.
+    pub freeze_seconds: f64,
+    /// The connection path in words ("direct (host) over UDP").
+    pub path: String,
 }
 
-/// Good / fair / poor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+/// What to export the call's statistics as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
-pub enum QualityLevel {
-    /// Nothing to worry about.
-    Good,
-    /// Noticeable.
-    Fair,
-    /// Bad.
-    Poor,
+pub enum ExportFormat {
+    /// A webrtc-internals style dump.
+    Json,
+    /// One row per second.
+    Csv,
+}
+
+/// Where an export went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+pub struct ExportResult {
+    /// The file written.
+    pub path: String,
+    /// Its size.
+    #[ts(type = "number")]
+    pub bytes: u64,
+    /// Seconds of call it holds.
+    pub points: u32,
 }
 
 /// Everything the UI needs after a (re)load; events then keep it current.
@@ -225,10 +243,11 @@ pub enum UiEvent {
         /// How.
         ended: CallEnded,
     },
-    /// Compact quality, once a second in a call.
-    Quality {
-        /// Now.
-        quality: QualityView,
+    /// One second of call statistics with its quality score (the compact indicator and the
+    /// statistics screen).
+    Stats {
+        /// This second.
+        point: Box<StatsPoint>,
     },
     /// The microphone level in the pre-join preview, dBFS (10 per second).
     MicLevel {
@@ -291,6 +310,8 @@ pub struct HistoryRow {
     pub started_at_ms: u64,
     /// Connected seconds (0 when never answered).
     pub duration_secs: f64,
+    /// What this app measured of the call (absent for calls it did not take part in).
+    pub summary: Option<CallSummary>,
 }
 
 /// A call's outcome as the history shows it.
@@ -344,7 +365,8 @@ pub struct StreamStats {
 
 /// Every declaration, in one file, in a stable order.
 pub fn typescript() -> String {
-    let cfg = ts_rs::Config::default();
+    // Counters are u64 in Rust; as JS numbers they are exact up to 2^53.
+    let cfg = ts_rs::Config::default().with_large_int("number");
     let decls = [
         IpcError::decl(&cfg),
         ErrorKind::decl(&cfg),
@@ -354,8 +376,21 @@ pub fn typescript() -> String {
         CallPhase::decl(&cfg),
         CallView::decl(&cfg),
         CallEnded::decl(&cfg),
-        QualityView::decl(&cfg),
-        QualityLevel::decl(&cfg),
+        CallSummary::decl(&cfg),
+        ExportFormat::decl(&cfg),
+        ExportResult::decl(&cfg),
+        StatsPoint::decl(&cfg),
+        StatsSnapshot::decl(&cfg),
+        OutboundRtp::decl(&cfg),
+        InboundRtp::decl(&cfg),
+        RemoteInboundRtp::decl(&cfg),
+        EstimateStats::decl(&cfg),
+        PathInfo::decl(&cfg),
+        TransportInfo::decl(&cfg),
+        Score::decl(&cfg),
+        Band::decl(&cfg),
+        Reason::decl(&cfg),
+        Rates::decl(&cfg),
         AppStateView::decl(&cfg),
         FrameEndpoint::decl(&cfg),
         UiEvent::decl(&cfg),

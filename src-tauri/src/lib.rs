@@ -15,6 +15,7 @@ pub mod error;
 pub mod frames;
 pub mod ipc;
 pub mod settings;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,11 +65,20 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> anyhow::Result<()> {
             commands::devices::stop_preview,
             commands::history::call_history,
             commands::history::frame_stats,
+            commands::call::call_stats,
+            commands::call::export_stats,
         ])
         .setup(|app| {
             let dir = data_dir(app)?;
             std::fs::create_dir_all(&dir)?;
             let core = tauri::async_runtime::block_on(Core::new(&dir, true))?;
+            // Statistics exports go where the user finds downloads (DYAD_EXPORT_DIR for tests).
+            if let Some(d) = std::env::var_os("DYAD_EXPORT_DIR")
+                .map(PathBuf::from)
+                .or_else(|| app.path().download_dir().ok())
+            {
+                core.set_export_dir(d);
+            }
             let handle = app.handle().clone();
             core.set_notifier(Arc::new(move |title: &str, body: &str| {
                 // On its own thread: without a session bus, D-Bus can take seconds to fail, and

@@ -4,6 +4,7 @@ import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App, Videos } from "./app";
 import type { AppStateView, CallView, HistoryRow, UiEvent } from "./bindings";
+import { point } from "./testdata";
 import { ageUs, parseHeader } from "./video";
 import { apply, formatDuration, initialModel } from "./state";
 
@@ -64,13 +65,20 @@ beforeEach(() => {
   });
 });
 
-afterEach(() => clearMocks());
+let mounted: App[] = [];
+afterEach(() => {
+  // Each test's app stops listening (the document's key handlers would pile up otherwise).
+  for (const a of mounted) a.stop();
+  mounted = [];
+  clearMocks();
+});
 
 async function mount(): Promise<{ app: App; root: HTMLElement }> {
   const root = document.createElement("div");
   document.body.replaceChildren(root);
   const app = new App(root, fakeVideos);
   await app.start();
+  mounted.push(app);
   await new Promise((r) => setTimeout(r, 0));
   return { app, root };
 }
@@ -176,8 +184,11 @@ describe("home: contacts, pre-join, history", () => {
 
   it("shows history rows with outcome and duration", async () => {
     history = [
-      { call_id: "h1", peer: "echo", outgoing: true, outcome: "answered", started_at_ms: 1_700_000_000_000, duration_secs: 75 },
-      { call_id: "h2", peer: "bob", outgoing: false, outcome: "missed", started_at_ms: 1_700_000_100_000, duration_secs: 0 },
+      {
+        call_id: "h1", peer: "echo", outgoing: true, outcome: "answered", started_at_ms: 1_700_000_000_000, duration_secs: 75,
+        summary: { call_id: "h1", seconds: 75, average_score: 88, average_band: "good", worst_score: 55, worst_band: "fair", worst_reason: "the delay is long (800 ms round trip)", freezes: 2, freeze_seconds: 1.5, path: "direct (host) over UDP" },
+      },
+      { call_id: "h2", peer: "bob", outgoing: false, outcome: "missed", started_at_ms: 1_700_000_100_000, duration_secs: 0, summary: null },
     ];
     const { root } = await mount();
     q(root, "[data-tab=history]")!.click();
@@ -186,6 +197,12 @@ describe("home: contacts, pre-join, history", () => {
     expect([...rows].map((r) => r.dataset.outcome)).toEqual(["answered", "missed"]);
     expect(rows[0].textContent).toContain("1:15");
     expect(rows[1].textContent).toContain("Missed");
+    // The call's quality summary stays in the history.
+    const sum = q(rows[0], "[data-role=summary]")!;
+    expect(sum.dataset.average).toBe("good");
+    expect(sum.dataset.worst).toBe("fair");
+    expect(sum.textContent).toBe("Good 88 % worst Fair 55 %: the delay is long (800 ms round trip)2 freezes (1.5 s) · direct (host) over UDP");
+    expect(q(rows[1], "[data-role=summary]")).toBeNull();
   });
 });
 
@@ -227,11 +244,16 @@ describe("calls", () => {
     await flush();
     expect(calls.find((c) => c.cmd === "set_camera_off")?.args).toEqual({ off: true });
     app.onEvent({
-      type: "quality",
-      quality: { level: "fair", reason: "4 % of packets are lost", rtt_ms: 20, loss_percent: 4, recv_fps: 30, send_kbps: 800, recv_width: 640, recv_height: 480 },
+      type: "stats",
+      point: point(10, (p) => {
+        p.snapshot.inboundVideo.lossPercent = 8;
+        p.score = { ...p.score, score: 62, band: "fair", reason: "inbound_loss", reasonText: "the network is losing 8 % of the packets the other side sends you" };
+      }),
     });
     expect(q(root, "[data-role=quality]")?.className).toContain("q-fair");
-    expect(q(root, "[data-role=quality-reason]")?.textContent).toBe("4 % of packets are lost");
+    expect(q(root, "[data-role=quality]")?.textContent).toBe("Fair 62 %");
+    expect(q(root, "[data-role=quality]")?.title).toContain("loss 8.0 %");
+    expect(q(root, "[data-role=quality-reason]")?.textContent).toBe("the network is losing 8 % of the packets the other side sends you");
     q(root, "[data-action=hang-up]")!.click();
     await flush();
     expect(calls.some((c) => c.cmd === "hang_up")).toBe(true);

@@ -1,37 +1,13 @@
 // The controller: loads the snapshot, subscribes to events, renders the screen for the state
 // (sign-in, contacts + pre-join, outgoing, incoming, in call) and sends the user's actions.
-import type { ContactView, DeviceChoice, IpcError, UiEvent } from "./bindings";
+import type { CallSummary, ContactView, DeviceChoice, IpcError, UiEvent } from "./bindings";
 import { api, asIpcError } from "./ipc";
 import { apply, formatDuration, initialModel, Model, OUTCOME_TEXT, Tab } from "./state";
+import { h } from "./dom";
+import { ChartFactory, StatsScreen, uplotCharts } from "./stats";
 import { VideoView } from "./video";
 
-type Child = Node | string | null | undefined | false;
-
-/** A tiny element builder: h("button", {class: "x", onclick}, "text"). */
-export function h(
-  tag: string,
-  attrs: Record<string, unknown> = {},
-  ...children: Child[]
-): HTMLElement {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith("on") && typeof v === "function") {
-      el.addEventListener(k.slice(2), v as EventListener);
-    } else if (k === "dataset") {
-      Object.assign(el.dataset, v);
-    } else if (v === true) {
-      el.setAttribute(k, "");
-    } else {
-      el.setAttribute(k, String(v));
-    }
-  }
-  for (const c of children) {
-    if (c === null || c === undefined || c === false) continue;
-    el.append(c);
-  }
-  return el;
-}
+export { h };
 
 export interface Videos {
   remote: { el: HTMLElement; refresh(): void; stop(): void };
@@ -50,6 +26,8 @@ const initial = (name: string) => (name[0] ?? "?").toUpperCase();
 
 export class App {
   model: Model | null = null;
+  readonly stats: StatsScreen;
+  private statsCall: string | null = null;
   private videos: Videos | null = null;
   private timer: number | undefined;
   private previewing = false;
@@ -57,7 +35,10 @@ export class App {
   constructor(
     private root: HTMLElement,
     private makeVideos: VideoFactory = realVideos,
-  ) {}
+    makeChart: ChartFactory = uplotCharts,
+  ) {
+    this.stats = new StatsScreen(() => this.toggleStats(false), (f) => api.exportStats(f), makeChart);
+  }
 
   async start() {
     this.render();
@@ -72,11 +53,18 @@ export class App {
     } catch (e) {
       this.fatal(asIpcError(e));
     }
-    document.addEventListener("keydown", (ev) => this.onKey(ev));
+    document.addEventListener("keydown", this.keyListener);
+    window.addEventListener("resize", this.resizeListener);
     this.timer = window.setInterval(() => this.tick(), 1000);
   }
 
+  private keyListener = (ev: KeyboardEvent) => this.onKey(ev);
+  private resizeListener = () => this.stats.resize();
+
   stop() {
+    document.removeEventListener("keydown", this.keyListener);
+    window.removeEventListener("resize", this.resizeListener);
+    this.stats.hide();
     window.clearInterval(this.timer);
     this.videos?.remote.stop();
     this.videos?.local.stop();
@@ -104,6 +92,13 @@ export class App {
     const m = this.model;
     const wasCall = m.app.call;
     const what = apply(m, e);
+    // The statistics screen keeps the call's series from its first second, open or not.
+    if (e.type === "call" && e.call.call_id !== this.statsCall) {
+      this.statsCall = e.call.call_id;
+      this.stats.reset();
+    }
+    if (e.type === "stats") this.stats.push(e.point);
+    if (e.type === "ended") this.stats.hide();
     if (e.type === "ended" || (e.type === "session" && e.session.state === "signed_in")) {
       void this.refreshHistory();
     }
@@ -162,9 +157,34 @@ export class App {
       if (key === "escape") void this.act(() => api.declineCall());
       return;
     }
-    if (key === "m") void this.act(() => api.setMicMuted(!call.mic_muted));
+    if (key === "escape" && this.model?.statsOpen) {
+      this.toggleStats(false);
+      return;
+    }
+    if (key === "s") this.toggleStats(!this.model?.statsOpen);
+    else if (key === "m") void this.act(() => api.setMicMuted(!call.mic_muted));
     else if (key === "v") void this.act(() => api.setCameraOff(!call.camera_off));
     else if (key === "escape" || (key === "h" && ev.ctrlKey)) void this.act(() => api.hangUp());
+  }
+
+  /** Opens or closes the statistics screen over the call (the video keeps playing under it). */
+  toggleStats(open: boolean) {
+    const m = this.model;
+    if (!m || !m.app.call) return;
+    m.statsOpen = open;
+    if (open) {
+      this.stats.show();
+      // After a reload the page missed the first seconds: fetch what the app kept.
+      if (this.stats.series.x.length < (m.point?.snapshot.callSeconds ?? 0) - 1) {
+        api.callStats().then((points) => this.stats.seed(points)).catch(() => undefined);
+      }
+    } else {
+      this.stats.hide();
+    }
+    this.root.querySelector("[data-role=quality]")?.setAttribute("aria-expanded", String(open));
+    this.root.querySelector("[data-screen=in-call]")?.setAttribute("data-stats", open ? "open" : "closed");
+    // The video's box changed size: let the graphs take theirs once laid out.
+    requestAnimationFrame(() => this.stats.resize());
   }
 
   /** Once a second: the call timer. */
@@ -180,22 +200,25 @@ export class App {
     if (!m) return;
     const pill = this.root.querySelector<HTMLElement>("[data-role=quality]");
     if (pill) {
-      const q = m.quality;
-      pill.className = `quality q-${q?.level ?? "none"}`;
-      pill.textContent = q ? { good: "Good", fair: "Fair", poor: "Poor" }[q.level] : "…";
-      pill.title = q
+      const p = m.point;
+      const q = p?.score;
+      pill.className = `quality q-${q?.band ?? "none"}`;
+      pill.textContent = q ? `${{ good: "Good", fair: "Fair", poor: "Poor" }[q.band]} ${q.score.toFixed(0)} %` : "…";
+      pill.dataset.band = q?.band ?? "none";
+      pill.title = p && q
         ? [
-            q.reason || "Connection is good",
-            q.rtt_ms !== null ? `round trip ${q.rtt_ms.toFixed(0)} ms` : "",
-            `loss ${q.loss_percent.toFixed(1)} %`,
-            `receiving ${q.recv_width}×${q.recv_height} at ${q.recv_fps.toFixed(0)} fps`,
-            `sending ${q.send_kbps.toFixed(0)} kbit/s`,
+            q.reasonText || "Connection is good",
+            p.snapshot.remoteInboundVideo.roundTripTime !== null ? `round trip ${(p.snapshot.remoteInboundVideo.roundTripTime * 1000).toFixed(0)} ms` : "",
+            `loss ${p.snapshot.inboundVideo.lossPercent.toFixed(1)} %`,
+            `receiving ${p.snapshot.inboundVideo.frameWidth}×${p.snapshot.inboundVideo.frameHeight} at ${p.snapshot.inboundVideo.framesPerSecond.toFixed(0)} fps`,
+            `sending ${(p.snapshot.outboundVideo.bitrate / 1000).toFixed(0)} kbit/s`,
+            "Click (or S) for call statistics",
           ]
             .filter(Boolean)
             .join("\n")
-        : "Measuring…";
+        : "Measuring… Click (or S) for call statistics";
       const why = this.root.querySelector<HTMLElement>("[data-role=quality-reason]");
-      if (why) why.textContent = q && q.level !== "good" ? q.reason : "";
+      if (why) why.textContent = q && q.band !== "good" ? q.reasonText : "";
     }
     const meter = this.root.querySelector<HTMLElement>("[data-role=mic-meter]");
     if (meter && m.micLevel !== null) {
@@ -436,7 +459,7 @@ export class App {
       "section",
       { class: "history", "data-screen": "history" },
       h("table", {},
-        h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Who"), h("th", {}, "Outcome"), h("th", {}, "When"), h("th", {}, "Duration"))),
+        h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Who"), h("th", {}, "Outcome"), h("th", {}, "When"), h("th", {}, "Duration"), h("th", {}, "Quality"))),
         h("tbody", {}, ...m.history.map((r) =>
           h("tr", { "data-call": r.call_id, "data-outcome": r.outcome },
             h("td", { class: "dir", title: r.outgoing ? "Outgoing" : "Incoming" }, r.outgoing ? "↗" : "↙"),
@@ -444,9 +467,22 @@ export class App {
             h("td", {}, h("span", { class: `outcome o-${r.outcome}` }, OUTCOME_TEXT[r.outcome])),
             h("td", { class: "muted" }, new Date(r.started_at_ms).toLocaleString()),
             h("td", {}, r.duration_secs > 0 ? formatDuration(r.duration_secs) : "—"),
+            h("td", { class: "summary small" }, r.summary ? this.summaryCell(r.summary) : ""),
           ),
         )),
       ),
+    );
+  }
+
+  private summaryCell(s: CallSummary): HTMLElement {
+    const band = { good: "Good", fair: "Fair", poor: "Poor" };
+    const freezes = s.freezes === 0 ? "no freezes" : `${s.freezes} freeze${s.freezes === 1 ? "" : "s"} (${s.freeze_seconds.toFixed(1)} s)`;
+    return h(
+      "div",
+      { "data-role": "summary", "data-average": s.average_band, "data-worst": s.worst_band },
+      h("span", { class: `quality q-${s.average_band}` }, `${band[s.average_band]} ${s.average_score.toFixed(0)} %`),
+      h("span", { class: "muted" }, ` worst ${band[s.worst_band]} ${s.worst_score.toFixed(0)} %${s.worst_reason ? `: ${s.worst_reason}` : ""}`),
+      h("div", { class: "muted" }, `${freezes} · ${s.path || "no path recorded"}`),
     );
   }
 
@@ -502,14 +538,15 @@ export class App {
     };
     return h(
       "div",
-      { class: "incall", "data-screen": "in-call" },
+      { class: "incall", "data-screen": "in-call", "data-stats": m.statsOpen ? "open" : "closed" },
       h("div", { class: "stage" }, this.videos?.remote.el ?? null),
       h("header", { class: "call-top" },
         h("div", {}, h("div", { class: "name" }, c.peer), h("div", { class: "muted small" }, c.phase === "connected" ? h("span", { "data-role": "timer" }, "0:00") : "Connecting…")),
         h("div", { class: "grow" }),
         h("span", { class: "quality-reason muted small", "data-role": "quality-reason" }),
-        h("span", { class: "quality q-none", "data-role": "quality", title: "Measuring…" }, "…"),
+        h("button", { class: "quality q-none", "data-role": "quality", "data-action": "stats", "aria-expanded": String(m.statsOpen), "aria-haspopup": "dialog", title: "Measuring…", onclick: () => this.toggleStats(!m.statsOpen) }, "…"),
       ),
+      this.stats.el,
       h("div", { class: "pip" }, this.videos?.local.el ?? null),
       this.errorBox(m),
       h("footer", { class: "controls" },

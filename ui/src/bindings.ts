@@ -93,41 +93,491 @@ duration_secs: number,
  */
 failed: boolean, };
 
-export type QualityView = { 
+export type CallSummary = { 
 /**
- * Overall: "good", "fair" or "poor".
+ * The call.
  */
-level: QualityLevel, 
+call_id: string, 
 /**
- * Why, in words (empty when good).
+ * Connected seconds covered by the statistics.
  */
-reason: string, 
+seconds: number, 
 /**
- * Round-trip time, ms.
+ * Mean quality score (0–100) after the first seconds.
  */
-rtt_ms: number | null, 
+average_score: number, 
 /**
- * Received video loss over the last second, percent.
+ * Its band.
  */
-loss_percent: number, 
+average_band: Band, 
 /**
- * Received frames per second.
+ * The worst 5-second mean of the score.
  */
-recv_fps: number, 
+worst_score: number, 
 /**
- * Sent video bitrate, kbit/s.
+ * Its band.
  */
-send_kbps: number, 
+worst_band: Band, 
 /**
- * Received video size.
+ * Why it was worst, in words ("" when the worst was still good).
  */
-recv_width: number, 
+worst_reason: string, 
 /**
- * Received video size.
+ * Freezes of the video we received.
  */
-recv_height: number, };
+freezes: number, 
+/**
+ * Seconds frozen.
+ */
+freeze_seconds: number, 
+/**
+ * The connection path in words ("direct (host) over UDP").
+ */
+path: string, };
 
-export type QualityLevel = "good" | "fair" | "poor";
+export type ExportFormat = "json" | "csv";
+
+export type ExportResult = { 
+/**
+ * The file written.
+ */
+path: string, 
+/**
+ * Its size.
+ */
+bytes: number, 
+/**
+ * Seconds of call it holds.
+ */
+points: number, };
+
+export type StatsPoint = { 
+/**
+ * What the engine measured.
+ */
+snapshot: StatsSnapshot, 
+/**
+ * Its score.
+ */
+score: Score, 
+/**
+ * Rates from its counters.
+ */
+rates: Rates, 
+/**
+ * The connection path in words ("" before one is selected).
+ */
+path: string, };
+
+export type StatsSnapshot = { 
+/**
+ * Wall clock, ms since the Unix epoch.
+ */
+timestamp: number, 
+/**
+ * Seconds since the call connected.
+ */
+callSeconds: number, 
+/**
+ * Outbound video.
+ */
+outboundVideo: OutboundRtp, 
+/**
+ * Outbound audio.
+ */
+outboundAudio: OutboundRtp, 
+/**
+ * Inbound video.
+ */
+inboundVideo: InboundRtp, 
+/**
+ * Inbound audio.
+ */
+inboundAudio: InboundRtp, 
+/**
+ * Reports about our video.
+ */
+remoteInboundVideo: RemoteInboundRtp, 
+/**
+ * Reports about our audio.
+ */
+remoteInboundAudio: RemoteInboundRtp, 
+/**
+ * The selected candidate pair.
+ */
+candidatePair: PathInfo | null, 
+/**
+ * DTLS-SRTP state and cipher.
+ */
+transport: TransportInfo | null, 
+/**
+ * The bandwidth estimate.
+ */
+estimate: EstimateStats, 
+/**
+ * Events this second (`keyframe_request`, `resolution_change`, `ice_restart`, ...).
+ */
+events: Array<string>, };
+
+export type OutboundRtp = { 
+/**
+ * `video` or `audio`.
+ */
+kind: string, 
+/**
+ * Our SSRC.
+ */
+ssrc: number, 
+/**
+ * MIME type.
+ */
+codec: string, 
+/**
+ * Packets sent (retransmissions excluded).
+ */
+packetsSent: number, 
+/**
+ * Payload bytes sent.
+ */
+bytesSent: number, 
+/**
+ * Actual send bitrate over the last second, bit/s.
+ */
+bitrate: number, 
+/**
+ * What the controller asked of the encoder, bit/s.
+ */
+targetBitrate: number, 
+/**
+ * Frames captured per second (ours).
+ */
+captureFramesPerSecond: number, 
+/**
+ * Frames encoded per second.
+ */
+framesPerSecond: number, 
+/**
+ * Frames encoded.
+ */
+framesEncoded: number, 
+/**
+ * Keyframes encoded.
+ */
+keyFramesEncoded: number, 
+/**
+ * Frames the encoder's rate control skipped.
+ */
+framesDroppedByEncoder: number, 
+/**
+ * Current encoded size.
+ */
+frameWidth: number, 
+/**
+ * Current encoded size.
+ */
+frameHeight: number, 
+/**
+ * Seconds spent encoding.
+ */
+totalEncodeTime: number, 
+/**
+ * Mean encode time per frame over the last second, ms.
+ */
+encodeTimePerFrameMs: number, 
+/**
+ * NACKed packets received.
+ */
+nackCount: number, 
+/**
+ * PLIs received.
+ */
+pliCount: number, 
+/**
+ * FIRs received.
+ */
+firCount: number, 
+/**
+ * `bandwidth`, `cpu` or `none`.
+ */
+qualityLimitationReason: string, 
+/**
+ * Level of what we send, dBFS (audio).
+ */
+audioLevelDbfs: number, };
+
+export type InboundRtp = { 
+/**
+ * `video` or `audio`.
+ */
+kind: string, 
+/**
+ * MIME type.
+ */
+codec: string, 
+/**
+ * Packets received.
+ */
+packetsReceived: number, 
+/**
+ * Packets lost (expected − received, never negative).
+ */
+packetsLost: number, 
+/**
+ * Loss over the last second, %.
+ */
+lossPercent: number, 
+/**
+ * Payload bytes received.
+ */
+bytesReceived: number, 
+/**
+ * Receive bitrate over the last second, bit/s.
+ */
+bitrate: number, 
+/**
+ * Interarrival jitter (RFC 3550), seconds.
+ */
+jitter: number, 
+/**
+ * Frames assembled.
+ */
+framesReceived: number, 
+/**
+ * Frames decoded.
+ */
+framesDecoded: number, 
+/**
+ * Frames dropped (lost packets, undecodable, waiting for a keyframe).
+ */
+framesDropped: number, 
+/**
+ * Decoded per second.
+ */
+framesPerSecond: number, 
+/**
+ * Decoded size.
+ */
+frameWidth: number, 
+/**
+ * Decoded size.
+ */
+frameHeight: number, 
+/**
+ * Seconds spent decoding.
+ */
+totalDecodeTime: number, 
+/**
+ * Mean decode time per frame over the last second, ms.
+ */
+decodeTimePerFrameMs: number, 
+/**
+ * Sum of (emitted − first packet arrival) over frames, seconds.
+ */
+jitterBufferDelay: number, 
+/**
+ * Frames counted in `jitter_buffer_delay`.
+ */
+jitterBufferEmittedCount: number, 
+/**
+ * Freezes (W3C definition: a gap > max(3 × mean frame interval, mean + 150 ms)).
+ */
+freezeCount: number, 
+/**
+ * Seconds frozen.
+ */
+totalFreezesDuration: number, 
+/**
+ * Packets we asked for again (NACK).
+ */
+nackCount: number, 
+/**
+ * PLIs we sent.
+ */
+pliCount: number, 
+/**
+ * Audio: frames concealed + recovered by FEC.
+ */
+concealedFrames: number, 
+/**
+ * Audio: frames recovered by FEC.
+ */
+fecRecoveredFrames: number, 
+/**
+ * Audio level, dBFS.
+ */
+audioLevelDbfs: number, 
+/**
+ * Test-pattern frame number of the last decoded frame.
+ */
+lastMarkerFrame: number | null, 
+/**
+ * Capture → decoded, median over the last second, ms (test pattern only; one clock).
+ */
+glassToGlassMs: number | null, };
+
+export type RemoteInboundRtp = { 
+/**
+ * `video` or `audio`.
+ */
+kind: string, 
+/**
+ * Round-trip time from the last report (LSR/DLSR), seconds.
+ */
+roundTripTime: number | null, 
+/**
+ * Loss fraction from the last report, 0..1.
+ */
+fractionLost: number, 
+/**
+ * Cumulative lost, as reported.
+ */
+packetsLost: number, 
+/**
+ * Jitter they see, seconds.
+ */
+jitter: number, };
+
+export type EstimateStats = { 
+/**
+ * Target, bit/s (W3C `availableOutgoingBitrate`).
+ */
+availableOutgoingBitrate: number, 
+/**
+ * Delay-based bound.
+ */
+delayBased: number, 
+/**
+ * Loss-based bound.
+ */
+lossBased: number, 
+/**
+ * What the far side acknowledged receiving.
+ */
+acknowledged: number | null, 
+/**
+ * `normal`, `overusing` or `underusing`.
+ */
+usage: string, };
+
+export type PathInfo = { 
+/**
+ * `host`, `srflx`, `prflx` or `relay`.
+ */
+localCandidateType: string, 
+/**
+ * Remote candidate type.
+ */
+remoteCandidateType: string, 
+/**
+ * `ip:port`.
+ */
+localAddress: string, 
+/**
+ * `ip:port`.
+ */
+remoteAddress: string, 
+/**
+ * `udp` or `tcp`.
+ */
+protocol: string, 
+/**
+ * Current RTT from STUN consent checks, seconds.
+ */
+currentRoundTripTime: number, };
+
+export type TransportInfo = { 
+/**
+ * `new`, `connecting`, `connected`, `closed` or `failed`.
+ */
+dtlsState: string, 
+/**
+ * DTLS version (webrtc-rs speaks DTLS 1.2 only).
+ */
+tlsVersion: string, 
+/**
+ * The SRTP profile once DTLS is connected, else empty.
+ */
+srtpCipher: string, };
+
+export type Score = { 
+/**
+ * 0–100: the worst of the four terms.
+ */
+score: number, 
+/**
+ * Its band.
+ */
+band: Band, 
+/**
+ * Why (the dominant impairment of the worst term); `none` when good.
+ */
+reason: Reason, 
+/**
+ * The reason in words ("" when good).
+ */
+reasonText: string, 
+/**
+ * E-model rating R of what we hear.
+ */
+audioIn: number, 
+/**
+ * E-model rating R of what the other side hears.
+ */
+audioOut: number, 
+/**
+ * Video term of what we see (100 when not judged).
+ */
+videoIn: number, 
+/**
+ * Video term of what the other side sees (100 when not judged).
+ */
+videoOut: number, 
+/**
+ * Mean opinion score (1–4.5) of the worse audio direction.
+ */
+mos: number, 
+/**
+ * One-way mouth-to-ear delay used, ms.
+ */
+oneWayDelayMs: number, };
+
+export type Band = "good" | "fair" | "poor";
+
+export type Reason = "none" | "inbound_loss" | "outbound_loss" | "delay" | "jitter" | "upload_limited" | "cpu" | "low_send_rate" | "low_receive_fps" | "low_receive_resolution" | "freezes";
+
+export type Rates = { 
+/**
+ * Video packets we sent per second.
+ */
+videoPacketsSent: number, 
+/**
+ * Video packets we received per second.
+ */
+videoPacketsReceived: number, 
+/**
+ * NACKs the other side sent us per second.
+ */
+nacksReceived: number, 
+/**
+ * NACKs we sent per second.
+ */
+nacksSent: number, 
+/**
+ * PLIs the other side sent us per second.
+ */
+plisReceived: number, 
+/**
+ * PLIs we sent per second.
+ */
+plisSent: number, 
+/**
+ * Of the audio frames played this second, the share concealed or rebuilt by FEC, %.
+ */
+concealmentPercent: number, 
+/**
+ * Video packets the other side reports lost per second (RTCP's 24-bit cumulative count).
+ */
+remoteVideoLost: number, };
 
 export type AppStateView = { 
 /**
@@ -201,11 +651,11 @@ call: CallView, } | { "type": "ended",
 /**
  * How.
  */
-ended: CallEnded, } | { "type": "quality", 
+ended: CallEnded, } | { "type": "stats", 
 /**
- * Now.
+ * This second.
  */
-quality: QualityView, } | { "type": "mic_level", 
+point: StatsPoint, } | { "type": "mic_level", 
 /**
  * Level.
  */
@@ -281,7 +731,11 @@ started_at_ms: number,
 /**
  * Connected seconds (0 when never answered).
  */
-duration_secs: number, };
+duration_secs: number, 
+/**
+ * What this app measured of the call (absent for calls it did not take part in).
+ */
+summary: CallSummary | null, };
 
 export type Outcome = "answered" | "missed" | "declined" | "busy" | "no_answer" | "failed" | "in_progress";
 

@@ -5,9 +5,12 @@ import type {
   AppStateView,
   DeviceChoice,
   DeviceList,
+  ExportFormat,
+  ExportResult,
   FrameStats,
   HistoryRow,
   IpcError,
+  StatsPoint,
   UiEvent,
 } from "./bindings";
 
@@ -46,4 +49,6 @@ export const api = {
   stopPreview: () => invoke<null>("stop_preview"),
   callHistory: () => invoke<HistoryRow[]>("call_history"),
   frameStats: () => invoke<FrameStats>("frame_stats"),
+  callStats: () => invoke<StatsPoint[]>("call_stats"),
+  exportStats: (format: ExportFormat) => invoke<ExportResult>("export_stats", { format }),
 };

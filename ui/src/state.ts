@@ -6,7 +6,7 @@ import type {
   DeviceList,
   HistoryRow,
   IpcError,
-  QualityView,
+  StatsPoint,
   UiEvent,
 } from "./bindings";
 
@@ -14,7 +14,10 @@ export type Tab = "call" | "history" | "settings";
 
 export interface Model {
   app: AppStateView;
-  quality: QualityView | null;
+  /** The latest second of call statistics (its score drives the compact indicator). */
+  point: StatsPoint | null;
+  /** The statistics screen is open. */
+  statsOpen: boolean;
   micLevel: number | null;
   history: HistoryRow[];
   devices: DeviceList | null;
@@ -30,7 +33,8 @@ export interface Model {
 export function initialModel(app: AppStateView): Model {
   return {
     app,
-    quality: null,
+    point: null,
+    statsOpen: false,
     micLevel: null,
     history: [],
     devices: null,
@@ -65,12 +69,13 @@ export function apply(m: Model, e: UiEvent): "render" | "live" {
       return "render";
     case "ended":
       m.app.call = null;
-      m.quality = null;
+      m.point = null;
+      m.statsOpen = false;
       m.lastEnded = e.ended;
       if (e.ended.failed) m.error = { kind: "internal", message: e.ended.message };
       return "render";
-    case "quality":
-      m.quality = e.quality;
+    case "stats":
+      m.point = e.point;
       return "live";
     case "mic_level":
       m.micLevel = e.dbfs;

@@ -263,11 +263,11 @@ mod tests {
                 if i == 1 {
                     s.events = vec!["resolution_change 320x240".into(), "ice_restart".into()];
                 }
-                let p = StatsPoint {
-                    score: t.update(&s, Context::default()),
-                    rates: Rates::between(&prev, &s),
-                    snapshot: s.clone(),
-                };
+                let p = StatsPoint::new(
+                    s.clone(),
+                    t.update(&s, Context::default()),
+                    Rates::between(&prev, &s),
+                );
                 prev = s;
                 p
             })

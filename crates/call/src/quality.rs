@@ -38,7 +38,7 @@ const LOSS_WINDOW: usize = 5;
 const SETTLE_SECS: f64 = 3.0;
 
 /// The band the score falls in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[serde(rename_all = "snake_case")]
 pub enum Band {
@@ -494,6 +494,25 @@ pub struct StatsPoint {
     pub score: Score,
     /// Rates from its counters.
     pub rates: Rates,
+    /// The connection path in words ("" before one is selected).
+    pub path: String,
+}
+
+impl StatsPoint {
+    /// Bundles a snapshot with its score and rates.
+    pub fn new(snapshot: StatsSnapshot, score: Score, rates: Rates) -> Self {
+        let path = snapshot
+            .candidate_pair
+            .as_ref()
+            .map(crate::rtc::PathInfo::describe)
+            .unwrap_or_default();
+        StatsPoint {
+            snapshot,
+            score,
+            rates,
+            path,
+        }
+    }
 }
 
 /// Per-second figures the snapshot holds only as counters.

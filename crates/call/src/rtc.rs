@@ -196,6 +196,25 @@ pub struct PathInfo {
     pub current_round_trip_time: f64,
 }
 
+impl PathInfo {
+    /// The path in words: `direct (host) over UDP`, `via NAT (srflx) over UDP`,
+    /// `relayed through TURN over TCP`.
+    pub fn describe(&self) -> String {
+        let types = [
+            self.local_candidate_type.as_str(),
+            self.remote_candidate_type.as_str(),
+        ];
+        let how = if types.contains(&"relay") {
+            "relayed through TURN".to_string()
+        } else if let Some(t) = types.iter().find(|t| matches!(**t, "srflx" | "prflx")) {
+            format!("via NAT ({t})")
+        } else {
+            format!("direct ({})", self.local_candidate_type)
+        };
+        format!("{how} over {}", self.protocol.to_uppercase())
+    }
+}
+
 /// How the peer connection is set up.
 #[derive(Debug, Clone, Default)]
 pub struct RtcConfig {
@@ -801,5 +820,36 @@ impl Vp8Packetizer {
     pub fn packetize(&mut self, frame: &Bytes) -> Vec<Bytes> {
         use rtp::packetizer::Payloader;
         self.0.payload(RTP_PAYLOAD_MTU, frame).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod path_tests {
+    use super::PathInfo;
+
+    #[test]
+    fn paths_read_in_words() {
+        let p = |l: &str, r: &str, proto: &str| PathInfo {
+            local_candidate_type: l.into(),
+            remote_candidate_type: r.into(),
+            protocol: proto.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            p("host", "host", "udp").describe(),
+            "direct (host) over UDP"
+        );
+        assert_eq!(
+            p("srflx", "host", "udp").describe(),
+            "via NAT (srflx) over UDP"
+        );
+        assert_eq!(
+            p("host", "prflx", "udp").describe(),
+            "via NAT (prflx) over UDP"
+        );
+        assert_eq!(
+            p("host", "relay", "tcp").describe(),
+            "relayed through TURN over TCP"
+        );
     }
 }

@@ -2,8 +2,11 @@
 
 use tauri::State;
 
+use dyad_call::quality::StatsPoint;
+
 use super::CmdResult;
 use crate::core::Core;
+use crate::ipc::{ExportFormat, ExportResult};
 
 /// Calls `peer`.
 #[tauri::command]
@@ -39,4 +42,16 @@ pub async fn set_mic_muted(core: State<'_, Core>, muted: bool) -> CmdResult<()> 
 #[tauri::command]
 pub async fn set_camera_off(core: State<'_, Core>, off: bool) -> CmdResult<()> {
     core.set_camera_off(off)
+}
+
+/// The current call's statistics so far, one point per second (after a call: that call's).
+#[tauri::command]
+pub async fn call_stats(core: State<'_, Core>) -> CmdResult<Vec<StatsPoint>> {
+    Ok(core.call_stats())
+}
+
+/// Writes the call's statistics as a webrtc-internals style JSON dump or CSV; returns where.
+#[tauri::command]
+pub async fn export_stats(core: State<'_, Core>, format: ExportFormat) -> CmdResult<ExportResult> {
+    core.export_stats(format)
 }
