@@ -5,160 +5,16 @@
 // (default: target/e2e-shots).
 //
 // Run: scripts/e2e.sh (builds the app and the CLI, starts Xvfb and tauri-driver).
-import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
+import {
+  assertAdvancing, attr, click, cpuSeconds, js, jsAsync, readStats, shot, sleep, SHOTS, startApp, startCli, stopApp, type, waitAttr, waitFor,
+} from "./driver.mjs";
 
-const root = resolve(import.meta.dirname, "../..");
-const target = process.env.CARGO_TARGET_DIR ?? join(root, "target");
-const APP = process.env.DYAD_APP ?? join(target, "debug/dyad-app");
-const CLI = process.env.DYAD_CLI ?? join(target, "debug/dyad");
-const DRIVER = process.env.TAURI_DRIVER ?? "tauri-driver";
-const SHOTS = process.env.DYAD_SHOTS ?? join(target, "e2e-shots");
-const PORT = 4444 + Math.floor(Math.random() * 500);
-const W3C = "element-6066-11e4-a52f-4a6fb5d5a3d6";
-
-const children = [];
-let session = null;
-let dataDir = null;
-
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-async function wd(method, path, body) {
-  const r = await fetch(`http://127.0.0.1:${PORT}${path}`, {
-    method,
-    headers: { "content-type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(60000),
-  });
-  const j = await r.json().catch(() => ({}));
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(j)}`);
-  return j.value;
-}
-const s = (p) => `/session/${session}${p}`;
-
-async function find(css) {
-  const v = await wd("POST", s("/element"), { using: "css selector", value: css });
-  const id = v?.[W3C] ?? v?.ELEMENT ?? (v && Object.values(v)[0]);
-  if (!id) throw new Error(`no element id in ${JSON.stringify(v)}`);
-  return id;
-}
-async function click(css) {
-  const id = await waitFor(css);
-  await wd("POST", s(`/element/${id}/click`), {});
-}
-async function type(css, text) {
-  const id = await waitFor(css);
-  await wd("POST", s(`/element/${id}/clear`), {});
-  await wd("POST", s(`/element/${id}/value`), { text });
-}
-async function js(script, ...args) {
-  return wd("POST", s("/execute/sync"), { script, args });
-}
-async function jsAsync(script, ...args) {
-  return wd("POST", s("/execute/async"), { script, args });
-}
-/** Waits until `css` matches; returns the element id. */
-async function waitFor(css, ms = 20000) {
-  const end = Date.now() + ms;
-  let last;
-  while (Date.now() < end) {
-    try {
-      return await find(css);
-    } catch (e) {
-      last = e;
-      await sleep(150);
-    }
-  }
-  const text = await js("return document.body.innerText").catch(() => "?");
-  throw new Error(`timed out waiting for ${css}: ${last?.message}\npage text: ${text}`);
-}
-async function attr(css, name) {
-  return js(`const e = document.querySelector(arguments[0]); return e ? e.getAttribute(arguments[1]) : null;`, css, name);
-}
-async function waitAttr(css, name, pred, ms = 20000) {
-  const end = Date.now() + ms;
-  let v;
-  while (Date.now() < end) {
-    v = await attr(css, name);
-    if (pred(v)) return v;
-    await sleep(150);
-  }
-  throw new Error(`timed out: ${css} @${name} = ${v}`);
-}
-/** A screenshot of the whole X screen (the window as a person sees it). WebKitWebDriver's own
- * screenshot command hung here once a WebGL canvas had been drawn and detached, so we ask X. */
-async function shot(name) {
-  await sleep(300);
-  const r = spawnSync("import", ["-window", "root", join(SHOTS, `${name}.png`)], { timeout: 20000 });
-  if (r.status !== 0) throw new Error(`screenshot ${name}: ${r.stderr}`);
-}
-/** Frames drawn and the test-pattern frame number in a video view. */
-async function video(which) {
-  return js(
-    `const e = document.querySelector(arguments[0]); return e ? [Number(e.dataset.frames), Number(e.dataset.marker ?? -1), e.dataset.state] : null;`,
-    `.video-${which}`,
-  );
-}
-/** Checks that `which` video advances: more frames drawn and a later pattern frame number. */
-async function assertAdvancing(which) {
-  const a = await waitFor(`.video-${which}[data-state=video]`);
-  assert.ok(a);
-  const [f1, m1] = await video(which);
-  await sleep(1500);
-  const [f2, m2] = await video(which);
-  assert.ok(f2 > f1 + 10, `${which}: frames drawn ${f1} → ${f2}`);
-  assert.ok(m2 > m1, `${which}: pattern frame ${m1} → ${m2}`);
-  return { fps: (f2 - f1) / 1.5, marker: m2 };
-}
-function startCli(args) {
-  const p = spawn(CLI, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RUST_LOG: "warn" } });
-  let out = "";
-  p.stdout.on("data", (d) => (out += d));
-  p.stderr.on("data", (d) => (out += d));
-  p.output = () => out;
-  p.exited = new Promise((r) => p.on("exit", r));
-  children.push(p);
-  return p;
-}
-
-before(async () => {
-  mkdirSync(SHOTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), "dyad-e2e-"));
-  const driver = spawn(DRIVER, ["--port", String(PORT), "--native-port", String(PORT + 1000)], {
-    stdio: ["ignore", "inherit", "inherit"],
-    env: { ...process.env, WEBKIT_DISABLE_COMPOSITING_MODE: "1", DYAD_DATA_DIR: dataDir, RUST_LOG: "info,webrtc=off" },
-  });
-  children.push(driver);
-  for (let i = 0; i < 100; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${PORT}/status`);
-      break;
-    } catch {
-      await sleep(100);
-    }
-  }
-  const v = await wd("POST", "/session", {
-    capabilities: { alwaysMatch: { "tauri:options": { application: APP } } },
-  });
-  session = v.sessionId;
-  await wd("POST", s("/timeouts"), { script: 15000 });
-});
-
-after(async () => {
-  if (session) await wd("DELETE", s("")).catch(() => undefined);
-  for (const c of children) c.kill("SIGTERM");
-  // WebKitWebDriver started the app; if it outlived the session, stop it (this exact binary).
-  spawnSync("pkill", ["-TERM", "-f", APP]);
-  await sleep(500);
-  spawnSync("pkill", ["-KILL", "-f", APP]);
-  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
-  // Nothing of ours is left; do not wait for stray handles (keep-alive sockets to the driver).
-  setTimeout(() => process.exit(), 200).unref();
-});
+before(() => startApp());
+after(stopApp);
 
 let me = null;
 let server = null;
@@ -192,6 +48,7 @@ test("echo call: remote frames arrive, mute, camera off, hang up, history row", 
   await shot("3-in-call-camera-off");
   await click("[data-action=camera]");
   await waitAttr(".video-remote", "data-state", (v) => v === "video");
+  await statsDuringTheCall();
   const stats = await jsAsync(
     `const done = arguments[arguments.length - 1]; window.__TAURI_INTERNALS__.invoke("frame_stats").then(done, (e) => done({ error: String(e) }));`,
   );
@@ -202,12 +59,88 @@ test("echo call: remote frames arrive, mute, camera off, hang up, history row", 
   await waitFor("[data-screen=home]");
   await waitFor("[data-role=ended]");
   await click("[data-tab=history]");
-  await waitFor("[data-screen=history] tr[data-outcome=answered]");
+  await waitFor("[data-screen=history] tr[data-outcome=answered] [data-role=summary]");
   const row = await js(`return document.querySelector("tr[data-outcome=answered]").innerText`);
   assert.match(row, /echo/);
-  assert.match(row, /0:\d\d/);
+  assert.match(row, /\d:\d\d/);
+  // The summary the app kept: quality, freezes, path.
+  assert.match(row, /(Good|Fair|Poor) \d+ %/);
+  assert.match(row, /direct \((host|prflx)\) over UDP/);
   await shot("4-history");
 });
+
+/** The statistics screen over the echo call: opens from the pill, graphs have points and grow,
+ * numbers change second by second, the video keeps playing, export writes both files, and its
+ * rendering cost is measured (written to $DYAD_SHOTS/stats-cpu.json for docs/benchmarks.md). */
+async function statsDuringTheCall() {
+  // CPU of the page with the screen closed, then open (same call, same video).
+  const web = "WebKitWebProcess";
+  const cpuOver10s = async () => {
+    const c0 = cpuSeconds(web);
+    const t0 = Date.now();
+    await sleep(10000);
+    return (cpuSeconds(web) - c0) / ((Date.now() - t0) / 1000);
+  };
+  const closed1 = await cpuOver10s();
+  await click("[data-role=quality]");
+  await waitFor("[data-role=stats].open");
+  assert.equal(await attr("[data-screen=in-call]", "data-stats"), "open");
+  const a = await readStats();
+  await sleep(2500);
+  const b = await readStats();
+  for (const [id, c] of Object.entries(b.charts)) {
+    assert.ok(c.points > 0 && c.canvas, `graph ${id}: ${JSON.stringify(c)}`);
+    assert.ok(c.points >= a.charts[id].points + 2, `graph ${id} grows: ${a.charts[id].points} → ${c.points}`);
+  }
+  assert.notEqual(a.metrics.duration, b.metrics.duration);
+  const moving = ["out-video-bitrate", "in-video-bitrate", "out-audio-bitrate", "in-audio-bitrate", "in-video-jitter", "in-audio-jitter", "out-video-encode", "in-video-decode", "in-audio-level"];
+  const changed = moving.filter((k) => a.metrics[k] !== b.metrics[k]);
+  assert.ok(changed.length >= 3, `figures that changed in 2.5 s: ${changed.join(", ")}\n${JSON.stringify(b.metrics)}`);
+  assert.match(b.metrics.path, /^direct \((host|prflx)\) over UDP$/);
+  assert.equal(b.metrics.encryption, "DTLS-SRTP, AEAD_AES_128_GCM");
+  assert.equal(b.metrics.codecs, "VP8 video, opus audio");
+  assert.match(b.metrics["out-video-size"], /^\d+×\d+$/);
+  assert.ok(["good", "fair", "poor"].includes(b.band), b.band);
+  // The video beside it keeps playing.
+  await assertAdvancing("remote");
+  await shot("8-stats-echo");
+  const open1 = await cpuOver10s();
+  const c = await readStats();
+  // Export: both files land in the export folder and hold the whole call.
+  await click("[data-action=export-json]");
+  const jsonPath = await waitAttr("[data-role=export-note]", "data-path", (v) => /\.json$/.test(v ?? ""));
+  const dump = JSON.parse(readFileSync(jsonPath, "utf8"));
+  const pc = Object.values(dump.PeerConnections)[0];
+  const sent = JSON.parse(pc.stats["OT01V-bytesSent"].values);
+  assert.ok(sent.length >= c.charts.bitrate.points, `${sent.length} seconds in the dump`);
+  assert.ok(sent[sent.length - 1] > sent[0], "bytesSent grows");
+  assert.equal(pc.stats["OT01V-bytesSent"].statsType, "outbound-rtp");
+  await click("[data-action=export-csv]");
+  const csvPath = await waitAttr("[data-role=export-note]", "data-path", (v) => /\.csv$/.test(v ?? ""));
+  const lines = readFileSync(csvPath, "utf8").trim().split("\n");
+  assert.ok(lines.length - 1 >= sent.length, `${lines.length - 1} CSV rows`);
+  assert.match(lines[0], /^timestamp,callSeconds,events,/);
+  // Closed again: a second closed window, then Esc must close the screen, not hang up.
+  await click("[data-action=close-stats]");
+  await waitAttr("[data-screen=in-call]", "data-stats", (v) => v === "closed");
+  const closed2 = await cpuOver10s();
+  await click("[data-role=quality]");
+  await waitFor("[data-role=stats].open");
+  const open2 = await cpuOver10s();
+  const d = await readStats();
+  await js(`document.dispatchEvent(new KeyboardEvent("keydown", { key: "Escape" }))`);
+  await waitAttr("[data-screen=in-call]", "data-stats", (v) => v === "closed");
+  await waitFor("[data-screen=in-call]");
+  const cost = {
+    webProcessCpuClosed: [closed1, closed2],
+    webProcessCpuOpen: [open1, open2],
+    extraCpuOpenMinusClosed: (open1 + open2 - closed1 - closed2) / 2,
+    pageUpdateMsPerSecond: (d.renderMs - a.renderMs) / Math.max(1, d.renders - a.renders),
+    updates: d.renders,
+  };
+  console.log("statistics screen cost:", JSON.stringify(cost));
+  writeFileSync(join(SHOTS, "stats-cpu.json"), JSON.stringify(cost, null, 2));
+}
 
 test("the app calls a headless client on its embedded server and sees its test pattern", async () => {
   await click("[data-tab=settings]");

@@ -1,3 +1,5 @@
+// First: a usable navigator.language before uPlot reads it.
+import "./locale";
 import { App } from "./app";
 
 const root = document.getElementById("app");

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App, Videos } from "./app";
 import type { AppStateView, CallView, StatsPoint } from "./bindings";
 import { Chart, ChartFactory, markerOf, Series } from "./stats";
+import { usableLanguage } from "./locale";
 import { point } from "./testdata";
 
 const call = (over: Partial<CallView> = {}): CallView => ({
@@ -210,6 +211,14 @@ describe("statistics screen", () => {
     expect(calls.some((c) => c.cmd === "call_stats")).toBe(true);
     // 4 came live, 1–3 from the app: the series is in time order without duplicates.
     expect(app.stats.series.x).toEqual([1, 2, 3, 4]);
+  });
+});
+
+describe("locale", () => {
+  it("replaces a POSIX locale name that Intl refuses", () => {
+    expect(usableLanguage("C")).toBe("en-US");
+    expect(usableLanguage(undefined)).toBe("en-US");
+    expect(usableLanguage("de-DE")).toBe("de-DE");
   });
 });
 

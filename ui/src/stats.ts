@@ -550,6 +550,8 @@ export class StatsScreen {
     }
     this.renderMs += performance.now() - t0;
     this.renders += 1;
+    this.el.dataset.renderMs = this.renderMs.toFixed(1);
+    this.el.dataset.renders = String(this.renders);
   }
 
   /** The window was resized. */

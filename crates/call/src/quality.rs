@@ -34,6 +34,8 @@ pub const END_DELAY_MS: f64 = 40.0;
 const WINDOW: usize = 10;
 /// Loss window, seconds.
 const LOSS_WINDOW: usize = 5;
+/// Loss (%, either kind, one way) from which a video symptom on that way is blamed on it.
+const LOSS_CAUSE: f64 = 3.0;
 /// The first seconds ramp up (estimator start, first keyframe): video is not judged yet.
 const SETTLE_SECS: f64 = 3.0;
 
@@ -388,6 +390,16 @@ impl QualityTracker {
             match worst {
                 0 => audio_reason(loss_in_audio, true),
                 1 => audio_reason(loss_out_audio, false),
+                // Frame rate, freezes and a small picture are symptoms; loss on the same way is
+                // their cause when there is enough of it, and the reason names the cause.
+                2 if loss_in_video.max(loss_in_audio) >= LOSS_CAUSE => {
+                    loss_reason(loss_in_video.max(loss_in_audio), true)
+                }
+                3 if loss_out_video.max(loss_out_audio) >= LOSS_CAUSE
+                    && vo.quality_limitation_reason != "cpu" =>
+                {
+                    loss_reason(loss_out_video.max(loss_out_audio), false)
+                }
                 2 => match f_in.worst() {
                     VideoFactor::Loss => loss_reason(loss_in_video, true),
                     VideoFactor::Freezes => (
@@ -726,6 +738,24 @@ mod tests {
             q.reason_text,
             "the network is losing 8 % of the packets the other side sends you"
         );
+
+        // Freezes with loss on the same way: the loss is the cause.
+        let mut t = QualityTracker::new(Nominal::default());
+        let mut s = settled();
+        s.inbound_video.loss_percent = 4.0;
+        t.update(&s, Context::default());
+        s.call_seconds = 14.0;
+        s.inbound_video.total_freezes_duration = 2.0;
+        let q = t.update(&s, Context::default());
+        assert_eq!(q.reason, Reason::InboundLoss, "{q:?}");
+        // The sender cut by the estimator while the other side reports loss: loss again.
+        let mut s = settled();
+        s.outbound_video.frame_width = 320;
+        s.outbound_video.frame_height = 240;
+        s.outbound_video.frames_per_second = 8.0;
+        s.outbound_video.quality_limitation_reason = "bandwidth";
+        s.remote_inbound_video.fraction_lost = 0.05;
+        assert_eq!(score(&s).reason, Reason::OutboundLoss);
 
         // What the other side reports about our audio.
         let mut s = settled();

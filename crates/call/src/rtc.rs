@@ -198,7 +198,8 @@ pub struct PathInfo {
 
 impl PathInfo {
     /// The path in words: `direct (host) over UDP`, `via NAT (srflx) over UDP`,
-    /// `relayed through TURN over TCP`.
+    /// `relayed through TURN over TCP`; `direct (prflx)` when an address was learned from the
+    /// connectivity checks (usually the peer's own, heard before its candidate arrived).
     pub fn describe(&self) -> String {
         let types = [
             self.local_candidate_type.as_str(),
@@ -206,8 +207,10 @@ impl PathInfo {
         ];
         let how = if types.contains(&"relay") {
             "relayed through TURN".to_string()
-        } else if let Some(t) = types.iter().find(|t| matches!(**t, "srflx" | "prflx")) {
-            format!("via NAT ({t})")
+        } else if types.contains(&"srflx") {
+            "via NAT (srflx)".to_string()
+        } else if types.contains(&"prflx") {
+            "direct (prflx)".to_string()
         } else {
             format!("direct ({})", self.local_candidate_type)
         };
@@ -670,7 +673,13 @@ impl RtcPeer {
             remote_candidate_type: kind(remote.candidate_type).into(),
             local_address: format!("{}:{}", local.ip, local.port),
             remote_address: format!("{}:{}", remote.ip, remote.port),
-            protocol: local.network_type.to_string().to_lowercase(),
+            // W3C `protocol` is udp or tcp; webrtc-rs says udp4/udp6/tcp4/tcp6.
+            protocol: local
+                .network_type
+                .to_string()
+                .to_lowercase()
+                .trim_end_matches(['4', '6'])
+                .to_string(),
             current_round_trip_time: pair.current_round_trip_time,
         })
     }
@@ -845,7 +854,11 @@ mod path_tests {
         );
         assert_eq!(
             p("host", "prflx", "udp").describe(),
-            "via NAT (prflx) over UDP"
+            "direct (prflx) over UDP"
+        );
+        assert_eq!(
+            p("srflx", "prflx", "udp").describe(),
+            "via NAT (srflx) over UDP"
         );
         assert_eq!(
             p("host", "relay", "tcp").describe(),
