@@ -252,7 +252,7 @@ describe("calls", () => {
     });
     expect(q(root, "[data-role=quality]")?.className).toContain("q-fair");
     expect(q(root, "[data-role=quality]")?.textContent).toBe("Fair 62 %");
-    expect(q(root, "[data-role=quality]")?.title).toContain("loss 8.0 %");
+    expect(q(root, "[data-role=quality]")?.getAttribute("aria-label")).toContain("loss 8.0 %");
     expect(q(root, "[data-role=quality-reason]")?.textContent).toBe("the network is losing 8 % of the packets the other side sends you");
     q(root, "[data-action=hang-up]")!.click();
     await flush();

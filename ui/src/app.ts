@@ -205,18 +205,18 @@ export class App {
       pill.className = `quality q-${q?.band ?? "none"}`;
       pill.textContent = q ? `${{ good: "Good", fair: "Fair", poor: "Poor" }[q.band]} ${q.score.toFixed(0)} %` : "…";
       pill.dataset.band = q?.band ?? "none";
-      pill.title = p && q
+      pill.setAttribute("aria-label", p && q
         ? [
             q.reasonText || "Connection is good",
             p.snapshot.remoteInboundVideo.roundTripTime !== null ? `round trip ${(p.snapshot.remoteInboundVideo.roundTripTime * 1000).toFixed(0)} ms` : "",
             `loss ${p.snapshot.inboundVideo.lossPercent.toFixed(1)} %`,
             `receiving ${p.snapshot.inboundVideo.frameWidth}×${p.snapshot.inboundVideo.frameHeight} at ${p.snapshot.inboundVideo.framesPerSecond.toFixed(0)} fps`,
             `sending ${(p.snapshot.outboundVideo.bitrate / 1000).toFixed(0)} kbit/s`,
-            "Click (or S) for call statistics",
+            "open the call statistics (S)",
           ]
             .filter(Boolean)
-            .join("\n")
-        : "Measuring… Click (or S) for call statistics";
+            .join(", ")
+        : "Measuring the call; open the call statistics (S)");
       const why = this.root.querySelector<HTMLElement>("[data-role=quality-reason]");
       if (why) why.textContent = q && q.band !== "good" ? q.reasonText : "";
     }
@@ -544,7 +544,7 @@ export class App {
         h("div", {}, h("div", { class: "name" }, c.peer), h("div", { class: "muted small" }, c.phase === "connected" ? h("span", { "data-role": "timer" }, "0:00") : "Connecting…")),
         h("div", { class: "grow" }),
         h("span", { class: "quality-reason muted small", "data-role": "quality-reason" }),
-        h("button", { class: "quality q-none", "data-role": "quality", "data-action": "stats", "aria-expanded": String(m.statsOpen), "aria-haspopup": "dialog", title: "Measuring…", onclick: () => this.toggleStats(!m.statsOpen) }, "…"),
+        h("button", { class: "quality q-none", "data-role": "quality", "data-action": "stats", "aria-expanded": String(m.statsOpen), "aria-haspopup": "dialog", onclick: () => this.toggleStats(!m.statsOpen) }, "…"),
       ),
       this.stats.el,
       h("div", { class: "pip" }, this.videos?.local.el ?? null),
