@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
+use dyad_call::quality::{Nominal, QualityTracker};
 use dyad_call::signal::ServerUrl;
 use dyad_call::stats::StatsSnapshot;
 use dyad_call::VideoInput;
@@ -126,7 +127,8 @@ fn kbps(b: f64) -> String {
     format!("{:.0}", b / 1000.0)
 }
 
-fn print_stats(s: &StatsSnapshot) {
+fn print_stats(s: &StatsSnapshot, tracker: &mut QualityTracker) {
+    let q = tracker.update(s, dyad_call::quality::Context::default());
     let (vo, vi, ai) = (&s.outbound_video, &s.inbound_video, &s.inbound_audio);
     let rtt = s
         .remote_inbound_video
@@ -139,7 +141,7 @@ fn print_stats(s: &StatsSnapshot) {
         format!("{}/{}", p.local_candidate_type, p.protocol)
     });
     println!(
-        "{:>5.1}s  send {}x{} {:>4.1} fps {:>5} of {:>5} kbit/s | recv {}x{} {:>4.1} fps {:>5} kbit/s frame #{} loss {:.1}% | audio {:.0} frames/s | rtt {} ms | capture→decoded {} ms | {} ({})",
+        "{:>5.1}s  send {}x{} {:>4.1} fps {:>5} of {:>5} kbit/s | recv {}x{} {:>4.1} fps {:>5} kbit/s frame #{} loss {:.1}% | audio {:.0} frames/s | rtt {} ms | capture→decoded {} ms | {} ({}) | {:?} {:.0} %{}",
         s.call_seconds,
         vo.frame_width,
         vo.frame_height,
@@ -157,6 +159,13 @@ fn print_stats(s: &StatsSnapshot) {
         g2g,
         path,
         vo.quality_limitation_reason,
+        q.band,
+        q.score,
+        if q.reason_text.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", q.reason_text)
+        },
     );
 }
 
@@ -187,6 +196,7 @@ async fn call_async(args: &CallArgs) -> Result<()> {
     println!("dyad call: calling {peer}");
     let deadline = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
     let mut hung_up = false;
+    let mut tracker = QualityTracker::new(Nominal::default());
     loop {
         let wait = deadline.map_or(Duration::from_secs(3600), |d| {
             d.saturating_duration_since(Instant::now())
@@ -209,12 +219,15 @@ async fn call_async(args: &CallArgs) -> Result<()> {
         };
         match ev {
             CallEvent::RemoteRinging { .. } => println!("dyad call: ringing"),
-            CallEvent::Connected { .. } => println!("dyad call: connected"),
+            CallEvent::Connected { .. } => {
+                tracker = QualityTracker::new(Nominal::default());
+                println!("dyad call: connected")
+            }
             CallEvent::FirstRemoteFrame { after_answer, .. } => println!(
                 "dyad call: first remote frame {:.1} ms after the answer",
                 after_answer.as_secs_f64() * 1000.0
             ),
-            CallEvent::Stats(s) => print_stats(&s),
+            CallEvent::Stats(s) => print_stats(&s, &mut tracker),
             CallEvent::Error { code, message } => eprintln!("dyad call: {code}: {message}"),
             CallEvent::Ended { reason, stats, .. } => {
                 println!("dyad call: ended ({reason:?})");
@@ -261,6 +274,7 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         args.account.user
     );
     let mut calls = 0;
+    let mut tracker = QualityTracker::new(Nominal::default());
     loop {
         let ev = tokio::select! {
             e = ev.recv() => e,
@@ -272,8 +286,11 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         match ev {
             None => bail!("the call engine stopped"),
             Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
-            Some(CallEvent::Connected { .. }) => println!("connected"),
-            Some(CallEvent::Stats(s)) if !echo => print_stats(&s),
+            Some(CallEvent::Connected { .. }) => {
+                tracker = QualityTracker::new(Nominal::default());
+                println!("connected")
+            }
+            Some(CallEvent::Stats(s)) if !echo => print_stats(&s, &mut tracker),
             Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
             Some(CallEvent::Ended { reason, .. }) => {
                 println!("call ended ({reason:?})");
