@@ -92,6 +92,15 @@ async function statsDuringTheCall() {
     assert.ok(c.points > 0 && c.canvas, `graph ${id}: ${JSON.stringify(c)}`);
     assert.ok(c.points >= a.charts[id].points + 2, `graph ${id} grows: ${a.charts[id].points} → ${c.points}`);
   }
+  // uPlot holds the points of the graphs in view (those redraw each second; the others when
+  // scrolled to): the first graph keeps up, and the last one catches up once in view.
+  assert.ok(b.charts.score.drawn >= a.charts.score.drawn + 2, `score graph drew ${a.charts.score.drawn} → ${b.charts.score.drawn}`);
+  await js(`document.querySelector("[data-chart=g2g]").scrollIntoView()`);
+  await sleep(1500);
+  const g = await readStats();
+  assert.ok(g.charts.g2g.drawn >= b.charts.g2g.points, `glass-to-glass graph drew ${g.charts.g2g.drawn} of ${g.charts.g2g.points}`);
+  await shot("8b-stats-graphs");
+  await js(`document.querySelector("[data-role=stats]").scrollTop = 0`);
   assert.notEqual(a.metrics.duration, b.metrics.duration);
   const moving = ["out-video-bitrate", "in-video-bitrate", "out-audio-bitrate", "in-audio-bitrate", "in-video-jitter", "in-audio-jitter", "out-video-encode", "in-video-decode", "in-audio-level"];
   const changed = moving.filter((k) => a.metrics[k] !== b.metrics[k]);

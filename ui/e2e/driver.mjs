@@ -125,7 +125,7 @@ export async function readStats() {
   return js(`const q = document.querySelector("[data-role=stats-quality]");
     const panel = document.querySelector("[data-role=stats]");
     return {
-      charts: Object.fromEntries([...document.querySelectorAll("[data-chart]")].map((c) => [c.dataset.chart, { points: Number(c.dataset.points), canvas: !!c.querySelector("canvas"), empty: !!c.querySelector(".chart-empty") }])),
+      charts: Object.fromEntries([...document.querySelectorAll("[data-chart]")].map((c) => [c.dataset.chart, { points: Number(c.dataset.points), drawn: Number(c.dataset.drawn), canvas: !!c.querySelector("canvas"), empty: !!c.querySelector(".chart-empty") }])),
       metrics: Object.fromEntries([...document.querySelectorAll("[data-metric]")].map((e) => [e.dataset.metric, e.textContent])),
       band: q?.dataset.band ?? null,
       reason: q?.dataset.reason ?? null,

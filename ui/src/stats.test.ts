@@ -202,6 +202,40 @@ describe("statistics screen", () => {
     expect(app.stats.series.x).toEqual([]);
   });
 
+  it("only graphs in view redraw each second; one scrolled into view catches up", async () => {
+    let fire: (entries: { target: Element; isIntersecting: boolean }[]) => void = () => {};
+    class FakeObserver {
+      constructor(cb: typeof fire) {
+        fire = cb;
+      }
+      observe() {}
+      unobserve() {}
+      disconnect() {}
+    }
+    const real = globalThis.IntersectionObserver;
+    (globalThis as { IntersectionObserver: unknown }).IntersectionObserver = FakeObserver;
+    try {
+      const { app, root } = await inCall();
+      app.toggleStats(true);
+      app.onEvent({ type: "stats", point: point(1) });
+      const box = (id: string) => q(root, `[data-chart=${id}]`)!;
+      fire([{ target: box("score"), isIntersecting: true }]);
+      for (let s = 2; s <= 4; s++) app.onEvent({ type: "stats", point: point(s) });
+      expect(drawn.get("score")?.points).toBe(4);
+      expect(box("score").dataset.drawn).toBe("4");
+      // Out of view: created (empty) when the panel opened, not redrawn since.
+      expect(drawn.get("fps")?.points).toBe(0);
+      expect(box("fps").dataset.points).toBe("4");
+      fire([{ target: box("fps"), isIntersecting: true }, { target: box("score"), isIntersecting: false }]);
+      expect(drawn.get("fps")?.points).toBe(4);
+      app.onEvent({ type: "stats", point: point(5) });
+      expect(drawn.get("fps")?.points).toBe(5);
+      expect(drawn.get("score")?.points).toBe(4);
+    } finally {
+      (globalThis as { IntersectionObserver: unknown }).IntersectionObserver = real;
+    }
+  });
+
   it("fetches what it missed when opened after a reload", async () => {
     const { app } = await inCall();
     kept = [point(1), point(2), point(3)];

@@ -394,6 +394,10 @@ export class StatsScreen {
   private markerList: HTMLElement;
   private exportNote: HTMLElement;
   private isOpen = false;
+  /** Graphs scrolled into view: only those redraw each second (each redraws on coming into
+   *  view). Without IntersectionObserver (tests' jsdom) all count as visible. */
+  private visible = new Set<string>();
+  private observer: IntersectionObserver | null = null;
   /** Milliseconds spent in update() (the rendering cost, read by the window test). */
   renderMs = 0;
   renders = 0;
@@ -444,13 +448,7 @@ export class StatsScreen {
         item("Addresses", "addresses"),
         item("DTLS", "tls"),
       ),
-      h("section", { class: "charts" },
-        ...CHARTS.map((c) => {
-          const box = h("div", { class: "chart", "data-chart": c.id, "data-points": "0" }, h("div", { class: "chart-title" }, c.title, h("span", { class: "muted small" }, ` ${c.unit}`)));
-          this.chartBoxes.set(c.id, box);
-          return box;
-        }),
-      ),
+      this.chartsSection(),
       h("section", { class: "events" },
         h("h3", {}, "Events"),
         h("p", { class: "muted small legend" },
@@ -461,6 +459,43 @@ export class StatsScreen {
         this.markerList,
       ),
     );
+  }
+
+  private chartsSection(): HTMLElement {
+    if (typeof IntersectionObserver === "function") {
+      this.observer = new IntersectionObserver(
+        (entries) => {
+          for (const e of entries) {
+            const id = (e.target as HTMLElement).dataset.chart ?? "";
+            if (e.isIntersecting) {
+              this.visible.add(id);
+              if (this.isOpen) this.draw(id);
+            } else {
+              this.visible.delete(id);
+            }
+          }
+        },
+        // The viewport: ancestors' overflow (the panel scrolls) clips what counts as visible.
+      );
+    }
+    return h(
+      "section",
+      { class: "charts" },
+      ...CHARTS.map((c) => {
+        const box = h("div", { class: "chart", "data-chart": c.id, "data-points": "0", "data-drawn": "0" }, h("div", { class: "chart-title" }, c.title, h("span", { class: "muted small" }, ` ${c.unit}`)));
+        this.chartBoxes.set(c.id, box);
+        this.observer?.observe(box);
+        return box;
+      }),
+    );
+  }
+
+  /** Gives a graph the whole series (data-drawn: how many points it holds now). */
+  private draw(id: string) {
+    const chart = this.charts.get(id);
+    if (!chart) return;
+    chart.setData(this.series.data(id));
+    this.chartBoxes.get(id)?.setAttribute("data-drawn", String(this.series.x.length));
   }
 
   get open(): boolean {
@@ -535,13 +570,14 @@ export class StatsScreen {
         continue;
       }
       box.querySelector(".chart-empty")?.remove();
-      let chart = this.charts.get(spec.id);
+      const chart = this.charts.get(spec.id);
       if (!chart) {
-        chart = this.makeChart(spec, this.series, width);
-        this.charts.set(spec.id, chart);
-        box.append(chart.el);
-      } else {
-        chart.setData(this.series.data(spec.id));
+        const made = this.makeChart(spec, this.series, width);
+        this.charts.set(spec.id, made);
+        box.append(made.el);
+        box.setAttribute("data-drawn", String(this.series.x.length));
+      } else if (!this.observer || this.visible.has(spec.id)) {
+        this.draw(spec.id);
       }
     }
     const shown = this.markerList.childElementCount;
