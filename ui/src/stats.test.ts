@@ -150,7 +150,9 @@ describe("statistics screen", () => {
   it("marks events on the graphs and lists them", async () => {
     const { app, root } = await inCall();
     app.toggleStats(true);
+    expect(q(root, "[data-role=no-markers]")?.hidden).toBe(false);
     app.onEvent({ type: "stats", point: point(3, (p) => (p.snapshot.events = ["resolution_change 320x240", "keyframe_request_sent"])) });
+    expect(q(root, "[data-role=no-markers]")?.hidden).toBe(true);
     app.onEvent({ type: "stats", point: point(9, (p) => (p.snapshot.events = ["ice_restart"])) });
     const items = [...root.querySelectorAll<HTMLElement>("[data-role=markers] li")];
     expect(items.map((i) => i.dataset.kind)).toEqual(["resolution_change", "keyframe_request", "ice_restart"]);

@@ -392,6 +392,7 @@ export class StatsScreen {
   private cells = new Map<string, HTMLElement>();
   private chartBoxes = new Map<string, HTMLElement>();
   private markerList: HTMLElement;
+  private markerNone: HTMLElement;
   private exportNote: HTMLElement;
   private isOpen = false;
   /** Graphs scrolled into view: only those redraw each second (each redraws on coming into
@@ -414,6 +415,7 @@ export class StatsScreen {
     };
     const item = (label: string, id: string) => h("div", { class: "sum-item" }, h("div", { class: "muted small" }, label), cell(id, "sum-value"));
     this.markerList = h("ul", { class: "marker-list small", "data-role": "markers" });
+    this.markerNone = h("p", { class: "muted small", "data-role": "no-markers" }, "None in this call so far.");
     this.exportNote = h("p", { class: "muted small export-note", "data-role": "export-note" });
     this.el = h(
       "aside",
@@ -457,6 +459,7 @@ export class StatsScreen {
           ),
         ),
         this.markerList,
+        this.markerNone,
       ),
     );
   }
@@ -580,6 +583,7 @@ export class StatsScreen {
         this.draw(spec.id);
       }
     }
+    this.markerNone.hidden = this.series.markers.length > 0;
     const shown = this.markerList.childElementCount;
     for (const m of this.series.markers.slice(shown)) {
       this.markerList.append(h("li", { "data-kind": m.kind }, h("i", { class: `swatch m-${m.kind}` }), `${formatDuration(m.x)} ${m.label}`));
