@@ -323,7 +323,7 @@ export const ROWS: Row[] = [
         },
       ],
       ["out-audio-jb", () => ""],
-      ["in-audio-jb", () => "—"],
+      ["in-audio-jb", () => "not measured"],
     ],
   },
   {
