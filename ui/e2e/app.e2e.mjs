@@ -58,6 +58,11 @@ test("echo call: remote frames arrive, mute, camera off, hang up, history row", 
   await click("[data-action=hang-up]");
   await waitFor("[data-screen=home]");
   await waitFor("[data-role=ended]");
+  // The ended call's statistics can still be saved from the banner.
+  await click("[data-action=export-last-json]");
+  const saved = await waitAttr("[data-role=ended-export-note]", "data-path", (v) => /\.json$/.test(v ?? ""));
+  const dump = JSON.parse(readFileSync(saved, "utf8"));
+  assert.ok(JSON.parse(Object.values(dump.PeerConnections)[0].stats["IT01V-framesDecoded"].values).length > 20);
   await click("[data-tab=history]");
   await waitFor("[data-screen=history] tr[data-outcome=answered] [data-role=summary]");
   const row = await js(`return document.querySelector("tr[data-outcome=answered]").innerText`);

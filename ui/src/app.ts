@@ -1,6 +1,6 @@
 // The controller: loads the snapshot, subscribes to events, renders the screen for the state
 // (sign-in, contacts + pre-join, outgoing, incoming, in call) and sends the user's actions.
-import type { CallSummary, ContactView, DeviceChoice, IpcError, UiEvent } from "./bindings";
+import type { CallSummary, ContactView, DeviceChoice, ExportFormat, IpcError, UiEvent } from "./bindings";
 import { api, asIpcError } from "./ipc";
 import { apply, formatDuration, initialModel, Model, OUTCOME_TEXT, Tab } from "./state";
 import { h } from "./dom";
@@ -28,6 +28,8 @@ export class App {
   model: Model | null = null;
   readonly stats: StatsScreen;
   private statsCall: string | null = null;
+  /** What the ended banner's export said (kept across re-renders). */
+  private endedExport: { text: string; path?: string } | null = null;
   private videos: Videos | null = null;
   private timer: number | undefined;
   private previewing = false;
@@ -98,7 +100,10 @@ export class App {
       this.stats.reset();
     }
     if (e.type === "stats") this.stats.push(e.point);
-    if (e.type === "ended") this.stats.hide();
+    if (e.type === "ended") {
+      this.stats.hide();
+      this.endedExport = null;
+    }
     if (e.type === "ended" || (e.type === "session" && e.session.state === "signed_in")) {
       void this.refreshHistory();
     }
@@ -413,7 +418,22 @@ export class App {
     const e = m.lastEnded;
     if (!e || e.failed) return null;
     const dur = e.duration_secs > 0 ? ` · ${formatDuration(e.duration_secs)}` : "";
-    return h("div", { class: "banner", "data-role": "ended" }, h("span", {}, `${e.message}${dur}`), h("button", { class: "icon-btn", title: "Dismiss", onclick: () => { m.lastEnded = null; this.render(); } }, "×"));
+    // The call's statistics stay exportable until the next call starts.
+    const saved = this.endedExport;
+    const note = h("span", { class: "muted small", "data-role": "ended-export-note", "data-path": saved?.path }, saved?.text ?? "");
+    const save = (format: ExportFormat) =>
+      api.exportStats(format).then(
+        (r) => { this.endedExport = { text: `Saved to ${r.path}`, path: r.path }; this.render(); },
+        (err) => { this.endedExport = { text: `Could not save: ${asIpcError(err).message}` }; this.render(); },
+      );
+    const exports = e.duration_secs > 0
+      ? [
+          h("button", { class: "btn small-btn", "data-action": "export-last-json", title: "Save this call's statistics as a webrtc-internals style JSON dump", onclick: () => void save("json") }, "Statistics JSON"),
+          h("button", { class: "btn small-btn", "data-action": "export-last-csv", title: "Save this call's statistics as CSV", onclick: () => void save("csv") }, "CSV"),
+          note,
+        ]
+      : [];
+    return h("div", { class: "banner", "data-role": "ended" }, h("span", { class: "grow" }, `${e.message}${dur}`), ...exports, h("button", { class: "icon-btn", title: "Dismiss", onclick: () => { m.lastEnded = null; this.render(); } }, "×"));
   }
 
   private picker(id: keyof DeviceChoice, label: string, m: Model): HTMLElement {

@@ -185,6 +185,19 @@ describe("statistics screen", () => {
     expect(calls.filter((c) => c.cmd === "export_stats").map((c) => c.args.format)).toEqual(["json", "csv"]);
   });
 
+  it("after the call, the ended banner still exports that call's statistics", async () => {
+    const { app, root } = await inCall();
+    app.onEvent({ type: "stats", point: point(1) });
+    app.onEvent({ type: "ended", ended: { call_id: "c1", peer: "echo", reason: "user_hangup", message: "Call ended.", duration_secs: 65, failed: false } });
+    q(root, "[data-action=export-last-csv]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "export_stats")?.args).toEqual({ format: "csv" });
+    expect(q(root, "[data-role=ended-export-note]")?.dataset.path).toBe("/home/ann/Downloads/dyad-stats-echo-20251130T023320.csv");
+    // A call that never connected has nothing to export.
+    app.onEvent({ type: "ended", ended: { call_id: "c2", peer: "bob", reason: "cancelled", message: "Cancelled.", duration_secs: 0, failed: false } });
+    expect(q(root, "[data-action=export-last-csv]")).toBeNull();
+  });
+
   it("Esc closes the screen without hanging up; S toggles it; a new call starts new series", async () => {
     const { app, root } = await inCall();
     document.dispatchEvent(new KeyboardEvent("keydown", { key: "s" }));
