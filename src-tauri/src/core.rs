@@ -641,13 +641,12 @@ impl Core {
                     .unwrap_or_default();
                 // Kept before the UI hears of the end: it reloads the history then.
                 let summary = {
-                    let s = self.state();
-                    let points: Vec<StatsPoint> = if s.stats.call_id == call_id {
-                        s.stats.points.iter().cloned().collect()
+                    let mut s = self.state();
+                    if s.stats.call_id == call_id {
+                        summarize(&call_id, s.stats.points.make_contiguous())
                     } else {
-                        Vec::new()
-                    };
-                    summarize(&call_id, &points)
+                        None
+                    }
                 };
                 if let Some(summary) = summary {
                     if let Err(e) = self.0.summaries.add(summary) {

@@ -4,7 +4,7 @@ import type { CallSummary, ContactView, DeviceChoice, ExportFormat, IpcError, Ui
 import { api, asIpcError } from "./ipc";
 import { apply, formatDuration, initialModel, Model, OUTCOME_TEXT, Tab } from "./state";
 import { h } from "./dom";
-import { ChartFactory, StatsScreen, uplotCharts } from "./stats";
+import { ChartFactory, saveStats, StatsScreen, uplotCharts } from "./stats";
 import { VideoView } from "./video";
 
 export { h };
@@ -131,24 +131,27 @@ export class App {
     this.render();
   }
 
-  private async refreshHistory() {
+  /** Loads something into the model (keeping any error already shown), then re-renders. */
+  private async load(f: (m: Model) => Promise<void>) {
     if (!this.model) return;
     try {
-      this.model.history = await api.callHistory();
+      await f(this.model);
     } catch (e) {
       this.model.error = asIpcError(e);
     }
     this.render();
   }
 
-  private async refreshDevices() {
-    if (!this.model) return;
-    try {
-      this.model.devices = await api.listDevices();
-    } catch (e) {
-      this.model.error = asIpcError(e);
-    }
-    this.render();
+  private refreshHistory() {
+    return this.load(async (m) => {
+      m.history = await api.callHistory();
+    });
+  }
+
+  private refreshDevices() {
+    return this.load(async (m) => {
+      m.devices = await api.listDevices();
+    });
   }
 
   private onKey(ev: KeyboardEvent) {
@@ -422,10 +425,10 @@ export class App {
     const saved = this.endedExport;
     const note = h("span", { class: "muted small", "data-role": "ended-export-note", "data-path": saved?.path }, saved?.text ?? "");
     const save = (format: ExportFormat) =>
-      api.exportStats(format).then(
-        (r) => { this.endedExport = { text: `Saved to ${r.path}`, path: r.path }; this.render(); },
-        (err) => { this.endedExport = { text: `Could not save: ${asIpcError(err).message}` }; this.render(); },
-      );
+      saveStats((f) => api.exportStats(f), format).then((r) => {
+        this.endedExport = r;
+        this.render();
+      });
     const exports = e.duration_secs > 0
       ? [
           h("button", { class: "btn small-btn", "data-action": "export-last-json", title: "Save this call's statistics as a webrtc-internals style JSON dump", onclick: () => void save("json") }, "Statistics JSON"),

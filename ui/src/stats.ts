@@ -6,6 +6,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import type { ExportFormat, ExportResult, StatsPoint } from "./bindings";
 import { h } from "./dom";
+import { asIpcError } from "./ipc";
 import { formatDuration } from "./state";
 
 /** One graph: a title, a unit, and its lines (each a column of the series). */
@@ -21,7 +22,7 @@ interface ChartSpec {
 const kbps = (bps: number) => bps / 1000;
 const ms = (s: number | null | undefined) => (s === null || s === undefined ? null : s * 1000);
 
-export const CHARTS: ChartSpec[] = [
+const CHARTS: ChartSpec[] = [
   {
     id: "score",
     title: "Quality score",
@@ -238,7 +239,7 @@ interface Row {
 }
 
 /** The figures table: one row per metric, columns sending/receiving × video/audio. */
-export const ROWS: Row[] = [
+const ROWS: Row[] = [
   {
     label: "Resolution",
     cells: [
@@ -365,7 +366,7 @@ export const ROWS: Row[] = [
 ];
 
 /** The summary strip's cells. */
-export function summary(p: StatsPoint): Record<string, string> {
+function summary(p: StatsPoint): Record<string, string> {
   const s = p.snapshot;
   const t = s.transport;
   const pair = s.candidatePair;
@@ -400,8 +401,8 @@ export class StatsScreen {
   private visible = new Set<string>();
   private observer: IntersectionObserver | null = null;
   /** Milliseconds spent in update() (the rendering cost, read by the window test). */
-  renderMs = 0;
-  renders = 0;
+  private renderMs = 0;
+  private renders = 0;
 
   constructor(
     private onClose: () => void,
@@ -608,14 +609,22 @@ export class StatsScreen {
 
   private async doExport(format: ExportFormat) {
     this.exportNote.textContent = "Saving…";
-    try {
-      const r = await this.exportStats(format);
-      this.exportNote.textContent = `Saved ${formatDuration(r.points)} of statistics (${(r.bytes / 1024).toFixed(0)} KiB) to ${r.path}`;
-      this.exportNote.dataset.path = r.path;
-    } catch (e) {
-      const message = typeof e === "object" && e && "message" in e ? String((e as { message: unknown }).message) : String(e);
-      this.exportNote.textContent = `Could not save: ${message}`;
-      delete this.exportNote.dataset.path;
-    }
+    const r = await saveStats(this.exportStats, format);
+    this.exportNote.textContent = r.text;
+    if (r.path) this.exportNote.dataset.path = r.path;
+    else delete this.exportNote.dataset.path;
+  }
+}
+
+/** Saves the call's statistics: what to tell the user, and the file when one was written. */
+export async function saveStats(
+  exportStats: (f: ExportFormat) => Promise<ExportResult>,
+  format: ExportFormat,
+): Promise<{ text: string; path?: string }> {
+  try {
+    const r = await exportStats(format);
+    return { text: `Saved ${formatDuration(r.points)} of statistics (${(r.bytes / 1024).toFixed(0)} KiB) to ${r.path}`, path: r.path };
+  } catch (e) {
+    return { text: `Could not save: ${asIpcError(e).message}` };
   }
 }

@@ -117,7 +117,7 @@ class Renderer {
 }
 
 /**
- * One video stream in the page. `el` holds the canvas and a placeholder shown when there is no
+ * One video stream in the page. `el` holds the canvas and a notice shown when there is no
  * picture (camera off, not connected). Data attributes expose what was drawn, for tests:
  * `data-frames` (frames drawn), `data-marker` (last test-pattern frame number), `data-state`.
  */
@@ -125,7 +125,7 @@ export class VideoView {
   readonly el: HTMLDivElement;
   framesDrawn = 0;
   private canvas: HTMLCanvasElement;
-  private placeholder: HTMLDivElement;
+  private notice: HTMLDivElement;
   private renderer: Renderer | null = null;
   private ws: WebSocket | null = null;
   private latest: ArrayBuffer | null = null;
@@ -142,9 +142,9 @@ export class VideoView {
     this.el.dataset.frames = "0";
     this.el.dataset.state = "empty";
     this.canvas = document.createElement("canvas");
-    this.placeholder = document.createElement("div");
-    this.placeholder.className = "video-placeholder";
-    this.el.append(this.canvas, this.placeholder);
+    this.notice = document.createElement("div");
+    this.notice.className = "video-notice";
+    this.el.append(this.canvas, this.notice);
     this.showEmpty();
     try {
       const gl = this.canvas.getContext("webgl", { alpha: false, antialias: false });
@@ -153,21 +153,21 @@ export class VideoView {
       this.renderer = null;
     }
     if (!this.renderer) {
-      this.placeholder.textContent = "Video can't be drawn here: WebGL is unavailable.";
+      this.notice.textContent = "Video can't be drawn here: WebGL is unavailable.";
     }
     this.connect();
   }
 
   private showEmpty() {
     this.el.dataset.state = "empty";
-    this.placeholder.textContent = this.emptyText();
-    this.placeholder.hidden = false;
+    this.notice.textContent = this.emptyText();
+    this.notice.hidden = false;
     this.canvas.hidden = true;
   }
 
-  /** Re-reads the placeholder text (e.g. the peer's name changed). */
+  /** Re-reads the notice text (e.g. the peer's name changed). */
   refresh() {
-    if (this.el.dataset.state !== "video") this.placeholder.textContent = this.emptyText();
+    if (this.el.dataset.state !== "video") this.notice.textContent = this.emptyText();
   }
 
   private connect() {
@@ -202,15 +202,15 @@ export class VideoView {
     }
     if (h.cameraOff) {
       this.el.dataset.state = "camera-off";
-      this.placeholder.textContent = this.emptyText();
-      this.placeholder.hidden = false;
+      this.notice.textContent = this.emptyText();
+      this.notice.hidden = false;
       this.canvas.hidden = true;
       return;
     }
     if (buf.byteLength < HEADER_LEN + (h.width * h.height * 3) / 2) return;
     this.renderer.draw(h, buf);
     this.canvas.hidden = false;
-    this.placeholder.hidden = true;
+    this.notice.hidden = true;
     this.el.dataset.state = "video";
     this.framesDrawn += 1;
     this.el.dataset.frames = String(this.framesDrawn);
