@@ -2,17 +2,24 @@
 # The desktop app's end-to-end tests: the built app in a real window under Xvfb, driven over
 # WebDriver (tauri-driver → Debian's WebKitWebDriver). Screenshots land in $DYAD_SHOTS
 # (default: <target>/e2e-shots). Expects scripts/install-deps.sh and the UI build to have run.
+# With DYAD_APP and DYAD_CLI set (scripts/test.sh sets them) it runs those binaries; without,
+# it builds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"
 tools="${DYAD_TOOLS:-$HOME/.cache/dyad-tools}"
 if [ ! -x "$tools/bin/tauri-driver" ]; then
   echo "== installing tauri-driver 2.x into $tools"
-  cargo install tauri-driver --version "^2" --locked --root "$tools"
+  env -u RUSTC_WORKSPACE_WRAPPER CARGO_TARGET_DIR="$tools/build" \
+    cargo install tauri-driver --version "^2" --locked --root "$tools"
+  rm -rf "$tools/build"
 fi
-cargo build --locked -p dyad-app -p dyad
+if [ -z "${DYAD_APP:-}" ] || [ -z "${DYAD_CLI:-}" ]; then
+  cargo build --locked -p dyad-app -p dyad
+  DYAD_APP="$target/debug/dyad-app" DYAD_CLI="$target/debug/dyad"
+fi
 export TAURI_DRIVER="$tools/bin/tauri-driver"
-export DYAD_APP="$target/debug/dyad-app" DYAD_CLI="$target/debug/dyad"
+export DYAD_APP DYAD_CLI
 export DYAD_SHOTS="${DYAD_SHOTS:-$target/e2e-shots}"
 # Software rendering under Xvfb: compositing off makes canvas/WebGL drawing ~20x cheaper here.
 export WEBKIT_DISABLE_COMPOSITING_MODE=1
