@@ -7,12 +7,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
-use dyad_call::quality::{Nominal, QualityTracker};
+use dyad_call::echo::EchoBot;
+use dyad_call::engine::{CallEvent, ClientConfig, CountingSink};
+use dyad_call::quality::StatsPoint;
 use dyad_call::signal::ServerUrl;
-use dyad_call::stats::StatsSnapshot;
 use dyad_call::VideoInput;
 use dyad_media::VideoFormat;
+use dyad_server::EmbeddedServer;
 use tokio::sync::mpsc;
 
 /// Who we are and where the server is.
@@ -87,48 +88,27 @@ fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
     Ok(c)
 }
 
-/// An embedded signalling server on 127.0.0.1 (in memory); dropped = stopped.
-struct Embedded {
-    url: ServerUrl,
-    _stop: tokio::sync::oneshot::Sender<()>,
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
-async fn embedded_server() -> Result<Embedded> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let store = dyad_server::Store::open_in_memory().await?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let r = dyad_server::run(
-            listener,
-            store,
-            dyad_server::ServerConfig::default(),
-            async {
-                let _ = stopped.await;
-            },
-        )
-        .await;
-        if let Err(e) = r {
-            eprintln!("embedded server: {e}");
-        }
-    });
-    Ok(Embedded {
-        url: ServerUrl::parse(&format!("http://{addr}"))?,
-        _stop: stop,
-    })
-}
-
-async fn start_echo(url: &ServerUrl) -> Result<(ClientHandle, mpsc::UnboundedReceiver<CallEvent>)> {
-    let cfg = ClientConfig::new(url.clone(), "echo", "dyad echo bot password").echo();
-    Ok(dyad_call::start(cfg).await?)
+/// An embedded signalling server on 127.0.0.1 (in memory) with the echo contact signed in.
+async fn embedded_with_echo() -> Result<(EmbeddedServer, ServerUrl, EchoBot)> {
+    let server = EmbeddedServer::start(dyad_server::Store::open_in_memory().await?).await?;
+    let url = ServerUrl::parse(&server.url)?;
+    let token = server.echo_token(now_unix()).await?;
+    let echo = EchoBot::start(url.clone(), dyad_server::embedded::ECHO_USER, token).await?;
+    Ok((server, url, echo))
 }
 
 fn kbps(b: f64) -> String {
     format!("{:.0}", b / 1000.0)
 }
 
-fn print_stats(s: &StatsSnapshot, tracker: &mut QualityTracker) {
-    let q = tracker.update(s, dyad_call::quality::Context::default());
+fn print_stats(p: &StatsPoint) {
+    let (s, q) = (&p.snapshot, &p.score);
     let (vo, vi, ai) = (&s.outbound_video, &s.inbound_video, &s.inbound_audio);
     let rtt = s
         .remote_inbound_video
@@ -176,13 +156,12 @@ pub fn call(args: &CallArgs) -> Result<()> {
 }
 
 async fn call_async(args: &CallArgs) -> Result<()> {
-    let (url, _embedded, _echo) = match &args.account.server {
-        Some(s) => (ServerUrl::parse(s)?, None, None),
+    let (url, _embedded) = match &args.account.server {
+        Some(s) => (ServerUrl::parse(s)?, None),
         None => {
-            let e = embedded_server().await?;
-            let echo = start_echo(&e.url).await?;
-            println!("dyad call: embedded server on {} with an echo bot", e.url);
-            (e.url.clone(), Some(e), Some(echo))
+            let (server, url, echo) = embedded_with_echo().await?;
+            println!("dyad call: embedded server on {url} with an echo bot");
+            (url, Some((server, echo)))
         }
     };
     let peer = match (&args.peer, &args.account.server) {
@@ -196,7 +175,6 @@ async fn call_async(args: &CallArgs) -> Result<()> {
     println!("dyad call: calling {peer}");
     let deadline = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
     let mut hung_up = false;
-    let mut tracker = QualityTracker::new(Nominal::default());
     loop {
         let wait = deadline.map_or(Duration::from_secs(3600), |d| {
             d.saturating_duration_since(Instant::now())
@@ -219,15 +197,12 @@ async fn call_async(args: &CallArgs) -> Result<()> {
         };
         match ev {
             CallEvent::RemoteRinging { .. } => println!("dyad call: ringing"),
-            CallEvent::Connected { .. } => {
-                tracker = QualityTracker::new(Nominal::default());
-                println!("dyad call: connected")
-            }
+            CallEvent::Connected { .. } => println!("dyad call: connected"),
             CallEvent::FirstRemoteFrame { after_answer, .. } => println!(
                 "dyad call: first remote frame {:.1} ms after the answer",
                 after_answer.as_secs_f64() * 1000.0
             ),
-            CallEvent::Stats(s) => print_stats(&s, &mut tracker),
+            CallEvent::Stats(p) => print_stats(&p),
             CallEvent::Error { code, message } => eprintln!("dyad call: {code}: {message}"),
             CallEvent::Ended { reason, stats, .. } => {
                 println!("dyad call: ended ({reason:?})");
@@ -274,7 +249,6 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         args.account.user
     );
     let mut calls = 0;
-    let mut tracker = QualityTracker::new(Nominal::default());
     loop {
         let ev = tokio::select! {
             e = ev.recv() => e,
@@ -286,11 +260,8 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         match ev {
             None => bail!("the call engine stopped"),
             Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
-            Some(CallEvent::Connected { .. }) => {
-                tracker = QualityTracker::new(Nominal::default());
-                println!("connected")
-            }
-            Some(CallEvent::Stats(s)) if !echo => print_stats(&s, &mut tracker),
+            Some(CallEvent::Connected { .. }) => println!("connected"),
+            Some(CallEvent::Stats(p)) if !echo => print_stats(&p),
             Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
             Some(CallEvent::Ended { reason, .. }) => {
                 println!("call ended ({reason:?})");
@@ -333,7 +304,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-fn cpu_seconds() -> f64 {
+pub(crate) fn cpu_seconds() -> f64 {
     // SAFETY: getrusage writes into the struct we pass; RUSAGE_SELF is always valid.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above; `ru` is a valid, writable rusage.
@@ -368,10 +339,11 @@ async fn next_matching<T>(
 pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
     rt.block_on(async {
-        let server = embedded_server().await?;
+        let server = EmbeddedServer::start(dyad_server::Store::open_in_memory().await?).await?;
+        let url = ServerUrl::parse(&server.url)?;
         println!(
-            "dyad bench call: {} calls x {} s per size, caller and callee in this process, server {}",
-            args.calls, args.seconds, server.url
+            "dyad bench call: {} calls x {} s per size, caller and callee in this process, server {url}",
+            args.calls, args.seconds
         );
         println!("| size | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way (target) |");
         println!("| --- | --- | --- | --- | --- | --- |");
@@ -385,7 +357,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             let mut target = Vec::new();
             for i in 0..args.calls {
                 let mk = |name: &str| {
-                    let mut c = ClientConfig::new(server.url.clone(), name, "bench password 1");
+                    let mut c = ClientConfig::new(url.clone(), name, "bench password 1");
                     c.media.format = VideoFormat {
                         width: w,
                         height: h,

@@ -181,7 +181,8 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
     let mut settled = None;
     while capped_at.elapsed() < Duration::from_secs(25) {
         match tokio::time::timeout(Duration::from_secs(5), ev.recv()).await {
-            Ok(Some(CallEvent::Stats(s))) => {
+            Ok(Some(CallEvent::Stats(p))) => {
+                let s = &p.snapshot;
                 let target = s.estimate.available_outgoing_bitrate;
                 nacks = s.outbound_video.nack_count;
                 seen.push((
@@ -266,7 +267,11 @@ async fn a_dead_media_path_is_restarted_through_negotiate_and_the_call_survives(
     // `negotiate` 2 s later and the caller answers it.
     loop {
         match tokio::time::timeout(Duration::from_secs(20), ev.recv()).await {
-            Ok(Some(CallEvent::Stats(s))) if s.events.iter().any(|e| e == "ice_restart") => break,
+            Ok(Some(CallEvent::Stats(p)))
+                if p.snapshot.events.iter().any(|e| e == "ice_restart") =>
+            {
+                break
+            }
             Ok(Some(CallEvent::Ended { reason, .. })) => {
                 panic!("ended before a restart: {reason:?}")
             }

@@ -53,9 +53,10 @@ pub struct Picture {
 impl Picture {
     /// From the call engine's decoded remote frame.
     pub fn remote(d: &DecodedVideo) -> Self {
-        let frame = Arc::new(d.frame.clone());
-        let camera_off = is_black(&frame);
-        Self { frame, camera_off }
+        Self {
+            frame: Arc::new(d.frame.clone()),
+            camera_off: d.camera_off,
+        }
     }
 
     /// From a locally captured frame.
@@ -65,19 +66,6 @@ impl Picture {
             camera_off: false,
         }
     }
-}
-
-/// True for the sender's camera-off picture (black, luma ≤ 20 everywhere we look). A real
-/// camera in the dark still has sensor noise and texture above that on a 16×16 grid.
-pub fn is_black(f: &VideoFrame) -> bool {
-    let (w, h) = (f.width() as usize, f.height() as usize);
-    let y = f.y();
-    (0..16).all(|gy| {
-        (0..16).all(|gx| {
-            let (px, py) = (gx * w / 16 + w / 32, gy * h / 16 + h / 32);
-            y.get(py * w + px).is_none_or(|v| *v <= 20)
-        })
-    })
 }
 
 /// Encodes one message (header + planes).
@@ -188,11 +176,6 @@ impl FrameHub {
     /// Publishes the remote picture (or clears it).
     pub fn set_remote(&self, p: Option<Picture>) {
         self.remote.send_replace(p);
-    }
-
-    /// The far side's camera is off (its picture is the camera-off black).
-    pub fn remote_camera_off(&self) -> bool {
-        self.remote.borrow().as_ref().is_some_and(|p| p.camera_off)
     }
 
     /// Publishes the self-view picture (or clears it).
@@ -361,13 +344,6 @@ mod tests {
         let cap = u64::from_le_bytes(msg[24..32].try_into().expect("8 bytes"));
         assert_eq!(cap, m.capture_us_low48);
         assert_eq!(msg.len(), HEADER_LEN + 320 * 240 * 3 / 2);
-    }
-
-    #[test]
-    fn black_is_camera_off_and_the_pattern_is_not() {
-        let black = VideoFrame::black(640, 480, 0).expect("valid size");
-        assert!(is_black(&black));
-        assert!(!is_black(&pattern_frame()));
     }
 
     #[tokio::test]

@@ -237,6 +237,10 @@ codec: string,
  */
 packetsSent: number, 
 /**
+ * Packets sent again because the other side asked (NACK).
+ */
+retransmittedPacketsSent: number, 
+/**
  * Payload bytes sent.
  */
 bytesSent: number, 

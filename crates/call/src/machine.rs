@@ -12,7 +12,11 @@
 
 use std::time::{Duration, Instant};
 
-use dyad_proto::{Candidate, ClientMessage, EndReason, HangupReason, SdpKind, SessionDescription};
+use dyad_proto::{
+    Candidate, ClientMessage, EndReason, HangupReason, SdpKind, ServerMessage, SessionDescription,
+};
+
+use crate::api::CallEvent;
 
 /// Connecting (answer → ICE connected) may take this long before the call ends `ice_timeout`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -445,6 +449,115 @@ impl CallMachine {
             }
         }
         out
+    }
+}
+
+/// What a server message means for this client, given its current call (id, phase, direction).
+#[derive(Debug)]
+pub enum Route {
+    /// Nothing to do (a keep-alive, or a message about a call that is not ours any more).
+    Ignore,
+    /// Not about a call: tell the owner.
+    Event(CallEvent),
+    /// An invite while we are in a call: decline it as busy (the server already knows when the
+    /// user is in a call on another device).
+    Busy(String),
+    /// An invite to ring here (`glare`: both called each other; this one replaces ours).
+    Invite {
+        /// Call id.
+        call_id: String,
+        /// Caller.
+        from: String,
+        /// Their offer.
+        sdp: String,
+        /// Glare: it replaces the call we placed, and is accepted at once.
+        glare: bool,
+    },
+    /// About our call: tell the owner and/or feed the machine.
+    Call {
+        /// For the owner.
+        event: Option<CallEvent>,
+        /// For the machine.
+        input: Option<Input>,
+    },
+}
+
+/// Routes one server message (see [`Route`]). Pure: the driver carries the route out.
+pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> Route {
+    let ours = |id: &str| current.is_some_and(|(c, _, _)| c == id);
+    let input = |i: Input| Route::Call {
+        event: None,
+        input: Some(i),
+    };
+    match msg {
+        ServerMessage::Contacts { contacts } => Route::Event(CallEvent::Contacts(contacts)),
+        ServerMessage::Presence { username, presence } => {
+            Route::Event(CallEvent::Presence { username, presence })
+        }
+        ServerMessage::Invite {
+            call_id,
+            from,
+            sdp,
+            glare,
+            ..
+        } => {
+            if current.is_some() && !glare {
+                Route::Busy(call_id)
+            } else {
+                Route::Invite {
+                    call_id,
+                    from,
+                    sdp,
+                    glare,
+                }
+            }
+        }
+        ServerMessage::Ringing { call_id, .. } if ours(&call_id) => Route::Call {
+            event: Some(CallEvent::RemoteRinging { call_id }),
+            input: Some(Input::RemoteRinging),
+        },
+        ServerMessage::Answer {
+            call_id,
+            device,
+            sdp,
+        } if ours(&call_id) => input(Input::RemoteAnswer { device, sdp }),
+        ServerMessage::Candidates {
+            call_id,
+            candidates,
+            ..
+        } if ours(&call_id) => input(Input::RemoteCandidates(candidates)),
+        ServerMessage::Negotiate {
+            call_id,
+            description,
+            ..
+        } if ours(&call_id) => input(Input::RemoteNegotiate(description)),
+        ServerMessage::CallEnded {
+            call_id, reason, ..
+        } if ours(&call_id) => input(Input::RemoteEnded(reason)),
+        ServerMessage::Error(e) => {
+            // An error about our call's setup (unknown user, ...) ends it.
+            let dialling = current.is_some_and(|(_, phase, dir)| {
+                dir == Direction::Outgoing && phase == &Phase::OutgoingRinging
+            });
+            let ends_dial = dialling
+                && matches!(
+                    e.code,
+                    dyad_proto::ErrorCode::UnknownUser
+                        | dyad_proto::ErrorCode::SelfReference
+                        | dyad_proto::ErrorCode::InvalidField
+                        | dyad_proto::ErrorCode::DuplicateCall
+                );
+            Route::Call {
+                event: Some(CallEvent::Error {
+                    code: e.code.to_string(),
+                    message: e.message,
+                }),
+                input: ends_dial.then_some(Input::RemoteEnded(EndReason::Unavailable)),
+            }
+        }
+        // Keep-alives, and messages for calls that are not ours (stale, or a candidate for a
+        // closed call).
+        _ => Route::Ignore,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Media pipelines between `dyad-media` and RTP: the capture → encode threads and the decode
-//! thread. They are threads (codecs are CPU work that must not stall the call task) that talk
-//! to the call task over channels; the call task does all RTP and all decisions.
+//! threads (VP8, and Opus with the speaker). They are threads (codecs are CPU work that must not
+//! stall the call task) that talk to the call task over channels; the call session
+//! ([`crate::session`]) does all RTP and all decisions.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -148,28 +149,32 @@ pub struct DecodedVideo {
     pub rtp_timestamp: u32,
     /// When decoding finished.
     pub decoded_at: Instant,
+    /// The picture is the sender's camera-off black ([`is_camera_off_picture`]).
+    pub camera_off: bool,
 }
 
-/// What the decode thread reports.
+/// What the decode threads report.
 #[derive(Debug)]
 pub enum DecodeEvent {
-    /// A frame decoded.
-    Decoded {
-        /// Decoder time.
-        decode_time: Duration,
-        /// Size.
-        width: u32,
-        /// Size.
-        height: u32,
-        /// The test pattern's frame number, when the picture carries one.
-        marker_frame: Option<u32>,
-        /// Capture → decoded, when the picture carries a test-pattern marker (same clock).
-        latency: Option<Duration>,
-        /// Assembly → decoded.
-        since_complete: Duration,
-    },
+    /// A video frame decoded.
+    Decoded(crate::session::VideoDecoded),
     /// The decoder rejected a frame: a keyframe is needed.
     Undecodable,
+    /// The audio decoder's counts so far (after each packet).
+    Audio(crate::session::counters::AudioDecodeCounts),
+}
+
+/// True for the sender's camera-off picture (black, luma ≤ 20 everywhere we look). A real
+/// camera in the dark still has sensor noise and texture above that on a 16×16 grid.
+pub fn is_camera_off_picture(f: &VideoFrame) -> bool {
+    let (w, h) = (f.width() as usize, f.height() as usize);
+    let y = f.y();
+    (0..16).all(|gy| {
+        (0..16).all(|gx| {
+            let (px, py) = (gx * w / 16 + w / 32, gy * h / 16 + h / 32);
+            y.get(py * w + px).is_none_or(|v| *v <= 20)
+        })
+    })
 }
 
 /// A frame for the decode thread.
@@ -532,23 +537,25 @@ pub fn spawn_video_decoder(
                             Err(_) => (None, None),
                         };
                         let (width, height) = (frame.width(), frame.height());
+                        let camera_off = is_camera_off_picture(&frame);
                         let decoded = Arc::new(DecodedVideo {
                             frame,
                             rtp_timestamp: f.rtp_timestamp,
                             decoded_at: Instant::now(),
+                            camera_off,
                         });
                         if let Some(echo) = &echo {
                             let _ = echo.try_send(Arc::clone(&decoded));
                         }
                         out.send_replace(Some(decoded));
-                        let _ = events.send(DecodeEvent::Decoded {
+                        let _ = events.send(DecodeEvent::Decoded(crate::session::VideoDecoded {
                             decode_time,
                             width,
                             height,
                             marker_frame,
                             latency,
-                            since_complete: f.complete_at.elapsed(),
-                        });
+                            black: camera_off,
+                        }));
                     }
                     Ok(None) => {}
                     Err(_) => {
@@ -629,11 +636,183 @@ impl AudioReceiver {
         }
         out
     }
+
+    /// The counts so far.
+    pub fn counts(&self) -> crate::session::counters::AudioDecodeCounts {
+        crate::session::counters::AudioDecodeCounts {
+            decoded: self.decoded,
+            recovered: self.recovered,
+            concealed: self.concealed,
+            undecodable: self.undecodable,
+            level_dbfs: self.level_dbfs,
+        }
+    }
+}
+
+/// Where decoded audio is played: set and swapped by the owner at any time (`None`: nowhere).
+pub type SharedSink = Arc<Mutex<Option<Box<dyn dyad_media::AudioSink>>>>;
+
+/// One Opus packet for the audio decode thread.
+#[derive(Debug)]
+pub struct AudioPacket {
+    /// RTP sequence number.
+    pub seq: u16,
+    /// Opus packet.
+    pub payload: Bytes,
+}
+
+/// Starts the Opus decode thread: packets in arrival order in, frames to the sink (and, for the
+/// echo bot, to `echo`), counts back on `events` after every packet.
+pub fn spawn_audio_decoder(
+    rx: std_mpsc::Receiver<AudioPacket>,
+    sink: SharedSink,
+    echo: Option<std_mpsc::SyncSender<AudioFrame>>,
+    events: mpsc::UnboundedSender<DecodeEvent>,
+) -> Result<std::thread::JoinHandle<()>> {
+    let mut receiver = AudioReceiver::new()?;
+    let handle = std::thread::Builder::new()
+        .name("dyad-audio-decode".into())
+        .spawn(move || {
+            while let Ok(p) = rx.recv() {
+                let frames = receiver.push(p.seq, &p.payload);
+                {
+                    let mut sink = sink.lock().ok();
+                    for f in &frames {
+                        if let Some(Some(s)) = sink.as_deref_mut() {
+                            let _ = s.play(f);
+                        }
+                    }
+                }
+                if let Some(e) = &echo {
+                    for f in frames {
+                        let _ = e.try_send(f);
+                    }
+                }
+                if events.send(DecodeEvent::Audio(receiver.counts())).is_err() {
+                    break;
+                }
+            }
+        })?;
+    Ok(handle)
+}
+
+/// The media threads of one connected call, and the channels into them. Dropping it stops them.
+#[derive(Debug)]
+pub struct MediaRuntime {
+    /// What the session decided, for the send threads.
+    pub ctl: Arc<SendControl>,
+    /// Frames for the VP8 decode thread.
+    pub decode_video: std_mpsc::Sender<FrameToDecode>,
+    /// Packets for the Opus decode thread.
+    pub decode_audio: std_mpsc::Sender<AudioPacket>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for MediaRuntime {
+    fn drop(&mut self) {
+        self.ctl.stop.store(true, Ordering::Relaxed);
+        // Threads notice `stop` within one frame (the decoders when their channel closes); they
+        // are detached rather than joined so a camera stuck in a driver call can never hang the
+        // call task.
+        self.threads.clear();
+    }
+}
+
+/// Where the threads of a call get their input and put their output.
+pub struct MediaWiring {
+    /// Encoded media and capture counts go here.
+    pub send_events: mpsc::UnboundedSender<SendEvent>,
+    /// Decode results go here.
+    pub decode_events: mpsc::UnboundedSender<DecodeEvent>,
+    /// The latest decoded remote frame.
+    pub remote_video: watch::Sender<Option<Arc<DecodedVideo>>>,
+    /// The latest captured frame (self-view).
+    pub self_view: watch::Sender<Option<Arc<VideoFrame>>>,
+    /// Where received audio is played.
+    pub speaker: SharedSink,
+}
+
+impl std::fmt::Debug for MediaWiring {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaWiring").finish_non_exhaustive()
+    }
+}
+
+/// Starts capture → encode, and decode → display/speaker, for one call. `video_bps` is the
+/// encoder's first target; `muted` is (microphone off, camera off).
+pub fn start_media(
+    config: &MediaConfig,
+    video_bps: u64,
+    muted: (bool, bool),
+    wiring: MediaWiring,
+) -> Result<MediaRuntime> {
+    let ctl = Arc::new(SendControl {
+        self_view: Some(wiring.self_view),
+        ..SendControl::default()
+    });
+    ctl.video_bps.store(video_bps, Ordering::Relaxed);
+    ctl.audio_muted.store(muted.0, Ordering::Relaxed);
+    ctl.video_muted.store(muted.1, Ordering::Relaxed);
+    // The echo bot sends back what it decodes.
+    let (video_echo_tx, video_echo_rx) = if matches!(config.video, VideoInput::Echo) {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        (Some(tx), Some(Arc::new(Mutex::new(rx))))
+    } else {
+        (None, None)
+    };
+    let (audio_echo_tx, audio_echo_rx) = if config.audio == AudioInput::Echo {
+        let (tx, rx) = std_mpsc::sync_channel(8);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let (decode_video, video_rx) = std_mpsc::channel();
+    let (decode_audio, audio_rx) = std_mpsc::channel();
+    let threads = vec![
+        spawn_video_decoder(
+            video_rx,
+            wiring.remote_video,
+            wiring.decode_events.clone(),
+            video_echo_tx,
+        )?,
+        spawn_audio_decoder(
+            audio_rx,
+            wiring.speaker,
+            audio_echo_tx,
+            wiring.decode_events,
+        )?,
+        spawn_video_sender(
+            config,
+            Arc::clone(&ctl),
+            wiring.send_events.clone(),
+            video_echo_rx,
+        )?,
+        spawn_audio_sender(
+            config.audio,
+            Arc::clone(&ctl),
+            wiring.send_events,
+            audio_echo_rx,
+        )?,
+    ];
+    Ok(MediaRuntime {
+        ctl,
+        decode_video,
+        decode_audio,
+        threads,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn black_is_camera_off_and_the_pattern_is_not() {
+        let black = VideoFrame::black(640, 480, 0).expect("valid size");
+        assert!(is_camera_off_picture(&black));
+        let pattern = dyad_media::testpattern::render(640, 480, 3, 0).expect("valid size");
+        assert!(!is_camera_off_picture(&pattern));
+    }
 
     #[test]
     fn ladder_steps_down_and_up_with_hysteresis() {

@@ -1,22 +1,21 @@
 //! The one module that touches webrtc-rs (`=0.17.2`).
 //!
+//! webrtc-rs does ICE (trickle, restart, relay policy), DTLS and SRTP. Everything else about RTP
+//! and RTCP is the call session's ([`crate::session`]): this module only puts its [`RtpOut`] and
+//! [`RtcpOut`] on the wire and turns what arrives into [`RtpIn`] and [`Feedback`] (the plain types
+//! of [`crate::rtp`]). No interceptor runs: reports, TWCC feedback and the NACK responder are the
+//! session's, so the same code runs in a real call and in the simulated network ([`crate::sim`]).
+//!
 //! Everything webrtc-rs does through callbacks (local candidates, connection state, incoming
 //! tracks, RTP, RTCP on every sender and receiver) is turned here into [`RtcEvent`]s on one
 //! channel, which the call task owns. Nothing outside this module names a webrtc-rs type, so a
 //! move to webrtc-rs 1.0 (the sans-IO `rtc` core) stays local to this file.
-//!
-//! What we use of webrtc-rs: ICE (trickle, restart, relay policy), DTLS-SRTP, the NACK
-//! generator/responder, sender/receiver reports and the TWCC feedback generator (interceptors).
-//! What we do ourselves: packetization and frame assembly (webrtc-rs's `SampleBuilder` holds a
-//! frame until the next one starts), transport-wide sequence numbers on every packet we send (so
-//! the bandwidth estimator knows each packet's send time), the bandwidth estimate and the stats.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
-use webrtc::api::interceptor_registry::{configure_rtcp_reports, configure_twcc_receiver_only};
 use webrtc::api::media_engine::{MediaEngine, MIME_TYPE_OPUS, MIME_TYPE_VP8};
 use webrtc::api::setting_engine::SettingEngine;
 use webrtc::api::APIBuilder;
@@ -26,8 +25,8 @@ use webrtc::ice::candidate::CandidateType;
 use webrtc::ice::mdns::MulticastDnsMode;
 use webrtc::ice_transport::ice_candidate::RTCIceCandidateInit;
 use webrtc::ice_transport::ice_server::RTCIceServer;
-use webrtc::interceptor::nack::responder::Responder;
 use webrtc::interceptor::registry::Registry;
+use webrtc::interceptor::twcc::Recorder;
 use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::offer_answer_options::RTCOfferOptions;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
@@ -39,7 +38,7 @@ use webrtc::rtp;
 use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use webrtc::rtp::extension::HeaderExtension;
 use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTPCodecType,
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
 };
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::stats::StatsReportType;
@@ -48,6 +47,13 @@ use webrtc::track::track_local::TrackLocal;
 
 use crate::bwe::PacketResult;
 use crate::error::{CallError, Result};
+pub use crate::rtp::Kind;
+use crate::rtp::{Feedback, ReportBlock, RtcpOut, RtpIn, RtpOut};
+
+/// The transport-wide sequence number header extension (draft-holmer-rmcat-transport-wide-cc-
+/// extensions-01), negotiated for audio and video.
+const TRANSPORT_CC_URI: &str =
+    "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01";
 
 /// RTP payload type we offer for VP8.
 pub const VP8_PAYLOAD_TYPE: u8 = 96;
@@ -55,16 +61,6 @@ pub const VP8_PAYLOAD_TYPE: u8 = 96;
 pub const OPUS_PAYLOAD_TYPE: u8 = 111;
 /// Largest RTP payload we produce (fits a 1280-byte path MTU with headers, SRTP and TURN).
 pub const RTP_PAYLOAD_MTU: usize = 1100;
-
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    /// Opus.
-    Audio,
-    /// VP8.
-    Video,
-}
 
 /// The peer connection's state, as W3C `RTCPeerConnectionState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,62 +77,6 @@ pub enum ConnState {
     Failed,
     /// Closed.
     Closed,
-}
-
-/// One RTP packet received.
-#[derive(Debug, Clone)]
-pub struct RtpIn {
-    /// Audio or video.
-    pub kind: Kind,
-    /// Sequence number.
-    pub seq: u16,
-    /// RTP timestamp.
-    pub timestamp: u32,
-    /// Marker bit (last packet of a video frame).
-    pub marker: bool,
-    /// Payload.
-    pub payload: Bytes,
-    /// When it reached us.
-    pub arrival: Instant,
-    /// Size on the wire (header + payload), for bitrate counting.
-    pub size: usize,
-}
-
-/// RTCP we act on, decoded from webrtc-rs's packet types.
-#[derive(Debug, Clone)]
-pub enum Feedback {
-    /// Picture loss: the remote wants a keyframe of our video.
-    Pli,
-    /// Full intra request: same as PLI for us.
-    Fir,
-    /// Negative acks: this many packets were asked for again.
-    Nack(u32),
-    /// A report block about one of our streams.
-    ReceiverReport {
-        /// Which of our streams.
-        ssrc: u32,
-        /// Loss since the last report, Q8.
-        fraction_lost: u8,
-        /// Cumulative packets lost.
-        total_lost: u32,
-        /// Interarrival jitter, RTP timestamp units.
-        jitter: u32,
-        /// Middle 32 bits of the NTP time of our last sender report.
-        last_sender_report: u32,
-        /// Delay since that report, 1/65536 s.
-        delay: u32,
-    },
-    /// A sender report from the remote about its stream.
-    SenderReport {
-        /// Their stream.
-        ssrc: u32,
-        /// Packets they sent.
-        packets: u32,
-        /// Payload octets they sent.
-        octets: u32,
-    },
-    /// Transport-wide congestion control feedback.
-    Transport(Vec<PacketResult>),
 }
 
 /// What the peer connection tells the call task.
@@ -157,6 +97,13 @@ pub enum RtcEvent {
     Rtp(RtpIn),
     /// RTCP packets.
     Rtcp(Vec<Feedback>),
+    /// The selected candidate pair and DTLS state (after [`RtcPeer::report_path`]).
+    Path {
+        /// Selected pair, once there is one.
+        path: Option<PathInfo>,
+        /// DTLS-SRTP.
+        transport: TransportInfo,
+    },
 }
 
 /// The one SRTP protection profile we offer and accept (RFC 7714 AES-128-GCM). Offering only
@@ -288,6 +235,8 @@ pub struct RtcPeer {
     audio: Arc<TrackLocalStaticRTP>,
     events: mpsc::UnboundedSender<RtcEvent>,
     tracks_added: bool,
+    /// Builds TWCC feedback packets from the session's arrival lists (keeps the feedback count).
+    twcc: std::sync::Mutex<Recorder>,
 }
 
 impl std::fmt::Debug for RtcPeer {
@@ -305,13 +254,30 @@ impl RtcPeer {
                 .register_codec(codec, kind)
                 .map_err(rtc_err("register codec"))?;
         }
-        // Reports, TWCC feedback and the NACK responder from webrtc-rs; NACKs we generate
-        // ourselves (jitter.rs): its generator repeats every missing packet every 100 ms without
-        // limit, which on a congested link became a storm (3 000 NACKs in 9 s at 400 kbit/s).
-        let mut registry = configure_rtcp_reports(Registry::new());
-        registry =
-            configure_twcc_receiver_only(registry, &mut media).map_err(rtc_err("interceptors"))?;
-        registry.add(Box::new(Responder::builder()));
+        // No interceptors: reports, TWCC feedback, NACKs and their answers are the session's.
+        // (webrtc-rs's NACK generator repeats every missing packet every 100 ms without limit:
+        // on a congested link a storm of 3 000 NACKs in 9 s at 400 kbit/s.) What the
+        // interceptors negotiated, we declare ourselves: transport-cc feedback and its header
+        // extension on both kinds.
+        for kind in [RTPCodecType::Video, RTPCodecType::Audio] {
+            media.register_feedback(
+                RTCPFeedback {
+                    typ: "transport-cc".into(),
+                    parameter: String::new(),
+                },
+                kind,
+            );
+            media
+                .register_header_extension(
+                    RTCRtpHeaderExtensionCapability {
+                        uri: TRANSPORT_CC_URI.to_owned(),
+                    },
+                    kind,
+                    None,
+                )
+                .map_err(rtc_err("header extension"))?;
+        }
+        let registry = Registry::new();
         let mut settings = SettingEngine::default();
         settings.set_srtp_protection_profiles(vec![SrtpProtectionProfile::Srtp_Aead_Aes_128_Gcm]);
         // Loopback is a real path for a local test call and for the embedded echo contact.
@@ -375,6 +341,7 @@ impl RtcPeer {
             audio,
             events,
             tracks_added: false,
+            twcc: std::sync::Mutex::new(Recorder::new(0)),
         };
         peer.install_handlers();
         Ok(peer)
@@ -423,7 +390,14 @@ impl RtcPeer {
                         kind,
                         ssrc: track.ssrc(),
                     });
-                    // RTCP on the receiver must be drained, or the interceptors stall.
+                    // The id the transport-wide sequence number arrives under, as negotiated
+                    // (the receiver's parameters; the track's own may not be filled in).
+                    let twcc_id = [receiver.get_parameters().await, track.params()]
+                        .iter()
+                        .flat_map(|p| p.header_extensions.iter())
+                        .find(|e| e.uri == TRANSPORT_CC_URI)
+                        .and_then(|e| u8::try_from(e.id).ok());
+                    // RTCP on the receiver must be drained, or webrtc-rs's buffers fill.
                     let rtcp_tx = tx.clone();
                     tokio::spawn(async move {
                         while let Ok((packets, _)) = receiver.read_rtcp().await {
@@ -439,15 +413,22 @@ impl RtcPeer {
                                 // Only the codec we negotiated is ever decoded.
                                 continue;
                             }
-                            let size = 12 + pkt.payload.len();
+                            let transport_seq = twcc_id
+                                .and_then(|id| pkt.header.get_extension(id))
+                                .and_then(|mut b| {
+                                    use webrtc::util::Unmarshal;
+                                    TransportCcExtension::unmarshal(&mut b).ok()
+                                })
+                                .map(|e| e.transport_sequence);
                             let rtp = RtpIn {
                                 kind,
+                                ssrc: pkt.header.ssrc,
                                 seq: pkt.header.sequence_number,
                                 timestamp: pkt.header.timestamp,
                                 marker: pkt.header.marker,
                                 payload: pkt.payload,
+                                transport_seq,
                                 arrival: Instant::now(),
-                                size,
                             };
                             if tx.send(RtcEvent::Rtp(rtp)).is_err() {
                                 break;
@@ -571,8 +552,9 @@ impl RtcPeer {
             .map_err(rtc_err("add candidate"))
     }
 
-    /// Sends one RTP packet on our track of `kind`, tagged with a transport-wide sequence number.
-    pub async fn write_rtp(&self, kind: Kind, out: RtpOut) -> Result<()> {
+    /// Sends one RTP packet on our track of its kind, tagged with its transport-wide sequence
+    /// number.
+    pub async fn write_rtp(&self, out: RtpOut) -> Result<()> {
         let packet = rtp::packet::Packet {
             header: rtp::header::Header {
                 version: 2,
@@ -586,7 +568,7 @@ impl RtcPeer {
         let ext = [HeaderExtension::TransportCc(TransportCcExtension {
             transport_sequence: out.transport_seq,
         })];
-        let track = match kind {
+        let track = match out.kind {
             Kind::Audio => &self.audio,
             Kind::Video => &self.video,
         };
@@ -597,31 +579,20 @@ impl RtcPeer {
             .map_err(rtc_err("write rtp"))
     }
 
-    /// Asks the remote for a keyframe of its video stream `media_ssrc`.
-    pub async fn send_pli(&self, media_ssrc: u32) -> Result<()> {
-        let pli = rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
-            sender_ssrc: 0,
-            media_ssrc,
+    /// Sends the session's RTCP.
+    pub async fn write_rtcp(&self, out: RtcpOut) -> Result<()> {
+        let packets = {
+            let mut twcc = self.twcc.lock().map_err(|_| CallError::Rtc {
+                what: "write rtcp",
+                detail: "TWCC recorder poisoned".into(),
+            })?;
+            encode_rtcp(out, &mut twcc)
         };
+        if packets.is_empty() {
+            return Ok(());
+        }
         self.pc
-            .write_rtcp(&[Box::new(pli)])
-            .await
-            .map(|_| ())
-            .map_err(rtc_err("write rtcp"))
-    }
-
-    /// Asks the remote to resend these packets of its video stream `media_ssrc`.
-    pub async fn send_nack(&self, media_ssrc: u32, seqs: &[u16]) -> Result<()> {
-        use rtcp::transport_feedbacks::transport_layer_nack::{
-            nack_pairs_from_sequence_numbers, TransportLayerNack,
-        };
-        let nack = TransportLayerNack {
-            sender_ssrc: 0,
-            media_ssrc,
-            nacks: nack_pairs_from_sequence_numbers(seqs),
-        };
-        self.pc
-            .write_rtcp(&[Box::new(nack)])
+            .write_rtcp(&packets)
             .await
             .map(|_| ())
             .map_err(rtc_err("write rtcp"))
@@ -646,63 +617,18 @@ impl RtcPeer {
         0
     }
 
-    /// The selected candidate pair, if connected.
-    pub async fn path(&self) -> Option<PathInfo> {
-        let report = self.pc.get_stats().await;
-        let pair = report.reports.values().find_map(|r| match r {
-            StatsReportType::CandidatePair(p) if p.nominated => Some(p),
-            _ => None,
-        })?;
-        let cand = |id: &str| {
-            report.reports.get(id).and_then(|r| match r {
-                StatsReportType::LocalCandidate(c) | StatsReportType::RemoteCandidate(c) => Some(c),
-                _ => None,
-            })
-        };
-        let local = cand(&pair.local_candidate_id)?;
-        let remote = cand(&pair.remote_candidate_id)?;
-        let kind = |t: CandidateType| match t {
-            CandidateType::Host => "host",
-            CandidateType::ServerReflexive => "srflx",
-            CandidateType::PeerReflexive => "prflx",
-            CandidateType::Relay => "relay",
-            CandidateType::Unspecified => "unknown",
-        };
-        Some(PathInfo {
-            local_candidate_type: kind(local.candidate_type).into(),
-            remote_candidate_type: kind(remote.candidate_type).into(),
-            local_address: format!("{}:{}", local.ip, local.port),
-            remote_address: format!("{}:{}", remote.ip, remote.port),
-            // W3C `protocol` is udp or tcp; webrtc-rs says udp4/udp6/tcp4/tcp6.
-            protocol: local
-                .network_type
-                .to_string()
-                .to_lowercase()
-                .trim_end_matches(['4', '6'])
-                .to_string(),
-            current_round_trip_time: pair.current_round_trip_time,
-        })
-    }
-
-    /// DTLS state and the SRTP cipher in use.
-    pub fn transport(&self) -> TransportInfo {
-        let state = self.pc.dtls_transport().state();
-        TransportInfo {
-            dtls_state: match state {
-                RTCDtlsTransportState::New | RTCDtlsTransportState::Unspecified => "new",
-                RTCDtlsTransportState::Connecting => "connecting",
-                RTCDtlsTransportState::Connected => "connected",
-                RTCDtlsTransportState::Closed => "closed",
-                RTCDtlsTransportState::Failed => "failed",
-            }
-            .into(),
-            tls_version: "DTLS 1.2".into(),
-            srtp_cipher: if state == RTCDtlsTransportState::Connected {
-                SRTP_CIPHER.into()
-            } else {
-                String::new()
-            },
-        }
+    /// Reads the selected candidate pair and the DTLS state in the background and sends them as
+    /// [`RtcEvent::Path`] (webrtc-rs's stats are asynchronous; the call task does not wait).
+    pub fn report_path(&self) {
+        let pc = Arc::clone(&self.pc);
+        let tx = self.events.clone();
+        tokio::spawn(async move {
+            let path = path_of(&pc).await;
+            let _ = tx.send(RtcEvent::Path {
+                path,
+                transport: transport_of(&pc),
+            });
+        });
     }
 
     /// Closes the connection; events stop.
@@ -711,19 +637,63 @@ impl RtcPeer {
     }
 }
 
-/// One RTP packet to send (payload type and SSRC come from the negotiated track).
-#[derive(Debug, Clone)]
-pub struct RtpOut {
-    /// Sequence number (per stream).
-    pub seq: u16,
-    /// RTP timestamp.
-    pub timestamp: u32,
-    /// Last packet of a frame.
-    pub marker: bool,
-    /// Payload.
-    pub payload: Bytes,
-    /// Transport-wide sequence number (shared by audio and video).
-    pub transport_seq: u16,
+/// The selected candidate pair, if connected.
+async fn path_of(pc: &RTCPeerConnection) -> Option<PathInfo> {
+    let report = pc.get_stats().await;
+    let pair = report.reports.values().find_map(|r| match r {
+        StatsReportType::CandidatePair(p) if p.nominated => Some(p),
+        _ => None,
+    })?;
+    let cand = |id: &str| {
+        report.reports.get(id).and_then(|r| match r {
+            StatsReportType::LocalCandidate(c) | StatsReportType::RemoteCandidate(c) => Some(c),
+            _ => None,
+        })
+    };
+    let local = cand(&pair.local_candidate_id)?;
+    let remote = cand(&pair.remote_candidate_id)?;
+    let kind = |t: CandidateType| match t {
+        CandidateType::Host => "host",
+        CandidateType::ServerReflexive => "srflx",
+        CandidateType::PeerReflexive => "prflx",
+        CandidateType::Relay => "relay",
+        CandidateType::Unspecified => "unknown",
+    };
+    Some(PathInfo {
+        local_candidate_type: kind(local.candidate_type).into(),
+        remote_candidate_type: kind(remote.candidate_type).into(),
+        local_address: format!("{}:{}", local.ip, local.port),
+        remote_address: format!("{}:{}", remote.ip, remote.port),
+        // W3C `protocol` is udp or tcp; webrtc-rs says udp4/udp6/tcp4/tcp6.
+        protocol: local
+            .network_type
+            .to_string()
+            .to_lowercase()
+            .trim_end_matches(['4', '6'])
+            .to_string(),
+        current_round_trip_time: pair.current_round_trip_time,
+    })
+}
+
+/// DTLS state and the SRTP cipher in use.
+fn transport_of(pc: &RTCPeerConnection) -> TransportInfo {
+    let state = pc.dtls_transport().state();
+    TransportInfo {
+        dtls_state: match state {
+            RTCDtlsTransportState::New | RTCDtlsTransportState::Unspecified => "new",
+            RTCDtlsTransportState::Connecting => "connecting",
+            RTCDtlsTransportState::Connected => "connected",
+            RTCDtlsTransportState::Closed => "closed",
+            RTCDtlsTransportState::Failed => "failed",
+        }
+        .into(),
+        tls_version: "DTLS 1.2".into(),
+        srtp_cipher: if state == RTCDtlsTransportState::Connected {
+            SRTP_CIPHER.into()
+        } else {
+            String::new()
+        },
+    }
 }
 
 /// An answer (or offer) that leaves neither VP8 nor Opus is a call with nothing to decode.
@@ -739,6 +709,80 @@ fn check_negotiated(sdp: &str) -> Result<()> {
     }
 }
 
+type RtcpPackets = Vec<Box<dyn rtcp::packet::Packet + Send + Sync>>;
+
+/// The session's RTCP as webrtc-rs packets (marshalled by webrtc-rs, then SRTCP).
+fn encode_rtcp(out: RtcpOut, twcc: &mut Recorder) -> RtcpPackets {
+    use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtcp::receiver_report::ReceiverReport;
+    use rtcp::reception_report::ReceptionReport;
+    use rtcp::sender_report::SenderReport;
+    use rtcp::transport_feedbacks::transport_layer_nack::{
+        nack_pairs_from_sequence_numbers, TransportLayerNack,
+    };
+    match out {
+        RtcpOut::Pli { media_ssrc } => vec![Box::new(PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc,
+        })],
+        RtcpOut::Nack { media_ssrc, seqs } => vec![Box::new(TransportLayerNack {
+            sender_ssrc: 0,
+            media_ssrc,
+            nacks: nack_pairs_from_sequence_numbers(&seqs),
+        })],
+        RtcpOut::TransportFeedback {
+            media_ssrc,
+            packets,
+        } => {
+            for (seq, arrival_us) in packets {
+                twcc.record(media_ssrc, seq, arrival_us);
+            }
+            twcc.build_feedback_packet()
+        }
+        RtcpOut::Reports {
+            senders,
+            blocks,
+            reporter_ssrc,
+        } => {
+            let mut reports: Vec<ReceptionReport> = blocks
+                .iter()
+                .map(|b| ReceptionReport {
+                    ssrc: b.ssrc,
+                    fraction_lost: b.fraction_lost,
+                    total_lost: b.total_lost.min(0x7f_ffff),
+                    last_sequence_number: b.highest_seq,
+                    jitter: b.jitter,
+                    last_sender_report: b.last_sender_report,
+                    delay: b.delay,
+                })
+                .collect();
+            if senders.is_empty() {
+                return vec![Box::new(ReceiverReport {
+                    ssrc: reporter_ssrc,
+                    reports,
+                    ..Default::default()
+                })];
+            }
+            senders
+                .into_iter()
+                .map(|s| -> Box<dyn rtcp::packet::Packet + Send + Sync> {
+                    Box::new(SenderReport {
+                        ssrc: s.ssrc,
+                        ntp_time: s.ntp_time,
+                        rtp_time: s.rtp_time,
+                        packet_count: s.packets,
+                        octet_count: s.octets,
+                        // The first sender report carries the blocks.
+                        reports: std::mem::take(&mut reports),
+                        ..Default::default()
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+/// What arrived, as the session's [`Feedback`]; what we do not act on is skipped.
 fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<Feedback> {
     use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
     use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -748,14 +792,15 @@ fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<F
     use rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
     let mut out = Vec::new();
     let mut report = |r: &rtcp::reception_report::ReceptionReport| {
-        out.push(Feedback::ReceiverReport {
+        out.push(Feedback::ReceiverReport(ReportBlock {
             ssrc: r.ssrc,
             fraction_lost: r.fraction_lost,
             total_lost: r.total_lost,
+            highest_seq: r.last_sequence_number,
             jitter: r.jitter,
             last_sender_report: r.last_sender_report,
             delay: r.delay,
-        })
+        }))
     };
     let mut rest = Vec::new();
     for p in packets {
@@ -766,6 +811,8 @@ fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<F
             sr.reports.iter().for_each(&mut report);
             rest.push(Feedback::SenderReport {
                 ssrc: sr.ssrc,
+                ntp_time: sr.ntp_time,
+                rtp_time: sr.rtp_time,
                 packets: sr.packet_count,
                 octets: sr.octet_count,
             });
@@ -774,42 +821,67 @@ fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<F
         } else if any.downcast_ref::<FullIntraRequest>().is_some() {
             rest.push(Feedback::Fir);
         } else if let Some(nack) = any.downcast_ref::<TransportLayerNack>() {
-            let n: u32 = nack
+            // Bounded: one NACK packet names at most 17 × its pairs; a hostile one is cut.
+            let seqs: Vec<u16> = nack
                 .nacks
                 .iter()
-                .map(|p| 1 + p.lost_packets.count_ones())
-                .sum();
-            rest.push(Feedback::Nack(n));
+                .flat_map(|p| p.packet_list())
+                .take(crate::session::RETRANSMIT_BUFFER)
+                .collect();
+            rest.push(Feedback::Nack {
+                media_ssrc: nack.media_ssrc,
+                seqs,
+            });
         } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
-            rest.push(Feedback::Transport(crate::bwe::feedback_results(cc)));
+            rest.push(Feedback::Transport(feedback_results(cc)));
         }
     }
     out.extend(rest);
     out
 }
 
-/// The current NTP time's middle 32 bits (RFC 3550 §6.4.1), to compute RTT from LSR/DLSR.
-pub fn ntp_middle_32(now: std::time::SystemTime) -> u32 {
-    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-    let d = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = d.as_secs().wrapping_add(NTP_UNIX_OFFSET);
-    let frac = (u64::from(d.subsec_nanos()) << 32) / 1_000_000_000;
-    (((secs & 0xffff) << 16) | (frac >> 16)) as u32
-}
-
-/// RTT from a report block: now − LSR − DLSR, all in 1/65536 s. `None` without an SR yet.
-pub fn rtt_from_report(now_ntp_mid: u32, lsr: u32, dlsr: u32) -> Option<Duration> {
-    if lsr == 0 {
-        return None;
+/// Reads a TWCC feedback packet (draft-holmer-rmcat-transport-wide-cc-extensions-01) into one
+/// result per packet it covers, with arrival times in µs on the receiver's clock.
+pub fn feedback_results(
+    fb: &rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc,
+) -> Vec<PacketResult> {
+    use rtcp::transport_feedbacks::transport_layer_cc::{PacketStatusChunk, SymbolTypeTcc};
+    let count = usize::from(fb.packet_status_count);
+    let mut symbols = Vec::with_capacity(count);
+    for chunk in &fb.packet_chunks {
+        match chunk {
+            PacketStatusChunk::RunLengthChunk(r) => {
+                let n = usize::from(r.run_length).min(count.saturating_sub(symbols.len()));
+                symbols.extend(std::iter::repeat_n(r.packet_status_symbol, n));
+            }
+            PacketStatusChunk::StatusVectorChunk(v) => {
+                symbols.extend(v.symbol_list.iter().copied());
+            }
+        }
     }
-    let rtt = now_ntp_mid.wrapping_sub(lsr).wrapping_sub(dlsr);
-    // More than 60 s means clock trouble or a stale report.
-    if rtt > 60 * 65_536 {
-        return None;
-    }
-    Some(Duration::from_micros(u64::from(rtt) * 1_000_000 / 65_536))
+    symbols.truncate(count);
+    let mut arrival = i64::from(fb.reference_time) * 64_000;
+    let mut deltas = fb.recv_deltas.iter();
+    symbols
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let seq = fb.base_sequence_number.wrapping_add(i as u16);
+            let received = matches!(
+                s,
+                SymbolTypeTcc::PacketReceivedSmallDelta | SymbolTypeTcc::PacketReceivedLargeDelta
+            );
+            let arrival_us = if received {
+                deltas.next().map(|d| {
+                    arrival += d.delta;
+                    arrival
+                })
+            } else {
+                None
+            };
+            PacketResult { seq, arrival_us }
+        })
+        .collect()
 }
 
 /// Splits VP8 frames into RTP payloads (RFC 7741 descriptors with a 15-bit PictureID).
@@ -863,6 +935,188 @@ mod path_tests {
         assert_eq!(
             p("host", "relay", "tcp").describe(),
             "relayed through TURN over TCP"
+        );
+    }
+}
+
+#[cfg(test)]
+mod rtcp_tests {
+    use super::*;
+    use crate::rtp::SenderInfo;
+
+    /// Through webrtc-rs's marshal and unmarshal, as on the wire (before SRTCP).
+    fn wire(out: RtcpOut, twcc: &mut Recorder) -> Vec<Feedback> {
+        let packets = encode_rtcp(out, twcc);
+        let bytes = rtcp::packet::marshal(&packets).expect("marshal");
+        let mut buf = bytes.clone();
+        let back = rtcp::packet::unmarshal(&mut buf).expect("unmarshal");
+        decode_rtcp(&back)
+    }
+
+    #[test]
+    fn nacks_and_plis_survive_the_wire() {
+        let mut r = Recorder::new(0);
+        assert_eq!(
+            wire(RtcpOut::Pli { media_ssrc: 9 }, &mut r),
+            vec![Feedback::Pli]
+        );
+        let seqs = vec![65_534, 65_535, 0, 1, 40, 100];
+        assert_eq!(
+            wire(
+                RtcpOut::Nack {
+                    media_ssrc: 9,
+                    seqs: seqs.clone()
+                },
+                &mut r
+            ),
+            vec![Feedback::Nack {
+                media_ssrc: 9,
+                seqs
+            }]
+        );
+    }
+
+    #[test]
+    fn reports_survive_the_wire() {
+        let mut r = Recorder::new(0);
+        let block = ReportBlock {
+            ssrc: 0xbeef,
+            fraction_lost: 26,
+            total_lost: 1234,
+            highest_seq: 70_000,
+            jitter: 90,
+            last_sender_report: 0x1234_5678,
+            delay: 6553,
+        };
+        let sender = SenderInfo {
+            ssrc: 1,
+            ntp_time: 0xdead_beef_0000_1111,
+            rtp_time: 4242,
+            packets: 77,
+            octets: 8800,
+        };
+        let got = wire(
+            RtcpOut::Reports {
+                senders: vec![sender, SenderInfo { ssrc: 2, ..sender }],
+                blocks: vec![block],
+                reporter_ssrc: 1,
+            },
+            &mut r,
+        );
+        assert!(got.contains(&Feedback::ReceiverReport(block)), "{got:?}");
+        assert!(got.contains(&Feedback::SenderReport {
+            ssrc: 1,
+            ntp_time: sender.ntp_time,
+            rtp_time: 4242,
+            packets: 77,
+            octets: 8800
+        }));
+        assert_eq!(got.len(), 3, "one block, two sender reports: {got:?}");
+        // Receiving only: a receiver report with the blocks.
+        let got = wire(
+            RtcpOut::Reports {
+                senders: vec![],
+                blocks: vec![block],
+                reporter_ssrc: 5,
+            },
+            &mut r,
+        );
+        assert_eq!(got, vec![Feedback::ReceiverReport(block)]);
+    }
+
+    #[test]
+    fn twcc_feedback_survives_the_wire_with_its_arrival_differences() {
+        let mut r = Recorder::new(0);
+        // 1, 2, (3 lost), 4 across 3 ms; arrival times are µs on our clock.
+        let arrivals = vec![(1u16, 1_000_000i64), (2, 1_001_000), (4, 1_003_000)];
+        let got = wire(
+            RtcpOut::TransportFeedback {
+                media_ssrc: 3,
+                packets: arrivals,
+            },
+            &mut r,
+        );
+        let [Feedback::Transport(results)] = got.as_slice() else {
+            panic!("{got:?}")
+        };
+        let seqs: Vec<(u16, bool)> = results
+            .iter()
+            .map(|p| (p.seq, p.arrival_us.is_some()))
+            .collect();
+        assert_eq!(seqs, vec![(1, true), (2, true), (3, false), (4, true)]);
+        let t: Vec<i64> = results.iter().filter_map(|p| p.arrival_us).collect();
+        assert_eq!((t[1] - t[0], t[2] - t[0]), (1000, 3000));
+    }
+    #[test]
+    fn reads_twcc_chunks_and_deltas() {
+        use webrtc::rtcp::transport_feedbacks::transport_layer_cc::*;
+        let fb = TransportLayerCc {
+            base_sequence_number: 65_534,
+            packet_status_count: 5,
+            reference_time: 10,
+            packet_chunks: vec![
+                PacketStatusChunk::RunLengthChunk(RunLengthChunk {
+                    type_tcc: StatusChunkTypeTcc::RunLengthChunk,
+                    packet_status_symbol: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    run_length: 2,
+                }),
+                PacketStatusChunk::StatusVectorChunk(StatusVectorChunk {
+                    type_tcc: StatusChunkTypeTcc::StatusVectorChunk,
+                    symbol_size: SymbolSizeTypeTcc::TwoBit,
+                    symbol_list: vec![
+                        SymbolTypeTcc::PacketNotReceived,
+                        SymbolTypeTcc::PacketReceivedLargeDelta,
+                        SymbolTypeTcc::PacketReceivedSmallDelta,
+                        SymbolTypeTcc::PacketNotReceived,
+                    ],
+                }),
+            ],
+            recv_deltas: vec![
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 1000,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 250,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedLargeDelta,
+                    delta: -500,
+                },
+                RecvDelta {
+                    type_tcc_packet: SymbolTypeTcc::PacketReceivedSmallDelta,
+                    delta: 750,
+                },
+            ],
+            ..Default::default()
+        };
+        let r = feedback_results(&fb);
+        let base = 640_000;
+        assert_eq!(
+            r,
+            vec![
+                PacketResult {
+                    seq: 65_534,
+                    arrival_us: Some(base + 1000)
+                },
+                PacketResult {
+                    seq: 65_535,
+                    arrival_us: Some(base + 1250)
+                },
+                PacketResult {
+                    seq: 0,
+                    arrival_us: None
+                },
+                PacketResult {
+                    seq: 1,
+                    arrival_us: Some(base + 750)
+                },
+                PacketResult {
+                    seq: 2,
+                    arrival_us: Some(base + 1500)
+                },
+            ]
         );
     }
 }

@@ -26,6 +26,8 @@ pub struct OutboundRtp {
     pub codec: &'static str,
     /// Packets sent (retransmissions excluded).
     pub packets_sent: u64,
+    /// Packets sent again because the other side asked (NACK).
+    pub retransmitted_packets_sent: u64,
     /// Payload bytes sent.
     pub bytes_sent: u64,
     /// Actual send bitrate over the last second, bit/s.
@@ -227,6 +229,8 @@ pub struct LossMeter {
     received: u64,
     last_expected: u64,
     last_received: u64,
+    rr_expected: u64,
+    rr_received: u64,
 }
 
 impl LossMeter {
@@ -265,6 +269,27 @@ impl LossMeter {
     /// Received.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// The RFC 3550 §6.4.1 figures for a report block, since the previous call: (fraction lost
+    /// Q8, cumulative lost clamped to 24 bits, extended highest sequence number). `None` before
+    /// the first packet.
+    pub fn report(&mut self) -> Option<(u8, u32, u32)> {
+        let first = self.first?;
+        let expected = self.expected();
+        let e = expected - self.rr_expected.min(expected);
+        let r = self.received - self.rr_received.min(self.received);
+        self.rr_expected = expected;
+        self.rr_received = self.received;
+        let fraction = if e == 0 || r >= e {
+            0
+        } else {
+            ((e - r) * 256 / e).min(255) as u8
+        };
+        // The first packet was stored one cycle up (so that a reordered earlier one unwraps
+        // below it); the extended sequence number counts cycles from the first packet's.
+        let highest = self.highest.saturating_sub(first & !0xffff) as u32;
+        Some((fraction, self.lost().min(0x7f_ffff) as u32, highest))
     }
 
     /// Loss % since the last call.

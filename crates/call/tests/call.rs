@@ -121,7 +121,7 @@ impl Peer {
 
     async fn stats(&mut self) -> dyad_call::stats::StatsSnapshot {
         self.wait("stats", |e| match e {
-            CallEvent::Stats(s) => Some((**s).clone()),
+            CallEvent::Stats(p) => Some(p.snapshot.clone()),
             _ => None,
         })
         .await

@@ -6,6 +6,7 @@
 //! router and credential code take `now`), or panic on anything a client sends.
 
 pub mod config;
+pub mod embedded;
 pub mod error;
 pub mod http;
 pub mod hub;
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 pub use config::ServerConfig;
+pub use embedded::EmbeddedServer;
 pub use error::{Result, ServerError};
 pub use store::Store;
 

@@ -1,0 +1,78 @@
+//! The signalling connection: sending (queued while it is down), losing it, reconnecting with
+//! backoff, and signing in again when the token has expired.
+
+use std::time::Instant;
+
+use dyad_proto::ClientMessage;
+
+use super::{Client, PING_INTERVAL};
+use crate::api::{CallEvent, BACKOFF, MAX_QUEUED_MESSAGES};
+use crate::error::CallError;
+use crate::signal::{self, Connection};
+
+impl Client {
+    pub(super) async fn send(&mut self, msg: ClientMessage) {
+        if let Some(conn) = &mut self.conn {
+            if conn.send(&msg).await.is_ok() {
+                return;
+            }
+            self.lost_signalling();
+        }
+        if self.queued.len() < MAX_QUEUED_MESSAGES {
+            self.queued.push_back(msg);
+        }
+    }
+
+    pub(super) fn lost_signalling(&mut self) {
+        if self.conn.take().is_some() {
+            self.emit(CallEvent::SignallingLost);
+            self.backoff = BACKOFF.0;
+            self.reconnect_at = Some(Instant::now() + self.backoff);
+        }
+    }
+
+    pub(super) async fn try_reconnect(&mut self) {
+        match Connection::connect(&self.config.server, &self.token, &self.config.device).await {
+            Ok(conn) => {
+                self.conn = Some(conn);
+                self.reconnect_at = None;
+                self.next_ping = Instant::now() + PING_INTERVAL;
+                self.emit(CallEvent::SignallingRestored);
+                while let Some(m) = self.queued.pop_front() {
+                    if let Some(c) = &mut self.conn {
+                        if c.send(&m).await.is_err() {
+                            self.lost_signalling();
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(CallError::Server { code, message })
+                if code == "unauthorized" || code == "token_expired" =>
+            {
+                // The token is gone: sign in again with the password.
+                let (server, user, password) = (
+                    &self.config.server,
+                    &self.config.username,
+                    &self.config.password,
+                );
+                match signal::login(server, user, password).await {
+                    Ok(s) => {
+                        self.token = s.token;
+                        self.reconnect_at = Some(Instant::now());
+                    }
+                    Err(_) => {
+                        self.emit(CallEvent::Error { code, message });
+                        self.schedule_retry();
+                    }
+                }
+            }
+            Err(_) => self.schedule_retry(),
+        }
+    }
+
+    pub(super) fn schedule_retry(&mut self) {
+        self.backoff = (self.backoff * 2).min(BACKOFF.1);
+        self.reconnect_at = Some(Instant::now() + self.backoff);
+    }
+}
