@@ -29,12 +29,12 @@ _phase_report() {
   out="${DYAD_TIMINGS:-${CARGO_TARGET_DIR:-target}/ci-timings.txt}"
   mkdir -p "$(dirname "$out")"
   {
-    printf '%-48s %8s  %s\n' "phase" "seconds" "status"
+    printf '%-66s %8s  %s\n' "phase" "seconds" "status"
     for line in "${_phases[@]}"; do
       IFS='|' read -r name secs status <<<"$line"
-      printf '%-48s %8d  %s\n' "$name" "$secs" "$status"
+      printf '%-66s %8d  %s\n' "$name" "$secs" "$status"
     done
-    printf '%-48s %8d  %s\n' "total" "$total" "$([ "$rc" -eq 0 ] && echo ok || echo "failed (exit $rc)")"
+    printf '%-66s %8d  %s\n' "total" "$total" "$([ "$rc" -eq 0 ] && echo ok || echo "failed (exit $rc)")"
   } | tee "$out" >&2
   return "$rc"
 }

@@ -2,7 +2,7 @@
 import type { InboundRtp, OutboundRtp, StatsPoint } from "./bindings";
 
 const out = (kind: string): OutboundRtp => ({
-  kind, ssrc: 1, codec: kind === "video" ? "video/VP8" : "audio/opus", packetsSent: 0, bytesSent: 0, bitrate: 0, targetBitrate: 0,
+  kind, ssrc: 1, codec: kind === "video" ? "video/VP8" : "audio/opus", packetsSent: 0, retransmittedPacketsSent: 0, bytesSent: 0, bitrate: 0, targetBitrate: 0,
   captureFramesPerSecond: 0, framesPerSecond: 0, framesEncoded: 0, keyFramesEncoded: 0, framesDroppedByEncoder: 0, frameWidth: 0,
   frameHeight: 0, totalEncodeTime: 0, encodeTimePerFrameMs: 0, nackCount: 0, pliCount: 0, firCount: 0, qualityLimitationReason: "none", audioLevelDbfs: -100,
 });
