@@ -28,21 +28,15 @@ timeout --kill-after=10 600 \
   xvfb-run -a -s "-screen 0 1280x800x24" node --test --test-reporter=spec ui/e2e/app.e2e.mjs
 
 # The statistics screen on a lossy link: the same app inside a network namespace whose loopback
-# drops a share of UDP (nftables random drop; this kernel has no netem). Signalling is TCP and
-# unaffected; the call's media loses packets both ways. The rule is on input: dropped on output,
-# the sender's sendto() gets EPERM, which is not what a lossy network does.
+# the test makes drop a share of UDP once the call is up (nftables random drop; this kernel has no
+# netem). Signalling is TCP and unaffected; the call's media loses packets both ways. The rule is
+# on input: dropped on output, the sender's sendto() gets EPERM, which is not what a lossy network
+# does.
 loss=12
 ns="dyad-e2e-$$"
 ip netns add "$ns"
 trap 'ip netns del "$ns" 2>/dev/null || true' EXIT
 ip netns exec "$ns" ip link set lo up
-printf '%s\n' \
-  'table inet dyad_loss {' \
-  '  chain in {' \
-  '    type filter hook input priority 0; policy accept;' \
-  "    meta l4proto udp numgen random mod 100 < $loss drop" \
-  '  }' \
-  '}' | ip netns exec "$ns" nft -f -
 DYAD_LOSS_PERCENT=$loss timeout --kill-after=10 300 \
   ip netns exec "$ns" xvfb-run -a -s "-screen 0 1280x800x24" \
   node --test --test-reporter=spec ui/e2e/impaired.e2e.mjs

@@ -230,13 +230,12 @@ impl Core {
         let frames = self.0.frames.clone();
         let remote_task = tokio::spawn(async move {
             while remote.changed().await.is_ok() {
+                // `None` when a call ends: the engine clears the picture once its decoder stopped.
                 let pic = remote
                     .borrow_and_update()
                     .as_ref()
                     .map(|d| Picture::remote(d));
-                if let Some(p) = pic {
-                    frames.set_remote(Some(p));
-                }
+                frames.set_remote(pic);
             }
         });
         let mut local = handle.self_view();

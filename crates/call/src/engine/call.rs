@@ -157,7 +157,10 @@ impl Call {
 
 impl Client {
     pub(super) async fn finish(&mut self, mut call: Call) {
+        // Stops the media threads (the decoder publishes nothing after this), then clears the
+        // picture, so the next call never starts on this one's last frame.
         call.media = None;
+        self.remote_video.send_replace(None);
         if let Some(peer) = call.peer.take() {
             peer.close().await;
         }
