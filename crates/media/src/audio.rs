@@ -630,6 +630,9 @@ struct Ring {
     capacity: usize,
     /// Samples discarded because the ring was full.
     dropped: u64,
+    /// Samples the device took (speaker) — with `dropped` and what is queued, every sample
+    /// pushed is accounted for.
+    played: u64,
     /// A stream error after which no more audio will come.
     fatal: Option<cpal::Error>,
 }
@@ -640,6 +643,7 @@ impl Ring {
             samples: VecDeque::with_capacity(capacity),
             capacity,
             dropped: 0,
+            played: 0,
             fatal: None,
         }
     }
@@ -770,7 +774,13 @@ where
             for out in data.chunks_exact_mut(device_channels) {
                 for s in ours_frame.iter_mut() {
                     // An empty queue plays silence (an underrun, not an error).
-                    *s = ring.samples.pop_front().unwrap_or(0);
+                    *s = match ring.samples.pop_front() {
+                        Some(v) => {
+                            ring.played += 1;
+                            v
+                        }
+                        None => 0,
+                    };
                 }
                 map_output_frame(&ours_frame, &mut device_frame);
                 for (o, s) in out.iter_mut().zip(&device_frame) {
@@ -948,6 +958,16 @@ impl Speaker {
     /// Samples discarded so far because the queue was more than 200 ms ahead.
     pub fn dropped_samples(&self) -> u64 {
         self.shared.lock().dropped
+    }
+
+    /// Samples the device has taken so far (silence it played on an empty queue not counted).
+    pub fn played_samples(&self) -> u64 {
+        self.shared.lock().played
+    }
+
+    /// Samples waiting to be played (at most 200 ms' worth).
+    pub fn queued_samples(&self) -> usize {
+        self.shared.lock().samples.len()
     }
 }
 
