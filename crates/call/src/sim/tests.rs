@@ -268,11 +268,12 @@ fn two_percent_bursty_loss_rarely_freezes_the_picture() {
 
 #[test]
 fn thirty_ms_of_jitter_with_reordering_loses_no_frames() {
-    // No rate cap: this is about order, not capacity.
+    // No rate cap: this is about order, not capacity. 2 % of packets arrive twice as well.
     let link = Link {
         delay: Duration::from_millis(30),
         jitter: Duration::from_millis(30),
         reorder: true,
+        duplicate: 0.02,
         ..Link::default()
     };
     let r = run(&Scenario::new(30.0, link));
