@@ -7,6 +7,7 @@ use crate::bwe::{BandwidthEstimator, BandwidthUsage};
 use crate::media::OPUS_BPS;
 use crate::quality::{Context, Nominal, QualityTracker, Rates, StatsPoint};
 use crate::rtc::{PathInfo, TransportInfo};
+use crate::rtp::Kind;
 use crate::stats::{
     median_ms, EstimateStats, FreezeMeter, InboundRtp, JitterMeter, LossMeter, OutboundRtp, Rate,
     RemoteInboundRtp, StatsSnapshot,
@@ -134,6 +135,29 @@ impl Counters {
             }
             self.last_encoded_size = size;
         }
+    }
+
+    /// An RTP packet of `kind` arrived (loss from its sequence number, RFC 3550 jitter from its
+    /// timestamp and arrival).
+    pub fn received(&mut self, kind: Kind, seq: u16, ts: u32, arrival: Instant, payload: usize) {
+        let (stats, loss, jitter, rate) = match kind {
+            Kind::Video => (
+                &mut self.video_in,
+                &mut self.video_loss,
+                &mut self.video_jitter,
+                90_000,
+            ),
+            Kind::Audio => (
+                &mut self.audio_in,
+                &mut self.audio_loss,
+                &mut self.audio_jitter,
+                48_000,
+            ),
+        };
+        stats.packets_received += 1;
+        stats.bytes_received += payload as u64;
+        loss.on_packet(seq);
+        jitter.on_packet(arrival, ts, rate);
     }
 
     /// A video frame decoded at `now`.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dyad_media::VideoFormat;
 
-use crate::bwe::{unwrap_seq, BandwidthEstimator, BweConfig};
+use crate::bwe::{BandwidthEstimator, BweConfig};
 use crate::jitter::{FrameAssembler, JitterConfig, JitterEvent};
 use crate::media::{self, EncodedAudio, EncodedVideo, FrameToDecode, OPUS_BPS};
 use crate::quality::{Context, Nominal, StatsPoint};
@@ -218,7 +218,6 @@ pub struct CallSession {
     remote_ssrc: (Option<u32>, Option<u32>),
     assembler: FrameAssembler,
     last_pli: Option<Instant>,
-    highest_transport_seq: Option<u64>,
     reports: Reports,
     // Call state.
     answered_at: Option<Instant>,
@@ -272,7 +271,6 @@ impl CallSession {
             remote_ssrc: (None, None),
             assembler: FrameAssembler::new(JitterConfig::default()),
             last_pli: None,
-            highest_transport_seq: None,
             answered_at: None,
             connected_at: None,
             next_stats: None,
@@ -533,48 +531,30 @@ impl CallSession {
 
     fn on_rtp(&mut self, now: Instant, p: RtpIn) {
         if let Some(seq) = p.transport_seq {
-            let unwrapped = unwrap_seq(self.highest_transport_seq, seq);
-            self.highest_transport_seq = Some(
-                self.highest_transport_seq
-                    .map_or(unwrapped, |h| h.max(unwrapped)),
-            );
             let arrival_us = now
                 .saturating_duration_since(self.reports.epoch())
                 .as_micros() as i64;
             self.reports.on_transport_arrival(seq, arrival_us, now);
         }
+        let remote = match p.kind {
+            Kind::Video => &mut self.remote_ssrc.0,
+            Kind::Audio => &mut self.remote_ssrc.1,
+        };
+        remote.get_or_insert(p.ssrc);
+        self.counters
+            .received(p.kind, p.seq, p.timestamp, p.arrival, p.payload.len());
         match p.kind {
-            Kind::Video => {
-                if self.remote_ssrc.0.is_none() {
-                    self.remote_ssrc.0 = Some(p.ssrc);
-                }
-                let c = &mut self.counters;
-                c.video_in.packets_received += 1;
-                c.video_in.bytes_received += p.payload.len() as u64;
-                c.video_loss.on_packet(p.seq);
-                c.video_jitter.on_packet(p.arrival, p.timestamp, 90_000);
-                self.assembler.push(crate::jitter::RtpIn {
-                    seq: p.seq,
-                    timestamp: p.timestamp,
-                    marker: p.marker,
-                    payload: p.payload,
-                    arrival: p.arrival,
-                });
-            }
-            Kind::Audio => {
-                if self.remote_ssrc.1.is_none() {
-                    self.remote_ssrc.1 = Some(p.ssrc);
-                }
-                let c = &mut self.counters;
-                c.audio_in.packets_received += 1;
-                c.audio_in.bytes_received += p.payload.len() as u64;
-                c.audio_loss.on_packet(p.seq);
-                c.audio_jitter.on_packet(p.arrival, p.timestamp, 48_000);
-                self.out.push_back(Output::DecodeAudio {
-                    seq: p.seq,
-                    payload: p.payload,
-                });
-            }
+            Kind::Video => self.assembler.push(crate::jitter::RtpIn {
+                seq: p.seq,
+                timestamp: p.timestamp,
+                marker: p.marker,
+                payload: p.payload,
+                arrival: p.arrival,
+            }),
+            Kind::Audio => self.out.push_back(Output::DecodeAudio {
+                seq: p.seq,
+                payload: p.payload,
+            }),
         }
     }
 
