@@ -141,9 +141,6 @@ impl Call {
     fn selected_party(&self) -> Option<Party> {
         self.selected.as_ref().map(|d| Party::new(&self.callee, d))
     }
-    fn involves_user(&self, user: &str) -> bool {
-        self.caller.user == user || self.callee == user
-    }
 }
 
 /// The router. See the module documentation.
@@ -155,8 +152,14 @@ pub struct Router {
     /// table costs ≈ 100 B more per user; memory per idle session is a goal, benchmarks.md).
     online: HashMap<String, Vec<String>>,
     calls: HashMap<String, Call>,
+    /// The ids of the calls each user is in (caller or callee), so that presence, busy checks and
+    /// a device's comings and goings cost O(that user's calls), not O(all calls).
+    calls_of: HashMap<String, Vec<String>>,
     /// Last presence announced per user (absent = offline).
     announced: HashMap<String, Presence>,
+    /// [`Router::next_deadline`], kept up to date by `handle` (the driver asks after every input;
+    /// scanning every call each time cost O(calls) per relayed candidate).
+    deadline: Option<u64>,
 }
 
 fn refuse(code: ErrorCode, message: &str) -> ProtoError {
@@ -191,7 +194,7 @@ impl Router {
     pub fn presence(&self, user: &str) -> Presence {
         if self.online.get(user).is_none_or(|d| d.is_empty()) {
             Presence::Offline
-        } else if self.calls.values().any(|c| c.involves_user(user)) {
+        } else if self.calls_of.contains_key(user) {
             Presence::InCall
         } else {
             Presence::Online
@@ -217,6 +220,10 @@ impl Router {
 
     /// The earliest time [`Input::Tick`] has something to do, if any.
     pub fn next_deadline(&self) -> Option<u64> {
+        self.deadline
+    }
+
+    fn compute_deadline(&self) -> Option<u64> {
         self.calls
             .values()
             .flat_map(|c| {
@@ -235,12 +242,36 @@ impl Router {
     pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<Vec<Output>, ProtoError> {
         let mut out = Vec::new();
         let mut touched: Vec<String> = Vec::new();
-        match input {
-            Input::Connected(party) => self.connected(party, &mut out, &mut touched),
-            Input::Disconnected(party) => self.disconnected(now_ms, party, &mut touched),
-            Input::Tick => self.tick(now_ms, &mut out, &mut touched),
-            Input::Message(from, msg) => self.message(now_ms, from, msg, &mut out, &mut touched)?,
+        // Relayed messages change no timer; everything else may.
+        let timers_change = !matches!(
+            input,
+            Input::Message(
+                _,
+                ClientMessage::Candidates { .. }
+                    | ClientMessage::Negotiate { .. }
+                    | ClientMessage::Ringing { .. }
+                    | ClientMessage::Answer { .. }
+            )
+        );
+        let result = match input {
+            Input::Connected(party) => {
+                self.connected(party, &mut out, &mut touched);
+                Ok(())
+            }
+            Input::Disconnected(party) => {
+                self.disconnected(now_ms, party, &mut touched);
+                Ok(())
+            }
+            Input::Tick => {
+                self.tick(now_ms, &mut out, &mut touched);
+                Ok(())
+            }
+            Input::Message(from, msg) => self.message(now_ms, from, msg, &mut out, &mut touched),
+        };
+        if timers_change {
+            self.deadline = self.compute_deadline();
         }
+        result?;
         for user in touched {
             self.announce(&user, &mut out);
         }
@@ -269,7 +300,11 @@ impl Router {
         if !devices.contains(&party.device) {
             devices.push(party.device.clone());
         }
-        for (id, call) in &mut self.calls {
+        let ids = self.calls_of.get(&party.user).cloned().unwrap_or_default();
+        for id in ids {
+            let Some(call) = self.calls.get_mut(&id) else {
+                continue;
+            };
             call.away.remove(&party);
             // A device of the callee that comes online while the call still rings rings too.
             if call.state == State::Ringing
@@ -279,7 +314,7 @@ impl Router {
                 out.push(Output::Send(
                     party.clone(),
                     ServerMessage::Invite {
-                        call_id: id.clone(),
+                        call_id: id,
                         from: call.caller.user.clone(),
                         device: call.caller.device.clone(),
                         sdp: call.sdp.clone(),
@@ -299,7 +334,10 @@ impl Router {
                 self.online.remove(&party.user);
             }
         }
-        for call in self.calls.values_mut() {
+        for id in self.calls_of.get(&party.user).into_iter().flatten() {
+            let Some(call) = self.calls.get_mut(id) else {
+                continue;
+            };
             let is_caller = call.caller == party;
             let is_selected = call.selected_party().as_ref() == Some(&party);
             if is_caller || is_selected {
@@ -346,7 +384,7 @@ impl Router {
         out: &mut Vec<Output>,
         touched: &mut Vec<String>,
     ) {
-        let Some(call) = self.calls.remove(call_id) else {
+        let Some(call) = self.remove_call(call_id) else {
             return;
         };
         let mut parties = vec![call.caller.clone()];
@@ -368,6 +406,29 @@ impl Router {
         }));
         touched.push(call.caller.user);
         touched.push(call.callee);
+    }
+
+    fn insert_call(&mut self, id: String, call: Call) {
+        for user in [&call.caller.user, &call.callee] {
+            self.calls_of
+                .entry(user.clone())
+                .or_default()
+                .push(id.clone());
+        }
+        self.calls.insert(id, call);
+    }
+
+    fn remove_call(&mut self, id: &str) -> Option<Call> {
+        let call = self.calls.remove(id)?;
+        for user in [&call.caller.user, &call.callee] {
+            if let Some(ids) = self.calls_of.get_mut(user) {
+                ids.retain(|i| i != id);
+                if ids.is_empty() {
+                    self.calls_of.remove(user);
+                }
+            }
+        }
+        Some(call)
     }
 
     fn call_of<'a>(&'a mut self, call_id: &str, from: &Party) -> Result<&'a mut Call, ProtoError> {
@@ -693,15 +754,19 @@ impl Router {
         }
         // Glare: `to` is ringing us right now with a call nobody answered yet.
         let crossing = self
-            .calls
-            .iter()
-            .find(|(_, c)| {
-                c.caller.user == to
-                    && c.callee == from.user
-                    && c.state == State::Ringing
-                    && c.answered.is_empty()
+            .calls_of
+            .get(&to)
+            .into_iter()
+            .flatten()
+            .find(|id| {
+                self.calls.get(*id).is_some_and(|c| {
+                    c.caller.user == to
+                        && c.callee == from.user
+                        && c.state == State::Ringing
+                        && c.answered.is_empty()
+                })
             })
-            .map(|(id, _)| id.clone());
+            .cloned();
         let mut glare = false;
         if let Some(theirs) = crossing {
             if theirs < call_id {
@@ -739,7 +804,7 @@ impl Router {
             );
             glare = true;
         }
-        if self.calls.values().any(|c| c.involves_user(&from.user)) {
+        if self.calls_of.contains_key(&from.user) {
             return Err(refuse(ErrorCode::InvalidState, "you are already in a call"));
         }
         out.push(Output::History(HistoryEvent::Started {
@@ -748,7 +813,7 @@ impl Router {
             callee: to.clone(),
             at_ms: now_ms,
         }));
-        let busy = self.calls.values().any(|c| c.involves_user(&to));
+        let busy = self.calls_of.contains_key(&to);
         let devices: Vec<String> = self.online.get(&to).cloned().unwrap_or_default();
         let immediate_end = if busy {
             Some(EndReason::Busy)
@@ -784,7 +849,7 @@ impl Router {
         }
         touched.push(from.user.clone());
         touched.push(to.clone());
-        self.calls.insert(
+        self.insert_call(
             call_id,
             Call {
                 caller: from,
