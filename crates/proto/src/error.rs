@@ -40,6 +40,12 @@ pub enum ErrorCode {
     SelfReference,
     /// Something failed on the server; it is logged there with the same `ref`.
     Internal,
+    /// No such HTTP route.
+    NotFound,
+    /// The route exists but not with this HTTP method.
+    MethodNotAllowed,
+    /// The request's head or body did not arrive in time.
+    RequestTimeout,
 }
 
 impl ErrorCode {
@@ -62,6 +68,9 @@ impl ErrorCode {
             ErrorCode::DuplicateCall => "duplicate_call",
             ErrorCode::SelfReference => "self_reference",
             ErrorCode::Internal => "internal",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::RequestTimeout => "request_timeout",
         }
     }
 }

@@ -19,8 +19,16 @@ pub struct ServerConfig {
     pub rate_per_sec: u32,
     /// Burst of messages allowed above the sustained rate.
     pub rate_burst: u32,
-    /// Messages queued for one connection before it counts as stuck and is closed.
-    pub send_queue: usize,
+    /// Bytes queued for one connection before it counts as stuck (not reading) and is closed
+    /// with 4013; the client reconnects and resyncs.
+    pub send_queue_bytes: usize,
+    /// A write to a connection that has not completed in this long drops the connection (a
+    /// client that stopped reading cannot hold a task, a socket and its queue for ever).
+    pub write_timeout_ms: u64,
+    /// Time a client has to send its HTTP request head, and the body after it.
+    pub request_timeout_ms: u64,
+    /// Connections not yet authenticated, in total and per source address.
+    pub admission: crate::accept::AdmissionLimits,
     /// Call routing timers.
     pub router: RouterConfig,
     /// Where clients find STUN/TURN (`None`: no ICE servers are handed out).
@@ -38,7 +46,10 @@ impl Default for ServerConfig {
             max_connections_per_user: 8,
             rate_per_sec: 50,
             rate_burst: 100,
-            send_queue: 256,
+            send_queue_bytes: 1 << 20,
+            write_timeout_ms: 10_000,
+            request_timeout_ms: 10_000,
+            admission: crate::accept::AdmissionLimits::default(),
             router: RouterConfig::default(),
             turn: None,
             tls: None,

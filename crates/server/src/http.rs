@@ -5,23 +5,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use dyad_proto::http::{Credentials, IceConfig, Session};
 use dyad_proto::limits::{check_device_id, check_password, check_username, MAX_MESSAGE_BYTES};
 use dyad_proto::{parse_client_message, ClientMessage, ErrorCode, ProtoError, ServerMessage};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::accept::Admission;
 use crate::config::ServerConfig;
 use crate::error::ServerError;
-use crate::hub::{HubEvent, Outbox};
+use crate::hub::{ContactChange, HubEvent, Outbox};
 use crate::router::Party;
 use crate::store::Store;
 
@@ -56,8 +57,45 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/history", get(history))
         .route("/v1/ws", get(websocket))
         .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError(ProtoError::new(ErrorCode::NotFound, "no such route")) })
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .layer(axum::middleware::map_response(json_errors))
         .with_state(state)
+}
+
+/// Every error leaves as the documented `{code, message}` JSON body, including those axum's
+/// extractors and router answer themselves in plain text (a bad query string, a wrong method, a
+/// body over the limit, a WebSocket upgrade without its headers).
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::TooLarge,
+        StatusCode::REQUEST_TIMEOUT => ErrorCode::RequestTimeout,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthorized,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        s if s.is_server_error() => ErrorCode::Internal,
+        _ => ErrorCode::InvalidField,
+    };
+    // axum's rejection texts are short; a longer body is cut, not buffered whole.
+    let text = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_string()
+    } else {
+        text
+    };
+    (status, Json(ProtoError::new(code, message))).into_response()
 }
 
 /// An error as an HTTP response: status from the code, body `{code, message}`.
@@ -85,6 +123,9 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::UnknownUser | ErrorCode::UnknownCall => StatusCode::NOT_FOUND,
         ErrorCode::TooManyConnections | ErrorCode::RateLimited => StatusCode::TOO_MANY_REQUESTS,
         ErrorCode::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::NotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+        ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     }
@@ -126,8 +167,26 @@ async fn sign_in(state: &AppState, username: String) -> Result<Session, ApiError
     })
 }
 
-async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
-    let creds = parse_credentials(&body)?;
+/// Reads a request body within the request deadline and the size limit.
+async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let deadline = Duration::from_millis(state.config.request_timeout_ms);
+    match tokio::time::timeout(deadline, axum::body::to_bytes(body, MAX_MESSAGE_BYTES)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(ProtoError::new(
+            ErrorCode::TooLarge,
+            format!("bodies are limited to {MAX_MESSAGE_BYTES} bytes"),
+        )
+        .into()),
+        Err(_) => Err(ProtoError::new(
+            ErrorCode::RequestTimeout,
+            "the request body did not arrive in time",
+        )
+        .into()),
+    }
+}
+
+async fn register(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let creds = parse_credentials(&read_body(&state, body).await?)?;
     state
         .store
         .register(&creds.username, &creds.password, now_unix())
@@ -136,8 +195,8 @@ async fn register(State(state): State<AppState>, body: Bytes) -> Result<Response
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Result<Json<Session>, ApiError> {
-    let creds = parse_credentials(&body)?;
+async fn login(State(state): State<AppState>, body: Body) -> Result<Json<Session>, ApiError> {
+    let creds = parse_credentials(&read_body(&state, body).await?)?;
     state
         .store
         .verify_login(&creds.username, &creds.password)
@@ -199,6 +258,7 @@ pub struct WsQuery {
 
 async fn websocket(
     State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
     headers: HeaderMap,
     Query(query): Query<WsQuery>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -210,6 +270,11 @@ async fn websocket(
         .ok_or_else(|| ProtoError::new(ErrorCode::InvalidField, "device: required"))?;
     check_device_id(&device)?;
     let party = Party::new(user, device);
+    // From here the connection is a user's, under the per-user device limit: it no longer
+    // counts against the limits on unauthenticated connections.
+    if let Some(Extension(admission)) = admission {
+        admission.authenticated();
+    }
     // Authenticate first, so a stranger learns nothing from how the upgrade fails.
     let upgrade = match upgrade {
         Ok(upgrade) => upgrade,
@@ -266,26 +331,86 @@ fn text(msg: &ServerMessage) -> Message {
     Message::Text(msg.to_json().into())
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
-    let _ = socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await;
+/// Sends one frame within the write deadline; false when the connection is gone or stuck (the
+/// caller then ends it: a client that stopped reading cannot hold its task for ever).
+async fn send(socket: &mut WebSocket, msg: Message, deadline: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(deadline, socket.send(msg)).await,
+        Ok(Ok(()))
+    )
 }
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason.into(),
+    }));
+    // Bounded like every write: a peer that does not read gets its TCP connection dropped.
+    let sent = tokio::time::timeout(CLOSE_DEADLINE, socket.send(frame)).await;
+    if matches!(sent, Ok(Ok(()))) {
+        // The closing handshake (RFC 6455 §7.1.1): read and discard what the client still sends
+        // until its close reply, so the TCP connection ends cleanly instead of being reset under
+        // unread data (which can destroy our close frame before the client reads it). Bounded:
+        // at most CLOSE_DEADLINE, and a client silent for CLOSE_QUIET is not waited for.
+        let _ = tokio::time::timeout(CLOSE_DEADLINE, async {
+            while let Ok(Some(Ok(m))) = tokio::time::timeout(CLOSE_QUIET, socket.recv()).await {
+                if matches!(m, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// How long a close frame may take to go out before the connection is just dropped.
+const CLOSE_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long a closing client may stay silent before we stop waiting for its close reply.
+const CLOSE_QUIET: Duration = Duration::from_millis(250);
 
 /// Messages in a row over the rate limit before the connection is closed.
 const ABUSE_LIMIT: u32 = 50;
 
+/// The RFC 6455 §7.4.1 close code for a frame the WebSocket layer refused: 1007 for text that
+/// is not UTF-8, 1009 for a message over the size limit, 1002 for any other protocol violation
+/// (unmasked client frame, reserved bits, bad opcode or fragmentation); `None` when the
+/// connection itself failed (nothing can be sent).
+fn violation_code(e: axum::Error) -> Option<u16> {
+    use tungstenite::Error as E;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<E>()? {
+        E::Utf8(_) => Some(1007),
+        E::Capacity(_) => Some(1009),
+        E::Protocol(_) => Some(1002),
+        _ => None,
+    }
+}
+
 async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let write = Duration::from_millis(state.config.write_timeout_ms);
+    // The contact list is loaded here, not by the hub, so a join never makes the hub wait for
+    // the database.
+    let contacts = match state.store.contacts(&party.user).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("contacts of {}: {e}", party.user);
+            let e = ProtoError::new(
+                ErrorCode::Internal,
+                "the server could not load your contacts",
+            );
+            let _ = send(&mut socket, text(&ServerMessage::Error(e)), write).await;
+            return close(&mut socket, 1011, "server error").await;
+        }
+    };
     let outbox = Outbox::new();
     let (reply, accepted) = oneshot::channel();
     let join = HubEvent::Join {
         party: party.clone(),
         conn,
         outbox: outbox.clone(),
+        contacts,
         reply,
     };
     if state.hub.send(join).await.is_err() {
@@ -294,7 +419,7 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
     match accepted.await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => {
-            let _ = socket.send(text(&ServerMessage::Error(e))).await;
+            let _ = send(&mut socket, text(&ServerMessage::Error(e)), write).await;
             return close(&mut socket, 4008, "refused").await;
         }
         Err(_) => return close(&mut socket, 1001, "server shutting down").await,
@@ -306,10 +431,17 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
         ping_interval_ms: state.config.ping_interval_ms,
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
-    if socket.send(text(&welcome)).await.is_ok() {
+    if send(&mut socket, text(&welcome), write).await {
         serve_connection(&mut socket, &party, &state, &outbox).await;
     }
     let _ = state.hub.send(HubEvent::Leave { party, conn }).await;
+}
+
+/// What one incoming WebSocket message is, for the loop below.
+enum Incoming {
+    Control,
+    Binary,
+    Text(axum::extract::ws::Utf8Bytes),
 }
 
 async fn serve_connection(
@@ -319,6 +451,7 @@ async fn serve_connection(
     outbox: &Outbox,
 ) {
     let idle = Duration::from_millis(state.config.idle_timeout_ms);
+    let write = Duration::from_millis(state.config.write_timeout_ms);
     let mut deadline = tokio::time::Instant::now() + idle;
     let mut limit = RateLimit::new(
         state.config.rate_per_sec,
@@ -330,40 +463,57 @@ async fn serve_connection(
     loop {
         tokio::select! {
             incoming = socket.recv() => {
-                let bytes = match incoming {
-                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        deadline = tokio::time::Instant::now() + idle;
-                        continue;
+                let incoming = match incoming {
+                    None | Some(Ok(Message::Close(_))) => return,
+                    Some(Err(e)) => {
+                        if let Some(code) = violation_code(e) {
+                            close(socket, code, "protocol violation").await;
+                        }
+                        return;
                     }
-                    Some(Ok(Message::Binary(_))) => None,
-                    Some(Ok(Message::Text(t))) => Some(t),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Control,
+                    Some(Ok(Message::Binary(_))) => Incoming::Binary,
+                    Some(Ok(Message::Text(t))) => Incoming::Text(t),
                 };
                 deadline = tokio::time::Instant::now() + idle;
+                // Control frames count too: the WebSocket layer answers every ping with a pong,
+                // so an unlimited ping flood is as costly as a message flood.
                 if !limit.allow(Instant::now()) {
                     over_limit += 1;
                     if over_limit > ABUSE_LIMIT {
                         return close(socket, 4029, "rate limit").await;
                     }
+                    if matches!(incoming, Incoming::Control) {
+                        continue;
+                    }
                     let e = ProtoError::new(ErrorCode::RateLimited, "too many messages: slow down");
-                    if socket.send(text(&ServerMessage::Error(e))).await.is_err() {
+                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
                         return;
                     }
                     continue;
                 }
                 over_limit = 0;
-                let reply = match bytes {
-                    None => Some(ProtoError::new(ErrorCode::MalformedJson, "binary frames are not part of the protocol")),
-                    Some(t) => match parse_client_message(t.as_bytes()) {
+                let reply = match incoming {
+                    Incoming::Control => None,
+                    Incoming::Binary => Some(ProtoError::new(ErrorCode::MalformedJson, "binary frames are not part of the protocol")),
+                    Incoming::Text(t) => match parse_client_message(t.as_bytes()) {
                         Err(e) => Some(e),
                         Ok(env) if env.message == ClientMessage::Ping => {
-                            if socket.send(text(&ServerMessage::Pong)).await.is_err() {
+                            if !send(socket, text(&ServerMessage::Pong), write).await {
                                 return;
                             }
                             None
                         }
                         Ok(envelope) => {
-                            let event = HubEvent::Message { party: party.clone(), envelope };
+                            let event = match contact_change(state, party, envelope).await {
+                                Ok(event) => event,
+                                Err(e) => {
+                                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
+                                        return;
+                                    }
+                                    continue;
+                                }
+                            };
                             if state.hub.send(event).await.is_err() {
                                 return close(socket, 1001, "server shutting down").await;
                             }
@@ -372,16 +522,21 @@ async fn serve_connection(
                     },
                 };
                 if let Some(e) = reply {
-                    if socket.send(text(&ServerMessage::Error(e))).await.is_err() {
+                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
                         return;
                     }
                 }
             }
             outgoing = outbox.next() => match outgoing {
                 Some(frame) => {
-                    if socket.send(Message::Text(String::from(&*frame).into())).await.is_err() {
+                    if !send(socket, Message::Text(String::from(&*frame).into()), write).await {
                         return;
                     }
+                }
+                // The hub dropped this connection for not reading fast enough: the client
+                // reconnects and gets everything afresh.
+                None if outbox.overflowed() => {
+                    return close(socket, 4013, "send queue full: reconnect").await;
                 }
                 // The hub closed our outbox: this device connected again elsewhere.
                 None => return close(socket, 4009, "replaced by a newer connection").await,
@@ -393,6 +548,40 @@ async fn serve_connection(
                 return close(socket, 1001, "server shutting down").await;
             }
         }
+    }
+}
+
+/// The hub event for a message: contact changes are stored here first (the hub never waits for
+/// the database); everything else goes to the hub as it is. A failed change is the error to
+/// send back.
+async fn contact_change(
+    state: &AppState,
+    party: &Party,
+    envelope: dyad_proto::ClientEnvelope,
+) -> Result<HubEvent, ProtoError> {
+    let (result, change) = match &envelope.message {
+        ClientMessage::ContactAdd { username } => (
+            state.store.add_contact(&party.user, username).await,
+            ContactChange::Added(username.clone()),
+        ),
+        ClientMessage::ContactRemove { username } => (
+            state.store.remove_contact(&party.user, username).await,
+            ContactChange::Removed(username.clone()),
+        ),
+        _ => {
+            return Ok(HubEvent::Message {
+                party: party.clone(),
+                envelope,
+            })
+        }
+    };
+    match result {
+        Ok(()) => Ok(HubEvent::Contacts {
+            party: party.clone(),
+            change,
+            reference: envelope.reference,
+        }),
+        Err(e) => Err(e.to_proto().with_ref(envelope.reference)),
     }
 }
 

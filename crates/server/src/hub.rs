@@ -2,6 +2,7 @@
 //! §1). Connection tasks send it [`HubEvent`]s; it feeds the router with the time and executes the
 //! outputs: deliver messages, fan presence out to watchers, queue history rows for the writer.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -24,9 +25,14 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// Frames waiting for one connection: a bounded FIFO the hub pushes to and the connection task
-/// drains. Lighter than a tokio mpsc channel, whose first block of slots is allocated up front
-/// (≈ 500 B for every idle session, docs/benchmarks.md); this costs ≈ 150 B until used.
+/// What one queued frame costs beyond its text (the `Arc` header and the queue slot), counted
+/// against an outbox's byte budget so that many tiny frames are bounded too.
+const FRAME_OVERHEAD: usize = 48;
+
+/// Frames waiting for one connection: a FIFO bounded in bytes that the hub pushes to and the
+/// connection task drains. Lighter than a tokio mpsc channel, whose first block of slots is
+/// allocated up front (≈ 500 B for every idle session, docs/benchmarks.md); this costs ≈ 150 B
+/// until used.
 #[derive(Debug, Default)]
 pub struct Outbox {
     state: Mutex<OutboxState>,
@@ -36,7 +42,22 @@ pub struct Outbox {
 #[derive(Debug, Default)]
 struct OutboxState {
     frames: VecDeque<Frame>,
+    bytes: usize,
     closed: bool,
+    overflowed: bool,
+}
+
+/// What became of a pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Queued.
+    Queued,
+    /// The outbox was closed already (the connection is ending): not queued.
+    Closed,
+    /// This frame would take the outbox past its byte budget: the connection is not reading.
+    /// The outbox is now closed and emptied; its connection closes with 4013 and the client
+    /// reconnects and resyncs, so nothing is lost unannounced.
+    Overflow,
 }
 
 impl Outbox {
@@ -52,18 +73,28 @@ impl Outbox {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Queues a frame; false when the outbox is closed or already holds `limit` frames (the
-    /// connection is not reading: the frame is dropped).
-    pub fn push(&self, frame: Frame, limit: usize) -> bool {
+    /// Queues a frame unless that would hold more than `max_bytes`.
+    pub fn push(&self, frame: Frame, max_bytes: usize) -> Pushed {
         {
             let mut state = self.lock();
-            if state.closed || state.frames.len() >= limit {
-                return false;
+            if state.closed {
+                return Pushed::Closed;
             }
+            let cost = frame.len() + FRAME_OVERHEAD;
+            if state.bytes + cost > max_bytes {
+                state.frames = VecDeque::new();
+                state.bytes = 0;
+                state.closed = true;
+                state.overflowed = true;
+                drop(state);
+                self.ready.notify_one();
+                return Pushed::Overflow;
+            }
+            state.bytes += cost;
             state.frames.push_back(frame);
         }
         self.ready.notify_one();
-        true
+        Pushed::Queued
     }
 
     /// Closes the outbox: `next` returns what is queued, then `None`.
@@ -72,12 +103,18 @@ impl Outbox {
         self.ready.notify_one();
     }
 
+    /// Whether the outbox was closed because it overflowed (see [`Pushed::Overflow`]).
+    pub fn overflowed(&self) -> bool {
+        self.lock().overflowed
+    }
+
     /// The next frame, waiting for one; `None` once closed and drained. One consumer only.
     pub async fn next(&self) -> Option<Frame> {
         loop {
             {
                 let mut state = self.lock();
                 if let Some(frame) = state.frames.pop_front() {
+                    state.bytes -= frame.len() + FRAME_OVERHEAD;
                     return Some(frame);
                 }
                 if state.closed {
@@ -90,7 +127,18 @@ impl Outbox {
     }
 }
 
-/// What connection tasks tell the hub.
+/// A contact added or removed (already written to the store by the connection's task).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContactChange {
+    /// `contact_add` succeeded.
+    Added(String),
+    /// `contact_remove` succeeded.
+    Removed(String),
+}
+
+/// What connection tasks tell the hub. Anything that needs the database (the token, the contact
+/// list, contact changes) is done by the connection's own task before it reaches the hub, so the
+/// hub never waits for the store.
 #[derive(Debug)]
 pub enum HubEvent {
     /// A device connected. The reply says whether it may stay.
@@ -101,6 +149,8 @@ pub enum HubEvent {
         conn: u64,
         /// Where to queue its frames.
         outbox: Arc<Outbox>,
+        /// The user's contacts, loaded from the store by the connection's task.
+        contacts: Vec<String>,
         /// Accepted, or refused with a reason.
         reply: oneshot::Sender<Result<(), ProtoError>>,
     },
@@ -111,25 +161,47 @@ pub enum HubEvent {
         /// Which connection.
         conn: u64,
     },
-    /// A validated message from a connection.
+    /// A validated message from a connection (call messages and `contact_list`).
     Message {
         /// From whom.
         party: Party,
         /// The message and its ref.
         envelope: ClientEnvelope,
     },
+    /// A contact change the connection's task has stored.
+    Contacts {
+        /// From whom.
+        party: Party,
+        /// What changed.
+        change: ContactChange,
+        /// The message's ref, to acknowledge.
+        reference: Option<String>,
+    },
 }
 
+#[derive(Debug)]
 struct Session {
+    device: String,
     conn: u64,
     outbox: Arc<Outbox>,
 }
 
 /// The hub's state; `run` is its task.
+///
+/// Everything it does per event costs O(the parties involved): sessions are kept per user, and
+/// presence goes to an in-memory index of who watches whom (the contacts of online users, kept
+/// in step with `contact_add` / `contact_remove`) instead of a database query and a scan of
+/// every session for each watcher.
 pub struct Hub {
     router: Router,
-    sessions: HashMap<Party, Session>,
-    store: Store,
+    /// Connected devices, per user.
+    sessions: HashMap<String, Vec<Session>>,
+    /// The contacts of each online user, sorted.
+    contacts: HashMap<String, Vec<String>>,
+    /// The reverse: for each user, the online users who have them as a contact.
+    watchers: HashMap<String, Vec<String>>,
+    /// Connections whose outbox overflowed while an event was carried out: dropped after it.
+    overflowed: RefCell<Vec<(Party, u64)>>,
     config: ServerConfig,
     history: mpsc::UnboundedSender<HistoryEvent>,
 }
@@ -137,7 +209,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("sessions", &self.sessions.len())
+            .field("users", &self.sessions.len())
             .finish_non_exhaustive()
     }
 }
@@ -147,16 +219,14 @@ fn frame(msg: &ServerMessage) -> Frame {
 }
 
 impl Hub {
-    /// A hub over this store; history rows go to `history` (the writer task).
-    pub fn new(
-        store: Store,
-        config: ServerConfig,
-        history: mpsc::UnboundedSender<HistoryEvent>,
-    ) -> Self {
+    /// A hub with these settings; history rows go to `history` (the writer task).
+    pub fn new(config: ServerConfig, history: mpsc::UnboundedSender<HistoryEvent>) -> Self {
         Self {
             router: Router::new(config.router),
             sessions: HashMap::new(),
-            store,
+            contacts: HashMap::new(),
+            watchers: HashMap::new(),
+            overflowed: RefCell::new(Vec::new()),
             config,
             history,
         }
@@ -176,24 +246,27 @@ impl Hub {
             };
             tokio::select! {
                 event = events.recv() => match event {
-                    Some(event) => self.event(event).await,
+                    Some(event) => self.event(event),
                     None => return,
                 },
-                () = sleep => self.input(Input::Tick, None).await,
+                () = sleep => self.input(Input::Tick, None),
             }
+            self.drop_overflowed();
         }
     }
 
-    async fn event(&mut self, event: HubEvent) {
+    /// Carries out one event (public so benchmarks and tests can drive a hub without sockets).
+    pub fn event(&mut self, event: HubEvent) {
         match event {
             HubEvent::Join {
                 party,
                 conn,
                 outbox,
+                contacts,
                 reply,
             } => {
                 let count = self.router.device_count(&party.user);
-                let replacing = self.sessions.contains_key(&party);
+                let replacing = self.session(&party).is_some();
                 if !replacing && count >= self.config.max_connections_per_user {
                     let _ = reply.send(Err(ProtoError::new(
                         ErrorCode::TooManyConnections,
@@ -206,54 +279,130 @@ impl Hub {
                 }
                 // The same device connecting again replaces its old connection (whose task sees
                 // its outbox closed and ends).
-                if let Some(old) = self
-                    .sessions
-                    .insert(party.clone(), Session { conn, outbox })
-                {
-                    old.outbox.close();
+                let devices = self.sessions.entry(party.user.clone()).or_default();
+                let session = Session {
+                    device: party.device.clone(),
+                    conn,
+                    outbox,
+                };
+                match devices.iter_mut().find(|s| s.device == party.device) {
+                    Some(old) => std::mem::replace(old, session).outbox.close(),
+                    None => devices.push(session),
+                }
+                // A user's first device brings their contact list; later ones find it kept in
+                // step already (a list loaded before a change another device made is stale).
+                if !self.contacts.contains_key(&party.user) {
+                    for c in &contacts {
+                        self.watchers
+                            .entry(c.clone())
+                            .or_default()
+                            .push(party.user.clone());
+                    }
+                    self.contacts.insert(party.user.clone(), contacts);
                 }
                 let _ = reply.send(Ok(()));
-                self.input(Input::Connected(party.clone()), None).await;
-                self.send_contacts(&party).await;
+                self.input(Input::Connected(party.clone()), None);
+                self.send_contacts(&party);
             }
-            HubEvent::Leave { party, conn } => {
-                if self.sessions.get(&party).is_some_and(|s| s.conn == conn) {
-                    self.sessions.remove(&party);
-                    self.input(Input::Disconnected(party), None).await;
+            HubEvent::Leave { party, conn } => self.leave(party, conn),
+            HubEvent::Message { party, envelope } => {
+                let ClientEnvelope { reference, message } = envelope;
+                if message == ClientMessage::ContactList {
+                    self.ack(&party, reference);
+                    self.send_contacts(&party);
+                } else {
+                    self.input(
+                        Input::Message(party.clone(), message),
+                        Some((&party, reference)),
+                    );
                 }
             }
-            HubEvent::Message { party, envelope } => self.message(party, envelope).await,
+            HubEvent::Contacts {
+                party,
+                change,
+                reference,
+            } => {
+                self.contact_change(&party.user, change);
+                self.ack(&party, reference);
+                self.send_contacts(&party);
+            }
         }
     }
 
-    async fn message(&mut self, party: Party, envelope: ClientEnvelope) {
-        let ClientEnvelope { reference, message } = envelope;
-        let result = match &message {
-            ClientMessage::ContactAdd { username } => {
-                self.store.add_contact(&party.user, username).await
+    fn session(&self, party: &Party) -> Option<&Session> {
+        self.sessions
+            .get(&party.user)?
+            .iter()
+            .find(|s| s.device == party.device)
+    }
+
+    /// A connection ended (or was dropped for not reading): forget it if it is still the
+    /// device's current one.
+    fn leave(&mut self, party: Party, conn: u64) {
+        let Some(devices) = self.sessions.get_mut(&party.user) else {
+            return;
+        };
+        let Some(i) = devices
+            .iter()
+            .position(|s| s.device == party.device && s.conn == conn)
+        else {
+            return;
+        };
+        devices.swap_remove(i).outbox.close();
+        if devices.is_empty() {
+            self.sessions.remove(&party.user);
+            for c in self.contacts.remove(&party.user).unwrap_or_default() {
+                self.unwatch(&c, &party.user);
             }
-            ClientMessage::ContactRemove { username } => {
-                self.store.remove_contact(&party.user, username).await
+        }
+        self.input(Input::Disconnected(party), None);
+    }
+
+    fn unwatch(&mut self, user: &str, watcher: &str) {
+        if let Some(w) = self.watchers.get_mut(user) {
+            w.retain(|x| x != watcher);
+            if w.is_empty() {
+                self.watchers.remove(user);
             }
-            ClientMessage::ContactList | ClientMessage::Ping => Ok(()),
-            _ => {
-                self.input(
-                    Input::Message(party.clone(), message.clone()),
-                    Some((&party, reference)),
-                )
-                .await;
+        }
+    }
+
+    fn contact_change(&mut self, owner: &str, change: ContactChange) {
+        let Some(list) = self.contacts.get_mut(owner) else {
+            return;
+        };
+        match change {
+            ContactChange::Added(c) => {
+                if let Err(i) = list.binary_search(&c) {
+                    list.insert(i, c.clone());
+                    self.watchers.entry(c).or_default().push(owner.to_string());
+                }
+            }
+            ContactChange::Removed(c) => {
+                if let Ok(i) = list.binary_search(&c) {
+                    list.remove(i);
+                    self.unwatch(&c, owner);
+                }
+            }
+        }
+    }
+
+    /// Drops the connections whose outbox overflowed: their device goes offline at once (its
+    /// calls get the reconnect grace), and its task closes the socket with 4013.
+    fn drop_overflowed(&mut self) {
+        loop {
+            let dropped = std::mem::take(&mut *self.overflowed.borrow_mut());
+            if dropped.is_empty() {
                 return;
             }
-        };
-        match result {
-            Ok(()) => {
-                self.ack(&party, reference);
-                self.send_contacts(&party).await;
+            for (party, conn) in dropped {
+                tracing::info!(
+                    "connection {conn} ({}/{}) not reading: send queue full, closing it",
+                    party.user,
+                    party.device
+                );
+                self.leave(party, conn);
             }
-            Err(e) => self.send(
-                &party,
-                &ServerMessage::Error(e.to_proto().with_ref(reference)),
-            ),
         }
     }
 
@@ -265,7 +414,7 @@ impl Hub {
 
     /// Feeds the router and carries out what it says. `sender` is who sent a message (for the
     /// ack or the error).
-    async fn input(&mut self, input: Input, sender: Option<(&Party, Option<String>)>) {
+    fn input(&mut self, input: Input, sender: Option<(&Party, Option<String>)>) {
         match self.router.handle(now_ms(), input) {
             Err(e) => {
                 if let Some((party, reference)) = sender {
@@ -283,19 +432,15 @@ impl Hub {
                             let _ = self.history.send(event);
                         }
                         Output::Presence(user, presence) => {
-                            let watchers = match self.store.watchers(&user).await {
-                                Ok(w) => w,
-                                Err(e) => {
-                                    tracing::warn!("presence of {user}: watchers: {e}");
-                                    continue;
-                                }
+                            let Some(watchers) = self.watchers.get(&user) else {
+                                continue;
                             };
                             let msg = frame(&ServerMessage::Presence {
-                                username: user,
+                                username: user.clone(),
                                 presence,
                             });
                             for watcher in watchers {
-                                self.send_to_user(&watcher, &msg);
+                                self.send_to_user(watcher, &msg);
                             }
                         }
                     }
@@ -304,44 +449,43 @@ impl Hub {
         }
     }
 
-    async fn send_contacts(&self, party: &Party) {
-        match self.store.contacts(&party.user).await {
-            Ok(names) => {
-                let contacts = names
-                    .into_iter()
-                    .map(|username| {
-                        let presence = self.router.presence(&username);
-                        Contact { username, presence }
-                    })
-                    .collect();
-                self.send(party, &ServerMessage::Contacts { contacts });
-            }
-            Err(e) => tracing::warn!("contacts of {}: {e}", party.user),
-        }
+    fn send_contacts(&self, party: &Party) {
+        let contacts = self
+            .contacts
+            .get(&party.user)
+            .into_iter()
+            .flatten()
+            .map(|username| Contact {
+                username: username.clone(),
+                presence: self.router.presence(username),
+            })
+            .collect();
+        self.send(party, &ServerMessage::Contacts { contacts });
     }
 
-    /// Queues a frame for a connection. A connection whose queue is full is stuck (not reading):
-    /// the frame is dropped rather than letting one slow client grow the server's memory.
-    fn deliver(&self, session: &Session, msg: &Frame) {
-        if !session.outbox.push(msg.clone(), self.config.send_queue) {
-            tracing::debug!(
-                "connection {} queue full or closed: frame dropped",
-                session.conn
-            );
+    /// Queues a frame for a connection. One whose queue is over its byte budget is not reading:
+    /// it is dropped after this event (never a frame silently lost on a connection that stays).
+    fn deliver(&self, user: &str, session: &Session, msg: &Frame) {
+        if session
+            .outbox
+            .push(msg.clone(), self.config.send_queue_bytes)
+            == Pushed::Overflow
+        {
+            self.overflowed
+                .borrow_mut()
+                .push((Party::new(user, &session.device), session.conn));
         }
     }
 
     fn send_to_user(&self, user: &str, msg: &Frame) {
-        for (party, session) in &self.sessions {
-            if party.user == user {
-                self.deliver(session, msg);
-            }
+        for session in self.sessions.get(user).into_iter().flatten() {
+            self.deliver(user, session, msg);
         }
     }
 
     fn send(&self, to: &Party, msg: &ServerMessage) {
-        if let Some(session) = self.sessions.get(to) {
-            self.deliver(session, &frame(msg));
+        if let Some(session) = self.session(to) {
+            self.deliver(&to.user, session, &frame(msg));
         }
     }
 }
@@ -379,11 +523,12 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn outbox_is_fifo_bounded_and_closes_after_draining() {
+    async fn outbox_is_fifo_bounded_in_bytes_and_closes_after_draining() {
+        let cost = 1 + FRAME_OVERHEAD;
+        let budget = 2 * cost;
         let outbox = Outbox::new();
-        assert!(outbox.push(Arc::from("a"), 2));
-        assert!(outbox.push(Arc::from("b"), 2));
-        assert!(!outbox.push(Arc::from("c"), 2), "full: dropped");
+        assert_eq!(outbox.push(Arc::from("a"), budget), Pushed::Queued);
+        assert_eq!(outbox.push(Arc::from("b"), budget), Pushed::Queued);
         assert_eq!(outbox.next().await.as_deref(), Some("a"));
         // A consumer waiting on an empty outbox wakes for the next push.
         let waiter = {
@@ -395,17 +540,36 @@ mod tests {
             })
         };
         tokio::task::yield_now().await;
-        assert!(outbox.push(Arc::from("d"), 2));
+        assert_eq!(outbox.push(Arc::from("d"), budget), Pushed::Queued);
         let (b, d) = waiter.await.expect("join");
         assert_eq!((b.as_deref(), d.as_deref()), (Some("b"), Some("d")));
-        assert!(outbox.push(Arc::from("e"), 2));
+        assert_eq!(outbox.push(Arc::from("e"), budget), Pushed::Queued);
         outbox.close();
-        assert!(!outbox.push(Arc::from("f"), 2), "closed: refused");
+        assert_eq!(outbox.push(Arc::from("f"), budget), Pushed::Closed);
         assert_eq!(
             outbox.next().await.as_deref(),
             Some("e"),
             "queued frames still drain"
         );
         assert_eq!(outbox.next().await, None);
+        assert!(!outbox.overflowed());
+    }
+
+    #[tokio::test]
+    async fn an_outbox_over_its_byte_budget_empties_and_says_so() {
+        let outbox = Outbox::new();
+        let budget = 1000;
+        let big: Frame = Arc::from("x".repeat(400));
+        assert_eq!(outbox.push(big.clone(), budget), Pushed::Queued);
+        assert_eq!(outbox.push(big.clone(), budget), Pushed::Queued);
+        // Two 448-byte frames fit in 1000; a third does not, nor does a small one after it.
+        assert_eq!(outbox.push(big, budget), Pushed::Overflow);
+        assert_eq!(outbox.push(Arc::from("y"), budget), Pushed::Closed);
+        assert!(outbox.overflowed());
+        assert_eq!(
+            outbox.next().await,
+            None,
+            "what it held is released at once"
+        );
     }
 }

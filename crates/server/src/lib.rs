@@ -5,6 +5,7 @@
 //! It must never depend on `dyad-call`, `dyad-media` or Tauri, read the clock inside logic (the
 //! router and credential code take `now`), or panic on anything a client sends.
 
+pub mod accept;
 pub mod config;
 pub mod embedded;
 pub mod error;
@@ -28,6 +29,15 @@ pub use embedded::EmbeddedServer;
 pub use error::{Result, ServerError};
 pub use store::Store;
 
+/// What every accepted TCP connection gets before it is served: `TCP_NODELAY`, so a frame sent
+/// right after another to the same client leaves at once instead of waiting for the client's
+/// delayed ACK (≈ 40 ms: candidates relayed right after `select_answer` arrived that late).
+pub fn accepted(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!("TCP_NODELAY: {e}");
+    }
+}
+
 /// Serves HTTP and WebSocket (HTTPS/WSS when `config.tls` is set) on `listener` until `shutdown`
 /// completes, then closes every connection and waits (bounded) for pending history rows to be
 /// written.
@@ -39,36 +49,38 @@ pub async fn run(
 ) -> Result<()> {
     let (hub_tx, hub_rx) = mpsc::channel(4096);
     let (history_tx, history_rx) = mpsc::unbounded_channel();
-    let hub = hub::Hub::new(store.clone(), config.clone(), history_tx);
+    let hub = hub::Hub::new(config.clone(), history_tx);
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let writer = tokio::spawn(hub::write_history(store.clone(), history_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tls = config.tls.clone();
+    let admissions = accept::Admissions::new(config.admission);
+    let timeouts = accept::Timeouts {
+        head: Duration::from_millis(config.request_timeout_ms),
+    };
     let state = http::AppState {
         store,
         config: Arc::new(config),
         hub: hub_tx,
         next_conn: Arc::new(AtomicU64::new(1)),
-        shutdown: stop_rx,
+        shutdown: stop_rx.clone(),
     };
     let app = http::app(state);
-    let stop = async move {
+    tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
-    };
-    let served = match tls {
+    });
+    match tls {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, &tls)?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+            accept::serve(listener, app, admissions, timeouts, stop_rx).await;
         }
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop)
-                .await
+            use axum::serve::ListenerExt;
+            let listener = listener.tap_io(accepted);
+            accept::serve(listener, app, admissions, timeouts, stop_rx).await;
         }
-    };
+    }
     // Connections close on the stop signal; once they are gone the hub and then the history
     // writer run out of senders and finish.
     let drained = tokio::time::timeout(Duration::from_secs(5), async {
@@ -79,5 +91,5 @@ pub async fn run(
     if drained.is_err() {
         tracing::warn!("shutdown: connections still open after 5 s");
     }
-    served.map_err(ServerError::Io)
+    Ok(())
 }

@@ -85,7 +85,7 @@ impl TlsListener {
         let (tx, ready) = mpsc::channel(256);
         tokio::spawn(async move {
             loop {
-                let (tcp, peer) = match listener.accept().await {
+                let (mut tcp, peer) = match listener.accept().await {
                     Ok(c) => c,
                     Err(e) => {
                         // Out of descriptors and the like: back off instead of spinning.
@@ -97,6 +97,7 @@ impl TlsListener {
                 if tx.is_closed() {
                     return;
                 }
+                crate::accepted(&mut tcp);
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {

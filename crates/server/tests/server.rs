@@ -3,21 +3,9 @@
 
 mod common;
 
-use common::{TestServer, SDP};
+use common::{fast, TestServer, SDP};
 use dyad_proto::{EndReason, ErrorCode, Presence, ServerMessage as S};
-use dyad_server::router::RouterConfig;
 use dyad_server::ServerConfig;
-
-fn fast() -> ServerConfig {
-    ServerConfig {
-        ping_interval_ms: 200,
-        idle_timeout_ms: 1_000,
-        router: RouterConfig {
-            reconnect_grace_ms: 300,
-        },
-        ..ServerConfig::default()
-    }
-}
 
 fn invite(call: &str, to: &str, lifetime_ms: u64) -> String {
     format!(

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use dyad_proto::ServerMessage;
+use dyad_server::router::RouterConfig;
 use dyad_server::{ServerConfig, Store};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -16,6 +17,18 @@ use tokio_tungstenite::tungstenite::Message;
 pub const SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n";
 /// How long a test waits for something that should happen (generous: CI machines are busy).
 pub const WAIT: Duration = Duration::from_secs(10);
+
+/// Short timers, so timeouts and the reconnect grace pass within a test.
+pub fn fast() -> ServerConfig {
+    ServerConfig {
+        ping_interval_ms: 200,
+        idle_timeout_ms: 1_000,
+        router: RouterConfig {
+            reconnect_grace_ms: 300,
+        },
+        ..ServerConfig::default()
+    }
+}
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
