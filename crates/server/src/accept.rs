@@ -33,7 +33,7 @@ impl Default for AdmissionLimits {
     fn default() -> Self {
         Self {
             total: 1024,
-            per_address: 32,
+            per_address: 256,
         }
     }
 }

@@ -334,13 +334,20 @@ fn text(msg: &ServerMessage) -> Message {
 /// Sends one frame within the write deadline; false when the connection is gone or stuck (the
 /// caller then ends it: a client that stopped reading cannot hold its task for ever).
 async fn send(socket: &mut WebSocket, msg: Message, deadline: Duration) -> bool {
+    // Boxed: a timer inlined at each of the loop's send points grew every idle session's task.
     matches!(
-        tokio::time::timeout(deadline, socket.send(msg)).await,
+        Box::pin(tokio::time::timeout(deadline, socket.send(msg))).await,
         Ok(Ok(()))
     )
 }
 
+/// Closes the connection. Boxed: the closing handshake's timers and reads would otherwise be
+/// inlined into every connection's task and grow each idle session by their size.
 async fn close(socket: &mut WebSocket, code: u16, reason: &'static str) {
+    Box::pin(close_now(socket, code, reason)).await;
+}
+
+async fn close_now(socket: &mut WebSocket, code: u16, reason: &'static str) {
     let frame = Message::Close(Some(CloseFrame {
         code,
         reason: reason.into(),
@@ -392,7 +399,9 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
     let write = Duration::from_millis(state.config.write_timeout_ms);
     // The contact list is loaded here, not by the hub, so a join never makes the hub wait for
     // the database.
-    let contacts = match state.store.contacts(&party.user).await {
+    // Boxed, like the contact changes below: a database future inlined here would grow every
+    // idle session's task by its size.
+    let contacts = match Box::pin(state.store.contacts(&party.user)).await {
         Ok(c) => c,
         Err(e) => {
             tracing::error!("contacts of {}: {e}", party.user);
@@ -413,7 +422,7 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
         contacts,
         reply,
     };
-    if state.hub.send(join).await.is_err() {
+    if !to_hub(&state, join).await {
         return close(&mut socket, 1001, "server shutting down").await;
     }
     match accepted.await {
@@ -434,7 +443,14 @@ async fn connection(mut socket: WebSocket, party: Party, state: AppState) {
     if send(&mut socket, text(&welcome), write).await {
         serve_connection(&mut socket, &party, &state, &outbox).await;
     }
-    let _ = state.hub.send(HubEvent::Leave { party, conn }).await;
+    to_hub(&state, HubEvent::Leave { party, conn }).await;
+}
+
+/// Hands an event to the hub; false when the hub is gone (shutting down). Boxed: a channel send
+/// future is ≈ 600 B, and inlined at each of its three call sites it made every idle session's
+/// task that much larger (docs/benchmarks.md).
+async fn to_hub(state: &AppState, event: HubEvent) -> bool {
+    Box::pin(state.hub.send(event)).await.is_ok()
 }
 
 /// What one incoming WebSocket message is, for the loop below.
@@ -442,6 +458,23 @@ enum Incoming {
     Control,
     Binary,
     Text(axum::extract::ws::Utf8Bytes),
+}
+
+/// What the connection loop does after one incoming message.
+enum Next {
+    /// Go on.
+    Read,
+    /// End the connection (it is gone, or the hub is).
+    Stop,
+    /// Close it with this code.
+    Close(u16, &'static str),
+}
+
+/// The per-connection limits on what a client sends.
+struct Limits {
+    rate: RateLimit,
+    over: u32,
+    write: Duration,
 }
 
 async fn serve_connection(
@@ -453,12 +486,15 @@ async fn serve_connection(
     let idle = Duration::from_millis(state.config.idle_timeout_ms);
     let write = Duration::from_millis(state.config.write_timeout_ms);
     let mut deadline = tokio::time::Instant::now() + idle;
-    let mut limit = RateLimit::new(
-        state.config.rate_per_sec,
-        state.config.rate_burst,
-        Instant::now(),
-    );
-    let mut over_limit = 0u32;
+    let mut limits = Limits {
+        rate: RateLimit::new(
+            state.config.rate_per_sec,
+            state.config.rate_burst,
+            Instant::now(),
+        ),
+        over: 0,
+        write,
+    };
     let mut shutdown = state.shutdown.clone();
     loop {
         tokio::select! {
@@ -476,55 +512,13 @@ async fn serve_connection(
                     Some(Ok(Message::Text(t))) => Incoming::Text(t),
                 };
                 deadline = tokio::time::Instant::now() + idle;
-                // Control frames count too: the WebSocket layer answers every ping with a pong,
-                // so an unlimited ping flood is as costly as a message flood.
-                if !limit.allow(Instant::now()) {
-                    over_limit += 1;
-                    if over_limit > ABUSE_LIMIT {
-                        return close(socket, 4029, "rate limit").await;
-                    }
-                    if matches!(incoming, Incoming::Control) {
-                        continue;
-                    }
-                    let e = ProtoError::new(ErrorCode::RateLimited, "too many messages: slow down");
-                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
-                        return;
-                    }
-                    continue;
-                }
-                over_limit = 0;
-                let reply = match incoming {
-                    Incoming::Control => None,
-                    Incoming::Binary => Some(ProtoError::new(ErrorCode::MalformedJson, "binary frames are not part of the protocol")),
-                    Incoming::Text(t) => match parse_client_message(t.as_bytes()) {
-                        Err(e) => Some(e),
-                        Ok(env) if env.message == ClientMessage::Ping => {
-                            if !send(socket, text(&ServerMessage::Pong), write).await {
-                                return;
-                            }
-                            None
-                        }
-                        Ok(envelope) => {
-                            let event = match contact_change(state, party, envelope).await {
-                                Ok(event) => event,
-                                Err(e) => {
-                                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
-                                        return;
-                                    }
-                                    continue;
-                                }
-                            };
-                            if state.hub.send(event).await.is_err() {
-                                return close(socket, 1001, "server shutting down").await;
-                            }
-                            None
-                        }
-                    },
-                };
-                if let Some(e) = reply {
-                    if !send(socket, text(&ServerMessage::Error(e)), write).await {
-                        return;
-                    }
+                // Boxed: what handling a message awaits (the store, the hub's channel, a reply)
+                // would otherwise sit in every idle session's task (≈ 1 KiB; benchmarks.md).
+                let next = Box::pin(on_incoming(socket, party, state, &mut limits, incoming)).await;
+                match next {
+                    Next::Read => {}
+                    Next::Stop => return,
+                    Next::Close(code, reason) => return close(socket, code, reason).await,
                 }
             }
             outgoing = outbox.next() => match outgoing {
@@ -549,6 +543,55 @@ async fn serve_connection(
             }
         }
     }
+}
+
+/// One message from the client: rate-limited (control frames count too: the WebSocket layer
+/// answers every ping with a pong, so an unlimited ping flood costs as much as a message flood),
+/// parsed, answered in place (`ping`, errors), stored (contact changes) or handed to the hub.
+async fn on_incoming(
+    socket: &mut WebSocket,
+    party: &Party,
+    state: &AppState,
+    limits: &mut Limits,
+    incoming: Incoming,
+) -> Next {
+    let reply = |ok: bool| if ok { Next::Read } else { Next::Stop };
+    if !limits.rate.allow(Instant::now()) {
+        limits.over += 1;
+        if limits.over > ABUSE_LIMIT {
+            return Next::Close(4029, "rate limit");
+        }
+        if matches!(incoming, Incoming::Control) {
+            return Next::Read;
+        }
+        let e = ProtoError::new(ErrorCode::RateLimited, "too many messages: slow down");
+        return reply(send(socket, text(&ServerMessage::Error(e)), limits.write).await);
+    }
+    limits.over = 0;
+    let error = match incoming {
+        Incoming::Control => return Next::Read,
+        Incoming::Binary => ProtoError::new(
+            ErrorCode::MalformedJson,
+            "binary frames are not part of the protocol",
+        ),
+        Incoming::Text(t) => match parse_client_message(t.as_bytes()) {
+            Err(e) => e,
+            Ok(env) if env.message == ClientMessage::Ping => {
+                return reply(send(socket, text(&ServerMessage::Pong), limits.write).await);
+            }
+            Ok(envelope) => match contact_change(state, party, envelope).await {
+                Ok(event) => {
+                    return if to_hub(state, event).await {
+                        Next::Read
+                    } else {
+                        Next::Close(1001, "server shutting down")
+                    };
+                }
+                Err(e) => e,
+            },
+        },
+    };
+    reply(send(socket, text(&ServerMessage::Error(error)), limits.write).await)
 }
 
 /// The hub event for a message: contact changes are stored here first (the hub never waits for

@@ -279,7 +279,13 @@ impl Hub {
                 }
                 // The same device connecting again replaces its old connection (whose task sees
                 // its outbox closed and ends).
-                let devices = self.sessions.entry(party.user.clone()).or_default();
+                let first_device = !self.sessions.contains_key(&party.user);
+                // Most users have one device: room for exactly one (a default Vec's first push
+                // makes room for four, 120 B more per idle session).
+                let devices = self
+                    .sessions
+                    .entry(party.user.clone())
+                    .or_insert_with(|| Vec::with_capacity(1));
                 let session = Session {
                     device: party.device.clone(),
                     conn,
@@ -291,7 +297,8 @@ impl Hub {
                 }
                 // A user's first device brings their contact list; later ones find it kept in
                 // step already (a list loaded before a change another device made is stale).
-                if !self.contacts.contains_key(&party.user) {
+                // No entry while online means no contacts.
+                if first_device && !contacts.is_empty() {
                     for c in &contacts {
                         self.watchers
                             .entry(c.clone())
@@ -368,19 +375,27 @@ impl Hub {
     }
 
     fn contact_change(&mut self, owner: &str, change: ContactChange) {
-        let Some(list) = self.contacts.get_mut(owner) else {
+        // Only the index of online users is kept (the change's device may have left since).
+        if !self.sessions.contains_key(owner) {
             return;
-        };
+        }
         match change {
             ContactChange::Added(c) => {
+                let list = self.contacts.entry(owner.to_string()).or_default();
                 if let Err(i) = list.binary_search(&c) {
                     list.insert(i, c.clone());
                     self.watchers.entry(c).or_default().push(owner.to_string());
                 }
             }
             ContactChange::Removed(c) => {
+                let Some(list) = self.contacts.get_mut(owner) else {
+                    return;
+                };
                 if let Ok(i) = list.binary_search(&c) {
                     list.remove(i);
+                    if list.is_empty() {
+                        self.contacts.remove(owner);
+                    }
                     self.unwatch(&c, owner);
                 }
             }

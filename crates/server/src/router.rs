@@ -296,7 +296,11 @@ impl Router {
     }
 
     fn connected(&mut self, party: Party, out: &mut Vec<Output>, touched: &mut Vec<String>) {
-        let devices = self.online.entry(party.user.clone()).or_default();
+        // Room for exactly one device at first (a default Vec's first push makes room for four).
+        let devices = self
+            .online
+            .entry(party.user.clone())
+            .or_insert_with(|| Vec::with_capacity(1));
         if !devices.contains(&party.device) {
             devices.push(party.device.clone());
         }
