@@ -50,6 +50,14 @@ pub struct SignallingArgs {
     /// Seconds of calling.
     #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// The presence-heavy case: this many of the callers and callees are a contact of
+    /// `--watchers` idle sessions each, so each of their calls fans two presence changes out to
+    /// all of those (the relay latency of everyone else shows whether that stalls the server).
+    #[arg(long, default_value_t = 0)]
+    watched: usize,
+    /// Idle sessions watching each `--watched` account.
+    #[arg(long, default_value_t = 1000)]
+    watchers: usize,
 }
 
 /// Options of `dyad bench sim`.
@@ -190,6 +198,26 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
             .provision_users(&names, &hash, unix_now(), 24 * 3600)
             .await?;
         let per = args.sessions.div_ceil(args.workers);
+        if args.watched > 0 {
+            // Worker 0's first accounts are callers and callees; the last accounts are idle.
+            let callers_0 = 2 * (per / 2).min(200);
+            let idle = args.sessions.saturating_sub(args.workers * 400);
+            if args.watched > callers_0 || args.watchers > idle {
+                bail!("--watched ≤ {callers_0} and --watchers ≤ {idle} with these sessions");
+            }
+            let watchers = &names[args.sessions - args.watchers..];
+            let pairs: Vec<(String, String)> = names[..args.watched]
+                .iter()
+                .flat_map(|w| watchers.iter().map(move |o| (o.clone(), w.clone())))
+                .collect();
+            store.provision_contacts(&pairs).await?;
+            println!(
+                "presence-heavy: {} callers/callees with {} watchers each ({} contacts)",
+                args.watched,
+                args.watchers,
+                pairs.len()
+            );
+        }
         for (w, chunk) in names
             .iter()
             .zip(&tokens)
@@ -258,6 +286,7 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
         writeln!(stdin, "go")?;
     }
     let (mut relay, mut setup, mut calls, mut failed) = (Vec::new(), Vec::new(), 0u64, 0u64);
+    let mut presence = 0u64;
     for lines in outputs {
         for line in lines {
             let line = line?;
@@ -274,6 +303,7 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
             setup.extend(list("setup_us"));
             calls += v["calls"].as_u64().unwrap_or(0);
             failed += v["failed"].as_u64().unwrap_or(0);
+            presence += v["presence"].as_u64().unwrap_or(0);
         }
     }
     let rss_after = rss_kib(pid)?;
@@ -290,6 +320,10 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
         "calls: {calls} set up in {secs:.0} s = {:.0}/s ({failed} failed); relayed messages ≈ {:.0}/s",
         calls as f64 / secs,
         calls as f64 * 6.0 / secs
+    );
+    println!(
+        "presence frames delivered: {presence} ({:.0}/s)",
+        presence as f64 / secs
     );
     println!(
         "relay latency (invite sent → callee has it): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
@@ -351,6 +385,7 @@ struct Tally {
     relay_us: Vec<u64>,
     setup_us: Vec<u64>,
     calls: u64,
+    presence: u64,
 }
 
 async fn worker(args: &WorkerArgs) -> Result<()> {
@@ -436,6 +471,12 @@ async fn worker(args: &WorkerArgs) -> Result<()> {
                             r#"{{"type":"hangup","call_id":"{call_id}","reason":"user_hangup"}}"#
                         )
                     }
+                    Some("presence") => {
+                        if let Ok(mut t) = tally.lock() {
+                            t.presence += 1;
+                        }
+                        continue;
+                    }
                     _ => continue,
                 };
                 if sink
@@ -490,7 +531,7 @@ async fn worker(args: &WorkerArgs) -> Result<()> {
         .lock()
         .map_err(|_| anyhow::anyhow!("tally lock poisoned"))?;
     let result = serde_json::json!({
-        "relay_us": t.relay_us, "setup_us": t.setup_us, "calls": t.calls,
+        "relay_us": t.relay_us, "setup_us": t.setup_us, "calls": t.calls, "presence": t.presence,
         "failed": failed + seq.saturating_sub(t.calls),
     });
     println!("result {result}");
