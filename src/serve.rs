@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// How long a call waits for a party whose connection dropped (and, after a restart, for
+    /// both parties to resume it) before it ends, ms.
+    #[arg(long, default_value_t = 20_000)]
+    reconnect_grace_ms: u64,
 }
 
 /// Prints a status line. Failing to print (stdout closed by whoever started us) is not a reason
@@ -154,6 +158,9 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let config = ServerConfig {
         turn,
         tls,
+        router: dyad_server::router::RouterConfig {
+            reconnect_grace_ms: args.reconnect_grace_ms,
+        },
         ..ServerConfig::default()
     };
     dyad_server::run(listener, store, config, shutdown_signal()).await?;

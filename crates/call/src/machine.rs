@@ -482,6 +482,9 @@ pub enum Route {
     },
 }
 
+/// The `ref` of the `resume` a client sends for its call after reconnecting.
+pub const RESUME_REF: &str = "resume";
+
 /// Routes one server message (see [`Route`]). Pure: the driver carries the route out.
 pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> Route {
     let ours = |id: &str| current.is_some_and(|(c, _, _)| c == id);
@@ -534,6 +537,10 @@ pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> 
         ServerMessage::CallEnded {
             call_id, reason, ..
         } if ours(&call_id) => input(Input::RemoteEnded(reason)),
+        // The server no longer has the call we resumed after a reconnect (one that predates
+        // restoring calls across restarts, or the call ended meanwhile): the media path is
+        // ours, so the call goes on; its end comes from the peer or from media failure.
+        ServerMessage::Error(e) if e.reference.as_deref() == Some(RESUME_REF) => Route::Ignore,
         ServerMessage::Error(e) => {
             // An error about our call's setup (unknown user, ...) ends it.
             let dialling = current.is_some_and(|(_, phase, dir)| {

@@ -378,6 +378,20 @@ impl Connection {
     /// Sends one message.
     pub async fn send(&mut self, msg: &ClientMessage) -> Result<()> {
         let text = serde_json::to_string(msg).map_err(|e| CallError::Protocol(e.to_string()))?;
+        self.send_text(text).await
+    }
+
+    /// Sends one message with a `ref`, which the server echoes in the `ack` or `error` it causes.
+    pub async fn send_with_ref(&mut self, msg: &ClientMessage, reference: &str) -> Result<()> {
+        let mut value =
+            serde_json::to_value(msg).map_err(|e| CallError::Protocol(e.to_string()))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("ref".into(), reference.into());
+        }
+        self.send_text(value.to_string()).await
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<()> {
         self.ws
             .send(Message::text(text))
             .await

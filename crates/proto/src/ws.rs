@@ -98,6 +98,9 @@ pub enum EndReason {
     Replaced,
     /// The other party's connection dropped and did not come back in time.
     PeerDisconnected,
+    /// The server restarted while the call was still ringing (history only: nobody was there
+    /// to be told).
+    ServerRestart,
 }
 
 impl From<HangupReason> for EndReason {
@@ -132,6 +135,7 @@ impl EndReason {
             EndReason::Unavailable => "unavailable",
             EndReason::Replaced => "replaced",
             EndReason::PeerDisconnected => "peer_disconnected",
+            EndReason::ServerRestart => "server_restart",
         }
     }
 }
@@ -241,6 +245,13 @@ pub enum ClientMessage {
         /// The new offer or the answer to one.
         description: SessionDescription,
     },
+    /// Either party of a connected call, after reconnecting: I am still in this call. A call the
+    /// server brought back after a restart ends unless both parties say so within the reconnect
+    /// grace; `unknown_call` means the server no longer has it.
+    Resume {
+        /// The call.
+        call_id: String,
+    },
 }
 
 fn default_lifetime() -> u64 {
@@ -248,7 +259,7 @@ fn default_lifetime() -> u64 {
 }
 
 /// The names of [`ClientMessage`]'s variants on the wire.
-pub const CLIENT_MESSAGE_TYPES: [&str; 13] = [
+pub const CLIENT_MESSAGE_TYPES: [&str; 14] = [
     "ping",
     "contact_add",
     "contact_remove",
@@ -262,6 +273,7 @@ pub const CLIENT_MESSAGE_TYPES: [&str; 13] = [
     "hangup",
     "candidates",
     "negotiate",
+    "resume",
 ];
 
 /// A client message with the client's optional `ref`, echoed in the `ack` or `error` it causes.
@@ -285,7 +297,8 @@ impl ClientMessage {
             | ClientMessage::Cancel { call_id }
             | ClientMessage::Hangup { call_id, .. }
             | ClientMessage::Candidates { call_id, .. }
-            | ClientMessage::Negotiate { call_id, .. } => Some(call_id),
+            | ClientMessage::Negotiate { call_id, .. }
+            | ClientMessage::Resume { call_id } => Some(call_id),
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
             | ClientMessage::ContactRemove { .. }
@@ -334,6 +347,7 @@ impl ClientMessage {
             }
             ClientMessage::Negotiate { description, .. } => check_sdp(&description.sdp),
             ClientMessage::Ping
+            | ClientMessage::Resume { .. }
             | ClientMessage::ContactList
             | ClientMessage::Ringing { .. }
             | ClientMessage::Reject { .. }

@@ -255,6 +255,11 @@ impl Hub {
         }
     }
 
+    /// Brings back a call that was up when the server stopped (see [`Router::restore`]).
+    pub fn restore(&mut self, call_id: String, caller: Party, callee: Party) {
+        self.router.restore(now_ms(), call_id, caller, callee);
+    }
+
     /// Carries out one event (public so benchmarks and tests can drive a hub without sockets).
     pub fn event(&mut self, event: HubEvent) {
         match event {
@@ -513,9 +518,18 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
                 call_id,
                 caller,
                 callee,
+                caller_device,
                 at_ms,
-            } => store.call_started(call_id, caller, callee, *at_ms).await,
-            HistoryEvent::Answered { call_id, at_ms } => store.call_answered(call_id, *at_ms).await,
+            } => {
+                store
+                    .call_started(call_id, (caller, caller_device), callee, *at_ms)
+                    .await
+            }
+            HistoryEvent::Answered {
+                call_id,
+                device,
+                at_ms,
+            } => store.call_answered(call_id, device, *at_ms).await,
             HistoryEvent::Ended {
                 call_id,
                 at_ms,

@@ -38,6 +38,42 @@ pub fn accepted(tcp: &mut tokio::net::TcpStream) {
     }
 }
 
+/// Calls the history shows with no end were live when the server last stopped (a crash, a kill,
+/// a power cut). Those that were up come back in the router, both parties given the reconnect
+/// grace to `resume` them (clients do on reconnecting); those that were still ringing end
+/// `server_restart` now: their caller's invite is gone with the old process.
+async fn restore_calls(store: &Store, hub: &mut hub::Hub) -> Result<()> {
+    let now = hub::now_ms();
+    let (mut restored, mut ended) = (0, 0);
+    for call in store.open_calls().await? {
+        match (call.answered, call.caller_device, call.callee_device) {
+            (true, Some(caller_device), Some(callee_device)) => {
+                hub.restore(
+                    call.call_id,
+                    router::Party::new(call.caller, caller_device),
+                    router::Party::new(call.callee, callee_device),
+                );
+                restored += 1;
+            }
+            _ => {
+                store
+                    .call_ended(
+                        &call.call_id,
+                        now,
+                        dyad_proto::EndReason::ServerRestart,
+                        None,
+                    )
+                    .await?;
+                ended += 1;
+            }
+        }
+    }
+    if restored + ended > 0 {
+        tracing::info!("restart: {restored} live calls restored, {ended} ringing calls ended");
+    }
+    Ok(())
+}
+
 /// Serves HTTP and WebSocket (HTTPS/WSS when `config.tls` is set) on `listener` until `shutdown`
 /// completes, then closes every connection and waits (bounded) for pending history rows to be
 /// written.
@@ -49,7 +85,8 @@ pub async fn run(
 ) -> Result<()> {
     let (hub_tx, hub_rx) = mpsc::channel(4096);
     let (history_tx, history_rx) = mpsc::unbounded_channel();
-    let hub = hub::Hub::new(config.clone(), history_tx);
+    let mut hub = hub::Hub::new(config.clone(), history_tx);
+    restore_calls(&store, &mut hub).await?;
     let hub_task = tokio::spawn(hub.run(hub_rx));
     let writer = tokio::spawn(hub::write_history(store.clone(), history_rx));
     let (stop_tx, stop_rx) = watch::channel(false);

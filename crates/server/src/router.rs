@@ -62,6 +62,8 @@ pub enum HistoryEvent {
         caller: String,
         /// Callee username.
         callee: String,
+        /// The caller's device.
+        caller_device: String,
         /// When, ms.
         at_ms: u64,
     },
@@ -69,6 +71,8 @@ pub enum HistoryEvent {
     Answered {
         /// Call id.
         call_id: String,
+        /// The callee's device that answered.
+        device: String,
         /// When, ms.
         at_ms: u64,
     },
@@ -133,8 +137,13 @@ struct Call {
     lifetime_ms: u64,
     sdp: String,
     glare: bool,
-    /// Parties of the call whose connection is down, since when.
+    /// Parties of the call whose connection is down, since when; in a restored call, also those
+    /// that have not sent `resume` yet.
     away: BTreeMap<Party, u64>,
+    /// Parties of a call brought back after a server restart ([`Router::restore`]) that have not
+    /// said `resume`: a reconnect alone does not prove a device still has the call (it may have
+    /// hung up while the server was down), so only `resume` takes them off `away`.
+    unconfirmed: Vec<Party>,
 }
 
 impl Call {
@@ -216,6 +225,36 @@ impl Router {
     /// Number of calls in progress.
     pub fn active_calls(&self) -> usize {
         self.calls.len()
+    }
+
+    /// Brings back a call that was up when the server stopped (from the history table): it is
+    /// connected between these two devices, both away since `now_ms`, so each has the reconnect
+    /// grace to come back; a party that does not ends it `peer_disconnected`, as any drop does.
+    pub fn restore(&mut self, now_ms: u64, call_id: String, caller: Party, callee: Party) {
+        if self.calls.contains_key(&call_id) || caller.user == callee.user {
+            return;
+        }
+        let device = callee.device.clone();
+        let away = BTreeMap::from([(caller.clone(), now_ms), (callee.clone(), now_ms)]);
+        let unconfirmed = vec![caller.clone(), callee.clone()];
+        self.insert_call(
+            call_id,
+            Call {
+                caller,
+                callee: callee.user,
+                state: State::Connected,
+                expires_ms: now_ms,
+                rung: HashSet::from([device.clone()]),
+                answered: HashSet::from([device.clone()]),
+                selected: Some(device),
+                lifetime_ms: 0,
+                sdp: String::new(),
+                glare: false,
+                away,
+                unconfirmed,
+            },
+        );
+        self.deadline = self.compute_deadline();
     }
 
     /// The earliest time [`Input::Tick`] has something to do, if any.
@@ -309,7 +348,9 @@ impl Router {
             let Some(call) = self.calls.get_mut(&id) else {
                 continue;
             };
-            call.away.remove(&party);
+            if !call.unconfirmed.contains(&party) {
+                call.away.remove(&party);
+            }
             // A device of the callee that comes online while the call still rings rings too.
             if call.state == State::Ringing
                 && call.callee == party.user
@@ -517,6 +558,7 @@ impl Router {
                 }
                 call.state = State::Connected;
                 call.selected = Some(device.clone());
+                let device_for_history = device.clone();
                 let callee = call.callee.clone();
                 let mut others: Vec<String> = call
                     .rung
@@ -540,6 +582,7 @@ impl Router {
                 }
                 out.push(Output::History(HistoryEvent::Answered {
                     call_id,
+                    device: device_for_history,
                     at_ms: now_ms,
                 }));
                 Ok(())
@@ -640,6 +683,21 @@ impl Router {
                     description,
                 };
                 self.relay(&call_id, &from, &msg, out)
+            }
+            ClientMessage::Resume { call_id } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.state != State::Connected {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "resume: only a connected call",
+                    ));
+                }
+                if call.caller != from && call.selected_party().as_ref() != Some(&from) {
+                    return Err(unknown_call());
+                }
+                call.unconfirmed.retain(|p| *p != from);
+                call.away.remove(&from);
+                Ok(())
             }
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
@@ -815,6 +873,7 @@ impl Router {
             call_id: call_id.clone(),
             caller: from.user.clone(),
             callee: to.clone(),
+            caller_device: from.device.clone(),
             at_ms: now_ms,
         }));
         let busy = self.calls_of.contains_key(&to);
@@ -867,6 +926,7 @@ impl Router {
                 sdp,
                 glare,
                 away: BTreeMap::new(),
+                unconfirmed: Vec::new(),
             },
         );
         Ok(())

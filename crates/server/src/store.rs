@@ -30,6 +30,33 @@ fn refused(code: ErrorCode, message: &str) -> ServerError {
 
 pub use dyad_proto::http::CallRecord;
 
+/// `call_id, caller, caller_device, callee, callee_device, answered_at_ms` of a calls row.
+type OpenCallRow = (
+    String,
+    String,
+    Option<String>,
+    String,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A call the history shows with no end (see [`Store::open_calls`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenCall {
+    /// Call id.
+    pub call_id: String,
+    /// Caller username.
+    pub caller: String,
+    /// The caller's device (absent in rows written before it was recorded).
+    pub caller_device: Option<String>,
+    /// Callee username.
+    pub callee: String,
+    /// The callee's device that answered, if one did.
+    pub callee_device: Option<String>,
+    /// Whether an answer was selected.
+    pub answered: bool,
+}
+
 /// The database. Cheap to clone (a connection pool).
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -365,19 +392,21 @@ impl Store {
         .map_err(db)
     }
 
-    /// History: a call was placed.
+    /// History: a call was placed (from the caller's `caller_device`).
     pub async fn call_started(
         &self,
         call_id: &str,
-        caller: &str,
+        (caller, caller_device): (&str, &str),
         callee: &str,
         at_ms: u64,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO calls (call_id, caller, callee, started_at_ms) VALUES (?, ?, ?, ?)",
+            "INSERT INTO calls (call_id, caller, caller_device, callee, started_at_ms) \
+             VALUES (?, ?, ?, ?, ?)",
         )
         .bind(call_id)
         .bind(caller)
+        .bind(caller_device)
         .bind(callee)
         .bind(i64_of(at_ms))
         .execute(&self.pool)
@@ -386,15 +415,40 @@ impl Store {
         Ok(())
     }
 
-    /// History: the call was answered.
-    pub async fn call_answered(&self, call_id: &str, at_ms: u64) -> Result<()> {
-        sqlx::query("UPDATE calls SET answered_at_ms = ? WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL")
+    /// History: the call was answered on the callee's `device`.
+    pub async fn call_answered(&self, call_id: &str, device: &str, at_ms: u64) -> Result<()> {
+        sqlx::query("UPDATE calls SET answered_at_ms = ?, callee_device = ? WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL")
             .bind(i64_of(at_ms))
+            .bind(device)
             .bind(call_id)
             .execute(&self.pool)
             .await
             .map_err(db)?;
         Ok(())
+    }
+
+    /// Calls with no end in the history: those that were live when the server last stopped.
+    pub async fn open_calls(&self) -> Result<Vec<OpenCall>> {
+        let rows: Vec<OpenCallRow> = sqlx::query_as(
+            "SELECT call_id, caller, caller_device, callee, callee_device, answered_at_ms \
+                 FROM calls WHERE ended_at_ms IS NULL ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(call_id, caller, caller_device, callee, callee_device, answered)| OpenCall {
+                    call_id,
+                    caller,
+                    caller_device,
+                    callee,
+                    callee_device,
+                    answered: answered.is_some(),
+                },
+            )
+            .collect())
     }
 
     /// History: the call ended. The first end recorded stays.

@@ -747,3 +747,47 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_restored_call_needs_both_parties_to_resume_within_the_grace() {
+    let resume = |id: &str| C::Resume { call_id: id.into() };
+    let (a, b, x) = (p("alice", "laptop"), p("bob", "desk"), p("eve", "pc"));
+    // Both come back and resume: the call lives past the grace, and only its parties may resume.
+    let mut w = World::new();
+    w.r.restore(w.now, "call-0040".into(), a.clone(), b.clone());
+    assert_eq!(w.r.active_calls(), 1);
+    for q in [&a, &b, &x] {
+        w.connect(q);
+    }
+    assert_eq!(w.r.presence("alice"), Presence::InCall);
+    assert_eq!(w.send(&x, resume("call-0040")), Err(ErrorCode::UnknownCall));
+    w.ok(&a, resume("call-0040"));
+    w.ok(&b, resume("call-0040"));
+    assert!(w.tick(20_000).is_empty());
+    assert_eq!(w.r.active_calls(), 1);
+    // Connected again but never resumed: over at the grace, like a party that never came back.
+    let mut w = World::new();
+    w.r.restore(w.now, "call-0041".into(), a.clone(), b.clone());
+    w.connect(&a);
+    w.connect(&b);
+    w.ok(&a, resume("call-0041"));
+    assert_eq!(w.r.next_deadline(), Some(w.now + 10_000));
+    let out = w.tick(10_000);
+    assert_eq!(
+        sends(&out),
+        vec![(
+            a.clone(),
+            end("call-0041", EndReason::PeerDisconnected, None)
+        )]
+    );
+    assert_eq!(w.r.active_calls(), 0);
+    // `resume` is for connected calls only.
+    let mut w = World::new();
+    w.connect(&a);
+    w.connect(&b);
+    w.ok(&a, invite("call-0042", "bob"));
+    assert_eq!(
+        w.send(&a, resume("call-0042")),
+        Err(ErrorCode::InvalidState)
+    );
+}

@@ -59,6 +59,10 @@ pub fn end_message(r: EndReason, peer: &str, outgoing: bool) -> (String, bool) {
             true,
         ),
         EndReason::PeerDisconnected => (format!("{peer} went offline; the call ended."), true),
+        EndReason::ServerRestart => (
+            "The server restarted while the call was ringing.".into(),
+            true,
+        ),
         EndReason::AnsweredElsewhere => ("Answered on another device.".into(), false),
         EndReason::RejectedElsewhere => ("Declined on another device.".into(), false),
         EndReason::Replaced => (

@@ -8,6 +8,7 @@ use dyad_proto::ClientMessage;
 use super::{Client, PING_INTERVAL};
 use crate::api::{CallEvent, BACKOFF, MAX_QUEUED_MESSAGES};
 use crate::error::CallError;
+use crate::machine::{Phase, RESUME_REF};
 use crate::signal::{self, Connection};
 
 impl Client {
@@ -38,6 +39,7 @@ impl Client {
                 self.reconnect_at = None;
                 self.next_ping = Instant::now() + PING_INTERVAL;
                 self.emit(CallEvent::SignallingRestored);
+                self.resume_call().await;
                 while let Some(m) = self.queued.pop_front() {
                     if let Some(c) = &mut self.conn {
                         if c.send(&m).await.is_err() {
@@ -68,6 +70,26 @@ impl Client {
                 }
             }
             Err(_) => self.schedule_retry(),
+        }
+    }
+
+    /// Tells the server we are still in our call: a server that restarted brought the call back
+    /// from its history and ends it unless both sides say so (docs/protocol.md). Errors (an old
+    /// server, a call the server lost) are ignored by `machine::route`.
+    async fn resume_call(&mut self) {
+        let Some(call) = &self.call else {
+            return;
+        };
+        if !matches!(call.m.phase(), Phase::Connecting | Phase::Connected) {
+            return;
+        }
+        let msg = ClientMessage::Resume {
+            call_id: call.m.call_id.clone(),
+        };
+        if let Some(conn) = &mut self.conn {
+            if conn.send_with_ref(&msg, RESUME_REF).await.is_err() {
+                self.lost_signalling();
+            }
         }
     }
 
