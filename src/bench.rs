@@ -144,6 +144,18 @@ fn rss_kib(pid: u32) -> Result<u64> {
         .context("VmRSS")
 }
 
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_secs(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name (which may contain spaces, hence the last ')').
+    let rest = stat.rsplit_once(')').context("stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks =
+        |i: usize| -> Result<f64> { Ok(fields.get(i).context("stat field")?.parse::<f64>()?) };
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after the name and state.
+    Ok((ticks(11)? + ticks(12)?) / 100.0)
+}
+
 struct Killed(Child);
 impl Drop for Killed {
     fn drop(&mut self) {
@@ -235,6 +247,7 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
     let pid = server.0.id();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = rss_kib(pid)?;
+    let cpu_before = cpu_secs(pid)?;
     println!("server {addr} (pid {pid}) RSS before sessions: {rss_before} KiB");
 
     let mut workers = Vec::new();
@@ -273,6 +286,7 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
         outputs.push(lines);
     }
     let connect_secs = started.elapsed().as_secs_f64();
+    let cpu_joins = cpu_secs(pid)? - cpu_before;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_idle = rss_kib(pid)?;
     let per_session = (rss_idle.saturating_sub(rss_before)) as f64 * 1024.0 / held as f64;
@@ -280,6 +294,11 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
         "sessions held: {held} of {} (connected in {connect_secs:.1} s); server RSS {rss_idle} KiB → {:.2} KiB per idle session",
         args.sessions,
         per_session / 1024.0
+    );
+    println!(
+        "joins: server CPU {:.0} µs per session (upgrade, token check, contact load, hub) → {:.0} joins/s per core",
+        cpu_joins * 1e6 / held.max(1) as f64,
+        held as f64 / cpu_joins.max(1e-9)
     );
     for w in &mut workers {
         let stdin = w.0.stdin.as_mut().context("worker stdin")?;
