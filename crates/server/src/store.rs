@@ -311,6 +311,41 @@ impl Store {
         Ok(row.get(0))
     }
 
+    /// [`Store::check_token`] and [`Store::contacts`] in one query: the user behind a token and
+    /// their contacts, sorted.
+    pub async fn open_session(&self, token: &str, now_unix: u64) -> Result<(String, Vec<String>)> {
+        if token.len() > 128 {
+            return Err(refused(ErrorCode::Unauthorized, "unknown token"));
+        }
+        // Usernames have no spaces (limits.rs), so a space-separated list is unambiguous.
+        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT u.username, t.expires_at, \
+             (SELECT group_concat(c.username, ' ') FROM contacts \
+              JOIN users c ON c.id = contacts.contact_id WHERE contacts.owner_id = u.id) \
+             FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        )
+        .bind(token_hash(token))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        let (user, expires_at, list) =
+            row.ok_or_else(|| refused(ErrorCode::Unauthorized, "unknown token"))?;
+        if now_unix >= u64_of(expires_at) {
+            return Err(refused(
+                ErrorCode::TokenExpired,
+                "token expired: log in again",
+            ));
+        }
+        let mut contacts: Vec<String> = list
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        contacts.sort();
+        Ok((user, contacts))
+    }
+
     /// Logs a token out.
     pub async fn revoke_token(&self, token: &str) -> Result<()> {
         sqlx::query("DELETE FROM tokens WHERE token_hash = ?")

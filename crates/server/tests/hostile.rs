@@ -500,3 +500,55 @@ async fn slow_requests_are_cut_off_and_unauthenticated_sockets_are_bounded() {
     }
     srv.stop().await;
 }
+
+/// A new session's contact list comes from the store with the token check: sorted, with
+/// presence.
+#[tokio::test]
+async fn contacts_come_back_sorted_with_presence_in_a_new_session() {
+    let srv = TestServer::start(fast()).await;
+    let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    srv.register("carol").await;
+    let mut a = srv.connect(&ta, "laptop").await;
+    for (who, r) in [("carol", "1"), ("bob", "2")] {
+        a.send(&format!(
+            r#"{{"type":"contact_add","username":"{who}","ref":"{r}"}}"#
+        ))
+        .await;
+        a.expect("ack", |m| matches!(m, S::Ack { .. })).await;
+    }
+    let mut b = srv.connect(&tb, "desk").await;
+    b.send(r#"{"type":"contact_add","username":"alice","ref":"b"}"#)
+        .await;
+    b.expect(
+        "alice online",
+        |m| matches!(m, S::Contacts { contacts } if contacts.first().is_some_and(|c| c.presence == Presence::Online)),
+    )
+    .await;
+    drop(a);
+    b.expect("alice offline", |m| {
+        matches!(
+            m,
+            S::Presence {
+                presence: Presence::Offline,
+                ..
+            }
+        )
+    })
+    .await;
+    let mut a = srv.connect(&ta, "laptop").await;
+    let S::Contacts { contacts } = a
+        .expect("contacts", |m| matches!(m, S::Contacts { .. }))
+        .await
+    else {
+        panic!("expect returned another message")
+    };
+    let got: Vec<(&str, Presence)> = contacts
+        .iter()
+        .map(|c| (c.username.as_str(), c.presence))
+        .collect();
+    assert_eq!(
+        got,
+        vec![("bob", Presence::Online), ("carol", Presence::Offline)]
+    );
+    srv.stop().await;
+}
