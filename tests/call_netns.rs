@@ -215,11 +215,18 @@ async fn the_estimate_follows_a_rate_capped_link_and_video_keeps_flowing() {
         .map(|x| x.1)
         .collect();
     assert!(after.iter().all(|&b| b <= 560_000), "{seen:?}");
-    // ... and climbs back toward it (+8 %/s) instead of sinking: the last target is ≥ 60 % of
-    // the cap. (Before our own NACK generator, webrtc-rs's repeated every lost packet every
-    // 100 ms; the retransmissions saturated the link and the estimate sank to 80 kbit/s.)
-    let last = seen.last().map_or(0, |x| x.1);
-    assert!(last >= 240_000, "last target {last}: {seen:?}");
+    // ... and climbs back toward it (+8 %/s) instead of sinking: over the last 4 s the target
+    // averages ≥ 60 % of the cap. (Before our own NACK generator, webrtc-rs's repeated every
+    // lost packet every 100 ms; the retransmissions saturated the link and the estimate sank to
+    // 80 kbit/s.) Not the last sample alone: at the cap the estimate is a sawtooth — it climbs
+    // to ≈ 400 kbit/s, detects overuse and is cut to ≈ 0.85 × what was acknowledged, 190–260
+    // kbit/s here — and 3 runs in 9 ended the window on the cut.
+    let tail: Vec<u64> = seen.iter().rev().take(4).map(|x| x.1).collect();
+    let level = tail.iter().sum::<u64>() / tail.len().max(1) as u64;
+    assert!(
+        level >= 240_000,
+        "mean of the last 4 targets {level}: {seen:?}"
+    );
     assert!(nacks < 300, "{nacks} packets NACKed: a NACK storm");
     // The callee keeps decoding: alice's remote-inbound reports keep arriving with low loss.
     let hist = alice.stats().await.expect("stats").expect("a call");
