@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,7 +81,7 @@ impl Admissions {
         Some(Arc::new(Admission {
             admissions: self.clone(),
             ip,
-            counted: Mutex::new(true),
+            counted: AtomicBool::new(true),
         }))
     }
 
@@ -94,15 +95,6 @@ impl Admissions {
             }
         }
     }
-
-    /// Unauthenticated connections now (total, from `ip`).
-    pub fn count(&self, ip: IpAddr) -> (usize, usize) {
-        let counts = self.lock();
-        (
-            counts.total,
-            counts.per_address.get(&ip).copied().unwrap_or(0),
-        )
-    }
 }
 
 /// One admitted connection; handlers find it in the request's extensions.
@@ -110,18 +102,14 @@ impl Admissions {
 pub struct Admission {
     admissions: Arc<Admissions>,
     ip: IpAddr,
-    counted: Mutex<bool>,
+    counted: AtomicBool,
 }
 
 impl Admission {
     /// The connection authenticated (its WebSocket upgrade passed the token check): it no
     /// longer counts against the limits.
     pub fn authenticated(&self) {
-        let mut counted = self
-            .counted
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if std::mem::replace(&mut *counted, false) {
+        if self.counted.swap(false, Ordering::AcqRel) {
             self.admissions.release(self.ip);
         }
     }

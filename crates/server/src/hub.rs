@@ -260,8 +260,8 @@ impl Hub {
         self.router.restore(now_ms(), call_id, caller, callee);
     }
 
-    /// Carries out one event (public so benchmarks and tests can drive a hub without sockets).
-    pub fn event(&mut self, event: HubEvent) {
+    /// Carries out one event.
+    fn event(&mut self, event: HubEvent) {
         match event {
             HubEvent::Join {
                 party,

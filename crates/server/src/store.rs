@@ -99,6 +99,29 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| ServerError::Store(format!("hashing task: {e}")))
 }
 
+fn unknown_token() -> ServerError {
+    refused(ErrorCode::Unauthorized, "unknown token")
+}
+
+/// The hash to look a client's token up by; a token longer than any we issue is unknown.
+fn lookup_hash(token: &str) -> Result<Vec<u8>> {
+    if token.len() > 128 {
+        return Err(unknown_token());
+    }
+    Ok(token_hash(token))
+}
+
+/// `token_expired` once `now_unix` reaches `expires_at`.
+fn unexpired(expires_at: i64, now_unix: u64) -> Result<()> {
+    if now_unix >= u64_of(expires_at) {
+        return Err(refused(
+            ErrorCode::TokenExpired,
+            "token expired: log in again",
+        ));
+    }
+    Ok(())
+}
+
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
@@ -292,31 +315,19 @@ impl Store {
     /// The username behind a token: `unauthorized` if unknown or revoked, `token_expired` once
     /// `now_unix` reaches its expiry.
     pub async fn check_token(&self, token: &str, now_unix: u64) -> Result<String> {
-        if token.len() > 128 {
-            return Err(refused(ErrorCode::Unauthorized, "unknown token"));
-        }
         let row = sqlx::query("SELECT users.username, tokens.expires_at FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.token_hash = ?")
-            .bind(token_hash(token))
+            .bind(lookup_hash(token)?)
             .fetch_optional(&self.pool)
             .await
             .map_err(db)?;
-        let row = row.ok_or_else(|| refused(ErrorCode::Unauthorized, "unknown token"))?;
-        let expires_at: i64 = row.get(1);
-        if now_unix >= u64_of(expires_at) {
-            return Err(refused(
-                ErrorCode::TokenExpired,
-                "token expired: log in again",
-            ));
-        }
+        let row = row.ok_or_else(unknown_token)?;
+        unexpired(row.get(1), now_unix)?;
         Ok(row.get(0))
     }
 
-    /// [`Store::check_token`] and [`Store::contacts`] in one query: the user behind a token and
-    /// their contacts, sorted.
+    /// [`Store::check_token`] and the user's contacts (sorted) in one query: what a new
+    /// WebSocket session needs.
     pub async fn open_session(&self, token: &str, now_unix: u64) -> Result<(String, Vec<String>)> {
-        if token.len() > 128 {
-            return Err(refused(ErrorCode::Unauthorized, "unknown token"));
-        }
         // Usernames have no spaces (limits.rs), so a space-separated list is unambiguous.
         let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
             "SELECT u.username, t.expires_at, \
@@ -324,18 +335,12 @@ impl Store {
               JOIN users c ON c.id = contacts.contact_id WHERE contacts.owner_id = u.id) \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         )
-        .bind(token_hash(token))
+        .bind(lookup_hash(token)?)
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        let (user, expires_at, list) =
-            row.ok_or_else(|| refused(ErrorCode::Unauthorized, "unknown token"))?;
-        if now_unix >= u64_of(expires_at) {
-            return Err(refused(
-                ErrorCode::TokenExpired,
-                "token expired: log in again",
-            ));
-        }
+        let (user, expires_at, list) = row.ok_or_else(unknown_token)?;
+        unexpired(expires_at, now_unix)?;
         let mut contacts: Vec<String> = list
             .unwrap_or_default()
             .split(' ')
@@ -413,18 +418,6 @@ impl Store {
         .await
         .map_err(db)?;
         Ok(())
-    }
-
-    /// `owner`'s contacts, sorted.
-    pub async fn contacts(&self, owner: &str) -> Result<Vec<String>> {
-        sqlx::query_scalar(
-            "SELECT c.username FROM contacts JOIN users o ON o.id = contacts.owner_id \
-             JOIN users c ON c.id = contacts.contact_id WHERE o.username = ? ORDER BY c.username",
-        )
-        .bind(owner)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)
     }
 
     /// History: a call was placed (from the caller's `caller_device`).
