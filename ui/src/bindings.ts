@@ -323,6 +323,11 @@ codec: string,
  */
 packetsReceived: number, 
 /**
+ * Packets whose payload type is not the one negotiated for this kind's codec (never
+ * decoded; a call that gets only these ends `media_failed`).
+ */
+packetsUnknownPayloadType: number, 
+/**
  * Packets lost (expected − received, never negative).
  */
 packetsLost: number, 

@@ -4,7 +4,7 @@
 // draws only while open (once a second, when a point arrives).
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import type { ExportFormat, ExportResult, StatsPoint } from "./bindings";
+import type { ExportFormat, ExportResult, InboundRtp, StatsPoint } from "./bindings";
 import { h } from "./dom";
 import { asIpcError } from "./ipc";
 import { formatDuration } from "./state";
@@ -224,6 +224,9 @@ export const uplotCharts: ChartFactory = (spec, series, width) => {
   };
 };
 
+/** Packets whose payload type the negotiation never gave this codec: never decoded. */
+const unknownCodec = (i: InboundRtp) =>
+  i.packetsUnknownPayloadType > 0 ? `; ${i.packetsUnknownPayloadType} of a codec we did not negotiate` : "";
 const fmt = (v: number | null | undefined, digits = 0, unit = "") =>
   v === null || v === undefined || !Number.isFinite(v) ? "—" : `${v.toFixed(digits)}${unit}`;
 const bitrate = (bps: number) => (bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${(bps / 1000).toFixed(0)} kbit/s`);
@@ -271,9 +274,9 @@ const ROWS: Row[] = [
     label: "Packet loss",
     cells: [
       ["out-video-loss", (p) => fmt(p.snapshot.remoteInboundVideo.fractionLost * 100, 1, " %")],
-      ["in-video-loss", (p) => `${fmt(p.snapshot.inboundVideo.lossPercent, 1, " %")} (${p.snapshot.inboundVideo.packetsLost} lost in all)`],
+      ["in-video-loss", (p) => `${fmt(p.snapshot.inboundVideo.lossPercent, 1, " %")} (${p.snapshot.inboundVideo.packetsLost} lost in all)${unknownCodec(p.snapshot.inboundVideo)}`],
       ["out-audio-loss", (p) => fmt(p.snapshot.remoteInboundAudio.fractionLost * 100, 1, " %")],
-      ["in-audio-loss", (p) => fmt(p.snapshot.inboundAudio.lossPercent, 1, " %")],
+      ["in-audio-loss", (p) => `${fmt(p.snapshot.inboundAudio.lossPercent, 1, " %")}${unknownCodec(p.snapshot.inboundAudio)}`],
     ],
   },
   {

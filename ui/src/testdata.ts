@@ -7,7 +7,7 @@ const out = (kind: string): OutboundRtp => ({
   frameHeight: 0, totalEncodeTime: 0, encodeTimePerFrameMs: 0, nackCount: 0, pliCount: 0, firCount: 0, qualityLimitationReason: "none", audioLevelDbfs: -100,
 });
 const inb = (kind: string): InboundRtp => ({
-  kind, codec: kind === "video" ? "video/VP8" : "audio/opus", packetsReceived: 0, packetsLost: 0, lossPercent: 0, bytesReceived: 0, bitrate: 0,
+  kind, codec: kind === "video" ? "video/VP8" : "audio/opus", packetsReceived: 0, packetsUnknownPayloadType: 0, packetsLost: 0, lossPercent: 0, bytesReceived: 0, bitrate: 0,
   jitter: 0, framesReceived: 0, framesDecoded: 0, framesDropped: 0, framesPerSecond: 0, frameWidth: 0, frameHeight: 0, totalDecodeTime: 0,
   decodeTimePerFrameMs: 0, jitterBufferDelay: 0, jitterBufferEmittedCount: 0, freezeCount: 0, totalFreezesDuration: 0, nackCount: 0, pliCount: 0,
   concealedFrames: 0, fecRecoveredFrames: 0, audioLevelDbfs: -100, lastMarkerFrame: null, glassToGlassMs: null,

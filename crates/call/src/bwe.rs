@@ -15,6 +15,14 @@
 //! * Loss-based (receiver reports): loss > 10 % → target × (1 − 0.5 × loss); < 2 % → ×1.05;
 //!   in between, hold.
 //! * Target = min(delay-based, loss-based), clamped to [min, max].
+//! * A peer that sends no TWCC feedback (aiortc; transport-cc not negotiated) leaves only
+//!   receiver reports: until the first TWCC feedback arrives the target is GCC's loss-based
+//!   controller on its own (libwebrtc's `SendSideBandwidthEstimation` without a delay-based
+//!   bound): from the start rate, ×1.08 per second + 1 kbit/s/s below 2 % loss, hold to 10 %,
+//!   × (1 − 0.5 × loss) above, an increase never past 1.5 × what we actually sent + 10 kbit/s;
+//!   the reports' round trip stands in for the delay signal (a round trip 150 ms above the
+//!   lowest cuts to 0.85 × what we sent; no increase while it is 50 ms above).
+//! * REMB (`goog-remb`), when a peer sends it, caps the target in either mode.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -71,6 +79,10 @@ const K_UP: f64 = 0.01;
 const K_DOWN: f64 = 0.000_18;
 const OVERUSE_TIME_MS: f64 = 10.0;
 const ACK_WINDOW_US: i64 = 500_000;
+/// Without TWCC: a round trip this far above the lowest seen is a standing queue (cut).
+const QUEUE_CUT: Duration = Duration::from_millis(150);
+/// Without TWCC: the estimate climbs only while the round trip is within this of the lowest.
+const QUEUE_CALM: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Clone, Copy)]
 struct Group {
@@ -110,6 +122,12 @@ pub struct BandwidthEstimator {
     acked_bps: Option<u64>,
     // Loss-based.
     loss_bps: f64,
+    // Without TWCC feedback: the loss-based controller alone, and REMB.
+    transport_feedback_seen: bool,
+    report_bps: f64,
+    last_report: Instant,
+    min_rtt: Option<Duration>,
+    remb_bps: Option<f64>,
 }
 
 impl BandwidthEstimator {
@@ -140,6 +158,11 @@ impl BandwidthEstimator {
             acked: VecDeque::new(),
             acked_bps: None,
             loss_bps: cfg.max_bps as f64,
+            transport_feedback_seen: false,
+            report_bps: start,
+            last_report: now,
+            min_rtt: None,
+            remb_bps: None,
         }
     }
 
@@ -179,6 +202,9 @@ impl BandwidthEstimator {
             })
             .collect();
         received.sort_by_key(|r| r.0);
+        if !received.is_empty() {
+            self.transport_feedback_seen = true;
+        }
         for &(_, sent, size, arrival) in &received {
             self.on_arrival(sent, size, arrival);
         }
@@ -346,11 +372,12 @@ impl BandwidthEstimator {
     }
 
     /// An RTCP receiver report about our video: `fraction_lost` is Q8.
-    pub fn on_receiver_report(&mut self, fraction_lost: u8, rtt: Option<Duration>, _now: Instant) {
+    pub fn on_receiver_report(&mut self, fraction_lost: u8, rtt: Option<Duration>, now: Instant) {
         if let Some(rtt) = rtt {
             self.rtt = rtt.min(Duration::from_secs(5));
         }
         let loss = f64::from(fraction_lost) / 256.0;
+        self.on_report_without_twcc(loss, rtt, now);
         if loss > 0.10 {
             self.loss_bps = self.target_bps() as f64 * (1.0 - 0.5 * loss);
         } else if loss < 0.02 {
@@ -361,16 +388,79 @@ impl BandwidthEstimator {
             .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
     }
 
+    /// The loss-based controller that runs alone while no TWCC feedback has arrived, with the
+    /// report's round trip as its delay signal: a deep router buffer fills long before it
+    /// drops (a second at 2 Mbit/s), so loss alone would leave a standing queue of a second and
+    /// a frozen picture. RTT above the call's lowest by more than [`QUEUE_CUT`] means a
+    /// standing queue: back to 0.85 × what we sent; no increase while it is above
+    /// [`QUEUE_CALM`].
+    fn on_report_without_twcc(&mut self, loss: f64, rtt: Option<Duration>, now: Instant) {
+        let dt = now
+            .saturating_duration_since(self.last_report)
+            .as_secs_f64()
+            .min(1.0);
+        self.last_report = now;
+        let queue = rtt.map(|r| {
+            let min = *self.min_rtt.get_or_insert(r);
+            self.min_rtt = Some(min.min(r));
+            r.saturating_sub(min)
+        });
+        if loss > 0.10 {
+            self.report_bps *= 1.0 - 0.5 * loss;
+        } else if queue.is_some_and(|q| q > QUEUE_CUT) {
+            self.report_bps = self.report_bps.min(0.85 * self.sent_bps(now));
+        } else if loss < 0.02 && queue.is_none_or(|q| q <= QUEUE_CALM) {
+            let before = self.report_bps;
+            self.report_bps = self.report_bps * 1.08f64.powf(dt) + 1000.0 * dt;
+            // What we really sent bounds how far an increase may go (an encoder that
+            // undershoots on easy content must not run the estimate away to the ceiling).
+            let sent = self.sent_bps(now);
+            self.report_bps = self.report_bps.min((1.5 * sent + 10_000.0).max(before));
+        }
+        self.report_bps = self
+            .report_bps
+            .clamp(self.cfg.min_bps as f64, self.cfg.max_bps as f64);
+    }
+
+    /// What left over the last second, bit/s.
+    fn sent_bps(&self, now: Instant) -> f64 {
+        let bytes: usize = self
+            .sent
+            .values()
+            .rev()
+            .take_while(|(t, _)| now.saturating_duration_since(*t) <= Duration::from_secs(1))
+            .map(|(_, size)| size)
+            .sum();
+        bytes as f64 * 8.0
+    }
+
+    /// A REMB from the peer (its receive-side estimate of what it can take), bit/s.
+    pub fn on_remb(&mut self, bps: u64) {
+        self.remb_bps = Some(bps as f64);
+    }
+
+    /// Whether the peer's TWCC feedback drives the estimate (else receiver reports alone).
+    pub fn uses_transport_feedback(&self) -> bool {
+        self.transport_feedback_seen
+    }
+
     /// Changes the ceiling (e.g. the cap for the current resolution).
     pub fn set_max(&mut self, max_bps: u64) {
         self.cfg.max_bps = max_bps.max(self.cfg.min_bps);
         self.delay_bps = self.delay_bps.min(self.cfg.max_bps as f64);
         self.loss_bps = self.loss_bps.min(self.cfg.max_bps as f64);
+        self.report_bps = self.report_bps.min(self.cfg.max_bps as f64);
     }
 
     /// What to send now, bit/s.
     pub fn target_bps(&self) -> u64 {
-        (self.delay_bps.min(self.loss_bps) as u64).clamp(self.cfg.min_bps, self.cfg.max_bps)
+        let base = if self.transport_feedback_seen {
+            self.delay_bps.min(self.loss_bps)
+        } else {
+            self.report_bps
+        };
+        let capped = self.remb_bps.map_or(base, |r| base.min(r));
+        (capped as u64).clamp(self.cfg.min_bps, self.cfg.max_bps)
     }
 
     /// The delay-based bound.
@@ -451,6 +541,65 @@ mod tests {
         assert_eq!(b.target_bps(), cut, "5 % holds");
         b.on_receiver_report(2, rtt, t0 + Duration::from_secs(12));
         assert!(b.loss_based_bps() > cut);
+    }
+
+    #[test]
+    fn remb_caps_the_target_with_or_without_transport_feedback() {
+        let t0 = Instant::now();
+        let mut b = BandwidthEstimator::new(BweConfig::default(), t0);
+        assert!(!b.uses_transport_feedback());
+        b.on_remb(120_000);
+        assert_eq!(b.target_bps(), 120_000);
+        b.on_remb(10_000_000);
+        assert_eq!(
+            b.target_bps(),
+            300_000,
+            "a high REMB is a cap, not a target"
+        );
+        b.on_packet_sent(1, 1200, t0);
+        b.on_transport_feedback(
+            &[PacketResult {
+                seq: 1,
+                arrival_us: Some(1000),
+            }],
+            t0 + Duration::from_millis(30),
+        );
+        assert!(b.uses_transport_feedback());
+        b.on_remb(90_000);
+        assert_eq!(b.target_bps(), 90_000);
+    }
+
+    #[test]
+    fn without_transport_feedback_a_growing_round_trip_cuts_and_a_calm_one_climbs() {
+        let t0 = Instant::now();
+        let mut b = BandwidthEstimator::new(BweConfig::default(), t0);
+        let ms = Duration::from_millis;
+        // 400 kbit/s actually sent, reports a second apart with no loss at a 40 ms round trip.
+        let mut seq = 0;
+        let mut send = |b: &mut BandwidthEstimator, from: u64| {
+            for i in 0..40 {
+                seq += 1;
+                b.on_packet_sent(seq, 1250, t0 + ms(from * 1000 + i * 25));
+            }
+        };
+        for s in 1..=5 {
+            send(&mut b, s - 1);
+            b.on_receiver_report(0, Some(ms(40)), t0 + Duration::from_secs(s));
+        }
+        let climbed = b.target_bps();
+        assert!(climbed > 400_000, "{climbed}");
+        // The round trip grows by 300 ms: a standing queue. Back under what we sent.
+        send(&mut b, 5);
+        b.on_receiver_report(0, Some(ms(340)), t0 + Duration::from_secs(6));
+        assert!(b.target_bps() <= 340_000, "{}", b.target_bps());
+        // 100 ms above the lowest: hold; back at 40 ms: climb again.
+        let held = b.target_bps();
+        send(&mut b, 6);
+        b.on_receiver_report(0, Some(ms(140)), t0 + Duration::from_secs(7));
+        assert_eq!(b.target_bps(), held);
+        send(&mut b, 7);
+        b.on_receiver_report(0, Some(ms(40)), t0 + Duration::from_secs(8));
+        assert!(b.target_bps() > held);
     }
 
     #[test]

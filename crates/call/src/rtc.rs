@@ -38,7 +38,8 @@ use webrtc::rtp;
 use webrtc::rtp::extension::transport_cc_extension::TransportCcExtension;
 use webrtc::rtp::extension::HeaderExtension;
 use webrtc::rtp_transceiver::rtp_codec::{
-    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RTPCodecType,
+    RTCRtpCodecCapability, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability,
+    RTCRtpParameters, RTPCodecType,
 };
 use webrtc::rtp_transceiver::RTCPFeedback;
 use webrtc::stats::StatsReportType;
@@ -92,6 +93,9 @@ pub enum RtcEvent {
         kind: Kind,
         /// Its SSRC (for PLI).
         ssrc: u32,
+        /// The payload types the negotiation gave our codec of this kind (the offerer's
+        /// numbers: aiortc offers VP8 as 97 and Opus as 96).
+        payload_types: Vec<u8>,
     },
     /// An RTP packet.
     Rtp(RtpIn),
@@ -237,6 +241,9 @@ pub struct RtcPeer {
     tracks_added: bool,
     /// Builds TWCC feedback packets from the session's arrival lists (keeps the feedback count).
     twcc: std::sync::Mutex<Recorder>,
+    /// The mid (and m-line index) our candidates belong to: the BUNDLE group's first, from our
+    /// local description. webrtc-rs leaves trickled candidates with an empty mid.
+    candidate_mid: Arc<std::sync::Mutex<Option<(String, u16)>>>,
 }
 
 impl std::fmt::Debug for RtcPeer {
@@ -347,6 +354,7 @@ impl RtcPeer {
             events,
             tracks_added: false,
             twcc: std::sync::Mutex::new(Recorder::new(0)),
+            candidate_mid: Arc::default(),
         };
         peer.install_handlers();
         Ok(peer)
@@ -354,14 +362,23 @@ impl RtcPeer {
 
     fn install_handlers(&self) {
         let tx = self.events.clone();
+        let mid = Arc::clone(&self.candidate_mid);
         self.pc.on_ice_candidate(Box::new(move |c| {
-            let candidate = c
-                .and_then(|c| c.to_json().ok())
-                .map(|init| dyad_proto::Candidate {
-                    candidate: init.candidate,
-                    sdp_mid: init.sdp_mid,
-                    sdp_mline_index: init.sdp_mline_index,
-                });
+            let bundle = mid.lock().ok().and_then(|m| m.clone());
+            let candidate = c.and_then(|c| c.to_json().ok()).map(|init| {
+                match (&bundle, init.sdp_mid.as_deref()) {
+                    (Some((mid, index)), None | Some("")) => dyad_proto::Candidate {
+                        candidate: init.candidate,
+                        sdp_mid: Some(mid.clone()),
+                        sdp_mline_index: Some(*index),
+                    },
+                    _ => dyad_proto::Candidate {
+                        candidate: init.candidate,
+                        sdp_mid: init.sdp_mid,
+                        sdp_mline_index: init.sdp_mline_index,
+                    },
+                }
+            });
             let _ = tx.send(RtcEvent::LocalCandidate(candidate));
             Box::pin(async {})
         }));
@@ -387,17 +404,15 @@ impl RtcPeer {
                         RTPCodecType::Audio => Kind::Audio,
                         _ => Kind::Video,
                     };
-                    let expected = match kind {
-                        Kind::Audio => OPUS_PAYLOAD_TYPE,
-                        Kind::Video => VP8_PAYLOAD_TYPE,
-                    };
+                    let params = [receiver.get_parameters().await, track.params()];
                     let _ = tx.send(RtcEvent::RemoteTrack {
                         kind,
                         ssrc: track.ssrc(),
+                        payload_types: negotiated_payload_types(kind, &params),
                     });
                     // The id the transport-wide sequence number arrives under, as negotiated
                     // (the receiver's parameters; the track's own may not be filled in).
-                    let twcc_id = [receiver.get_parameters().await, track.params()]
+                    let twcc_id = params
                         .iter()
                         .flat_map(|p| p.header_extensions.iter())
                         .find(|e| e.uri == TRANSPORT_CC_URI)
@@ -414,10 +429,6 @@ impl RtcPeer {
                     });
                     tokio::spawn(async move {
                         while let Ok((pkt, _)) = track.read_rtp().await {
-                            if pkt.header.payload_type != expected {
-                                // Only the codec we negotiated is ever decoded.
-                                continue;
-                            }
                             let transport_seq = twcc_id
                                 .and_then(|id| pkt.header.get_extension(id))
                                 .and_then(|mut b| {
@@ -427,6 +438,7 @@ impl RtcPeer {
                                 .map(|e| e.transport_sequence);
                             let rtp = RtpIn {
                                 kind,
+                                payload_type: pkt.header.payload_type,
                                 ssrc: pkt.header.ssrc,
                                 seq: pkt.header.sequence_number,
                                 timestamp: pkt.header.timestamp,
@@ -485,11 +497,12 @@ impl RtcPeer {
             .await
             .map_err(rtc_err("create offer"))?;
         let sdp = offer.sdp.clone();
+        self.note_bundle_mid(&sdp);
         self.pc
             .set_local_description(offer)
             .await
             .map_err(rtc_err("set local offer"))?;
-        Ok(sdp)
+        Ok(tidy_sdp(&sdp))
     }
 
     /// Applies the remote offer and returns our answer's SDP.
@@ -515,12 +528,13 @@ impl RtcPeer {
                 detail: e.to_string(),
             })?;
         let sdp = answer.sdp.clone();
+        self.note_bundle_mid(&sdp);
         self.pc
             .set_local_description(answer)
             .await
             .map_err(rtc_err("set local answer"))?;
         check_negotiated(&sdp)?;
-        Ok(sdp)
+        Ok(tidy_sdp(&sdp))
     }
 
     /// Applies the remote answer to our offer.
@@ -537,6 +551,13 @@ impl RtcPeer {
                 detail: e.to_string(),
             })?;
         check_negotiated(answer_sdp)
+    }
+
+    /// Remembers the mid our trickled candidates belong to (before gathering starts).
+    fn note_bundle_mid(&self, sdp: &str) {
+        if let (Some(m), Ok(mut slot)) = (bundle_mid(sdp), self.candidate_mid.lock()) {
+            *slot = Some(m);
+        }
     }
 
     /// Whether a remote description has been applied (remote candidates need one).
@@ -701,6 +722,70 @@ fn transport_of(pc: &RTCPeerConnection) -> TransportInfo {
     }
 }
 
+/// The BUNDLE group's first mid and the index of its m-line (else the first m-line's mid):
+/// where a bundled session's candidates belong (RFC 8843 §7; JSEP's `sdpMid`).
+fn bundle_mid(sdp: &str) -> Option<(String, u16)> {
+    let tag = sdp
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=group:BUNDLE "))
+        .and_then(|g| g.split_whitespace().next());
+    let mut index: Option<u16> = None;
+    let mut first = None;
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            index = Some(index.map_or(0, |i| i.saturating_add(1)));
+        } else if let (Some(mid), Some(i)) = (line.strip_prefix("a=mid:"), index) {
+            if tag.is_none_or(|t| t == mid) {
+                return Some((mid.to_string(), i));
+            }
+            first.get_or_insert((mid.to_string(), i));
+        }
+    }
+    first
+}
+
+/// The SDP we send, as the grammar wants it: webrtc-rs writes `a=rtcp-fb:96 nack ` and
+/// `transport-cc ` with a trailing space (RFC 4585's `rtcp-fb-val` has none, and libwebrtc and
+/// aiortc then do not recognise generic NACK), and it copies `goog-remb` from an offer into
+/// the answer although we never send REMB (we act on REMB we receive; the feedback a peer
+/// needs from us is TWCC and receiver reports).
+fn tidy_sdp(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end();
+        if body.starts_with("a=rtcp-fb:") && body.ends_with(" goog-remb") {
+            continue;
+        }
+        out.push_str(body);
+        out.push_str(if line.ends_with("\r\n") {
+            "\r\n"
+        } else if line.ends_with('\n') {
+            "\n"
+        } else {
+            ""
+        });
+    }
+    out
+}
+
+/// The payload types negotiated for our codec of `kind` (VP8 or Opus), from the receiver's
+/// parameters (and the track's, which webrtc-rs fills from the first packet).
+fn negotiated_payload_types(kind: Kind, params: &[RTCRtpParameters]) -> Vec<u8> {
+    let mime = match kind {
+        Kind::Audio => MIME_TYPE_OPUS,
+        Kind::Video => MIME_TYPE_VP8,
+    };
+    let mut pts: Vec<u8> = params
+        .iter()
+        .flat_map(|p| p.codecs.iter())
+        .filter(|c| c.capability.mime_type.eq_ignore_ascii_case(mime))
+        .map(|c| c.payload_type)
+        .collect();
+    pts.sort_unstable();
+    pts.dedup();
+    pts
+}
+
 /// An answer (or offer) that leaves neither VP8 nor Opus is a call with nothing to decode.
 fn check_negotiated(sdp: &str) -> Result<()> {
     let has = |codec: &str| {
@@ -791,6 +876,7 @@ fn encode_rtcp(out: RtcpOut, twcc: &mut Recorder) -> RtcpPackets {
 fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<Feedback> {
     use rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
     use rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+    use rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
     use rtcp::receiver_report::ReceiverReport;
     use rtcp::sender_report::SenderReport;
     use rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
@@ -839,6 +925,11 @@ fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<F
             });
         } else if let Some(cc) = any.downcast_ref::<TransportLayerCc>() {
             rest.push(Feedback::Transport(feedback_results(cc)));
+        } else if let Some(remb) = any.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+            // A float on the wire: garbage (NaN, negative, huge) must not become a target.
+            if remb.bitrate.is_finite() && remb.bitrate >= 0.0 {
+                rest.push(Feedback::Remb(remb.bitrate.min(1e10) as u64));
+            }
         }
     }
     out.extend(rest);
@@ -1123,5 +1214,77 @@ mod rtcp_tests {
                 },
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod sdp_tests {
+    use super::*;
+
+    /// A real offer from aiortc 1.16 (audio first, Opus = 96, VP8 = 97 with RTX and goog-remb).
+    const AIORTC_OFFER: &str = include_str!("../tests/fixtures/aiortc-1.16-offer.sdp");
+
+    async fn peer() -> (RtcPeer, mpsc::UnboundedReceiver<RtcEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let p = RtcPeer::new(&RtcConfig::default(), tx).await.expect("peer");
+        (p, rx)
+    }
+
+    fn no_line_ends_in_whitespace(sdp: &str) {
+        for line in sdp.split("\r\n") {
+            assert_eq!(line, line.trim_end(), "trailing whitespace in {line:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_answer_to_aiortc_takes_its_payload_types_and_is_well_formed() {
+        let (mut p, mut rx) = peer().await;
+        let answer = p
+            .answer(&AIORTC_OFFER.replace('\n', "\r\n"))
+            .await
+            .expect("answer");
+        assert!(answer.contains("a=rtpmap:97 VP8/90000\r\n"), "{answer}");
+        assert!(answer.contains("a=rtpmap:96 opus/48000/2\r\n"), "{answer}");
+        assert!(answer.contains("a=rtcp-fb:97 nack\r\n"), "{answer}");
+        assert!(answer.contains("a=rtcp-fb:97 nack pli\r\n"), "{answer}");
+        assert!(
+            !answer.contains("goog-remb"),
+            "we never send REMB: {answer}"
+        );
+        no_line_ends_in_whitespace(&answer);
+        // The candidates we trickle name the BUNDLE tag (the offer's first mid, audio, "0").
+        let first = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match rx.recv().await {
+                    Some(RtcEvent::LocalCandidate(Some(c))) => return c,
+                    Some(_) => {}
+                    None => panic!("events stopped"),
+                }
+            }
+        })
+        .await
+        .expect("a local candidate");
+        assert_eq!(first.sdp_mid.as_deref(), Some("0"));
+        assert_eq!(first.sdp_mline_index, Some(0));
+        p.close().await;
+    }
+
+    #[tokio::test]
+    async fn our_offer_is_well_formed() {
+        let (mut p, _rx) = peer().await;
+        let offer = p.create_offer(false).await.expect("offer");
+        assert!(offer.contains("a=rtcp-fb:96 nack\r\n"), "{offer}");
+        assert!(offer.contains("a=rtcp-fb:96 transport-cc\r\n"), "{offer}");
+        no_line_ends_in_whitespace(&offer);
+        p.close().await;
+    }
+
+    #[test]
+    fn candidates_belong_to_the_bundle_tag() {
+        let sdp = "v=0\r\na=group:BUNDLE 1 0\r\nm=audio 9 X 96\r\na=mid:0\r\nm=video 9 X 97\r\na=mid:1\r\n";
+        assert_eq!(bundle_mid(sdp), Some(("1".to_string(), 1)));
+        let unbundled = "v=0\r\nm=audio 9 X 96\r\na=mid:a\r\nm=video 9 X 97\r\na=mid:v\r\n";
+        assert_eq!(bundle_mid(unbundled), Some(("a".to_string(), 0)));
+        assert_eq!(bundle_mid("v=0\r\n"), None);
     }
 }

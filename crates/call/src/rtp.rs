@@ -27,6 +27,8 @@ pub struct RtpIn {
     pub kind: Kind,
     /// The stream's SSRC.
     pub ssrc: u32,
+    /// RTP payload type (the session decodes only the ones negotiated for its codec).
+    pub payload_type: u8,
     /// Sequence number.
     pub seq: u16,
     /// RTP timestamp.
@@ -163,6 +165,8 @@ pub enum Feedback {
     },
     /// Transport-wide congestion control feedback.
     Transport(Vec<PacketResult>),
+    /// REMB (draft-alvestrand-rmcat-remb): the most the remote says it can receive, bit/s.
+    Remb(u64),
 }
 
 /// What the other side decodes of `out` when it crosses a perfect wire: the simulated

@@ -75,6 +75,9 @@ pub struct InboundRtp {
     pub codec: &'static str,
     /// Packets received.
     pub packets_received: u64,
+    /// Packets whose payload type is not the one negotiated for this kind's codec (never
+    /// decoded; a call that gets only these ends `media_failed`).
+    pub packets_unknown_payload_type: u64,
     /// Packets lost (expected − received, never negative).
     pub packets_lost: u64,
     /// Loss over the last second, %.

@@ -251,7 +251,15 @@ impl Client {
                 };
                 return self.feed(input).await;
             }
-            RtcEvent::RemoteTrack { kind, ssrc } => session::Input::RemoteTrack { kind, ssrc },
+            RtcEvent::RemoteTrack {
+                kind,
+                ssrc,
+                payload_types,
+            } => session::Input::RemoteTrack {
+                kind,
+                ssrc,
+                payload_types,
+            },
             RtcEvent::Rtp(p) => session::Input::Rtp(p),
             RtcEvent::Rtcp(fb) => session::Input::Rtcp(fb),
             RtcEvent::Path { path, transport } => session::Input::Path {

@@ -108,6 +108,9 @@ pub enum Input {
         kind: Kind,
         /// Its SSRC.
         ssrc: u32,
+        /// The payload types negotiated for our codec of this kind (the offerer's numbers, so
+        /// not always ours): RTP with any other payload type is counted, never decoded.
+        payload_types: Vec<u8>,
     },
     /// The answer was applied (caller) or created (callee): the first-frame clock starts.
     Answered,
@@ -216,6 +219,8 @@ pub struct CallSession {
     local_ssrc: (u32, u32),
     // Receive side.
     remote_ssrc: (Option<u32>, Option<u32>),
+    /// Negotiated payload types of the remote's (video, audio).
+    remote_payload_types: (Vec<u8>, Vec<u8>),
     assembler: FrameAssembler,
     last_pli: Option<Instant>,
     reports: Reports,
@@ -269,6 +274,7 @@ impl CallSession {
             video_target,
             local_ssrc: (0, 0),
             remote_ssrc: (None, None),
+            remote_payload_types: (Vec::new(), Vec::new()),
             assembler: FrameAssembler::new(JitterConfig::default()),
             last_pli: None,
             answered_at: None,
@@ -306,9 +312,19 @@ impl CallSession {
         self.now = self.now.max(now);
         match input {
             Input::LocalSsrcs { video, audio } => self.local_ssrc = (video, audio),
-            Input::RemoteTrack { kind, ssrc } => match kind {
-                Kind::Video => self.remote_ssrc.0 = Some(ssrc),
-                Kind::Audio => self.remote_ssrc.1 = Some(ssrc),
+            Input::RemoteTrack {
+                kind,
+                ssrc,
+                payload_types,
+            } => match kind {
+                Kind::Video => {
+                    self.remote_ssrc.0 = Some(ssrc);
+                    self.remote_payload_types.0 = payload_types;
+                }
+                Kind::Audio => {
+                    self.remote_ssrc.1 = Some(ssrc);
+                    self.remote_payload_types.1 = payload_types;
+                }
             },
             Input::Answered => {
                 self.answered_at.get_or_insert(now);
@@ -536,6 +552,24 @@ impl CallSession {
                 .as_micros() as i64;
             self.reports.on_transport_arrival(seq, arrival_us, now);
         }
+        let negotiated = match p.kind {
+            Kind::Video => &self.remote_payload_types.0,
+            Kind::Audio => &self.remote_payload_types.1,
+        };
+        if !negotiated.contains(&p.payload_type) {
+            // Not our codec as negotiated: nothing here decodes it. Counted (and marked once),
+            // so a peer that sends only such packets is a failed call, not a silent one.
+            let c = &mut self.counters;
+            let stats = match p.kind {
+                Kind::Video => &mut c.video_in,
+                Kind::Audio => &mut c.audio_in,
+            };
+            stats.packets_unknown_payload_type += 1;
+            if stats.packets_unknown_payload_type == 1 {
+                c.event(format!("unknown_payload_type {}", p.payload_type));
+            }
+            return;
+        }
         let remote = match p.kind {
             Kind::Video => &mut self.remote_ssrc.0,
             Kind::Audio => &mut self.remote_ssrc.1,
@@ -654,6 +688,7 @@ impl CallSession {
                     self.reports.on_sender_report(ssrc, ntp_time, now);
                 }
                 Feedback::Transport(results) => self.bwe.on_transport_feedback(&results, now),
+                Feedback::Remb(bps) => self.bwe.on_remb(bps),
             }
         }
         self.set_video_target();
@@ -674,9 +709,12 @@ impl CallSession {
         }
         let c = &self.counters;
         // A kind whose packets arrive but of which not one frame ever decoded (keyframe requests
-        // included) is a broken peer, not a bad network.
-        let video_dead = c.video_in.packets_received > 0 && c.video_in.frames_decoded == 0;
-        let audio_dead = c.audio_in.packets_received > 0 && c.audio_decode.decoded == 0;
+        // included) is a broken peer, not a bad network; so is one that sends only payload
+        // types we did not negotiate.
+        let arrived =
+            |i: &crate::stats::InboundRtp| i.packets_received + i.packets_unknown_payload_type > 0;
+        let video_dead = arrived(&c.video_in) && c.video_in.frames_decoded == 0;
+        let audio_dead = arrived(&c.audio_in) && c.audio_decode.decoded == 0;
         if video_dead || audio_dead {
             self.media_checked = true;
             self.out.push_back(Output::Event(SessionEvent::MediaFailed));

@@ -28,6 +28,7 @@ fn connected(t0: Instant) -> CallSession {
         Input::RemoteTrack {
             kind: Kind::Video,
             ssrc: 11,
+            payload_types: vec![96],
         },
     );
     s.handle_input(
@@ -35,6 +36,7 @@ fn connected(t0: Instant) -> CallSession {
         Input::RemoteTrack {
             kind: Kind::Audio,
             ssrc: 12,
+            payload_types: vec![111],
         },
     );
     s.handle_input(t0, Input::Connected);
@@ -219,6 +221,7 @@ fn a_pli_from_the_other_side_orders_a_keyframe() {
 fn audio_in(seq: u16, at: Instant) -> Input {
     Input::Rtp(RtpIn {
         kind: Kind::Audio,
+        payload_type: 111,
         ssrc: 12,
         seq,
         timestamp: u32::from(seq) * 960,
@@ -322,6 +325,7 @@ fn the_next_timeout_is_never_in_the_past() {
             t0,
             Input::Rtp(RtpIn {
                 kind: Kind::Video,
+                payload_type: 96,
                 ssrc: 11,
                 seq,
                 timestamp: 0,

@@ -151,6 +151,15 @@ pub struct Scenario {
     pub start_bps: u64,
     /// Feed this much junk RTCP (valid structure, absurd content) into A every 100 ms.
     pub garbage_rtcp: bool,
+    /// The (video, audio) payload types the offer chose; both sides negotiate and send these
+    /// (ours are 96 and 111; aiortc offers 97 and 96).
+    pub payload_types: (u8, u8),
+    /// Media this way carries a payload type that was never negotiated (a broken peer).
+    pub foreign_payload_type: Option<Way>,
+    /// Both sides negotiated transport-wide congestion control (the header extension and its
+    /// feedback). Off: a peer like aiortc, which sends neither, so the estimate runs on
+    /// receiver reports alone.
+    pub transport_cc: bool,
 }
 
 impl Scenario {
@@ -169,6 +178,9 @@ impl Scenario {
             },
             start_bps: 300_000,
             garbage_rtcp: false,
+            payload_types: (crate::rtc::VP8_PAYLOAD_TYPE, crate::rtc::OPUS_PAYLOAD_TYPE),
+            foreign_payload_type: None,
+            transport_cc: true,
         }
     }
 
@@ -543,11 +555,13 @@ impl<'a> Sim<'a> {
             let (other_v, other_a) = self.sides[1 - side].ssrc;
             let (v, a) = self.sides[side].ssrc;
             self.input(side, Input::LocalSsrcs { video: v, audio: a });
+            let (video_pt, audio_pt) = self.s.payload_types;
             self.input(
                 side,
                 Input::RemoteTrack {
                     kind: Kind::Video,
                     ssrc: other_v,
+                    payload_types: vec![video_pt],
                 },
             );
             self.input(
@@ -555,6 +569,7 @@ impl<'a> Sim<'a> {
                 Input::RemoteTrack {
                     kind: Kind::Audio,
                     ssrc: other_a,
+                    payload_types: vec![audio_pt],
                 },
             );
             self.input(side, Input::Answered);
@@ -639,8 +654,15 @@ impl<'a> Sim<'a> {
                 let input = match p {
                     Packet::Rtp(p) => {
                         let from = self.sides[1 - side].ssrc;
+                        let way = if side == 1 { Way::AtoB } else { Way::BtoA };
+                        let payload_type = match (self.s.foreign_payload_type, p.kind) {
+                            (Some(w), _) if w == way || w == Way::Both => 100,
+                            (_, Kind::Video) => self.s.payload_types.0,
+                            (_, Kind::Audio) => self.s.payload_types.1,
+                        };
                         Input::Rtp(RtpIn {
                             kind: p.kind,
+                            payload_type,
                             ssrc: if p.kind == Kind::Video {
                                 from.0
                             } else {
@@ -650,7 +672,7 @@ impl<'a> Sim<'a> {
                             timestamp: p.timestamp,
                             marker: p.marker,
                             payload: p.payload,
-                            transport_seq: Some(p.transport_seq),
+                            transport_seq: self.s.transport_cc.then_some(p.transport_seq),
                             arrival,
                         })
                     }
