@@ -12,6 +12,8 @@ packages=(
   xvfb xauth webkit2gtk-driver imagemagick
   # ip netns, veth, tc tbf and nft for the impaired-link tests (tests/call_netns.rs)
   iproute2 nftables
+  # The aiortc interop peer's venv (scripts/aiortc-venv.sh; aiortc itself comes from pip)
+  python3 python3-venv
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -22,6 +22,11 @@ if [ ! -x "$tools/bin/tauri-driver" ]; then
   driver_pid=$!
 fi
 
+# The aiortc venv (pip wheels, mostly download time) also fills in beside the build.
+aiortc_log="$target/aiortc-venv.log"
+(bash scripts/aiortc-venv.sh >"$aiortc_log" 2>&1) &
+aiortc_pid=$!
+
 phase "UI: npm ci, type check, vitest, vite build (scripts/build-ui.sh)"
 # First: ui/dist is embedded in the app crate at compile time.
 bash scripts/build-ui.sh --test
@@ -45,6 +50,11 @@ RUSTC_WORKSPACE_WRAPPER="$(rustup which clippy-driver 2>/dev/null || command -v 
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
 phase "build + clippy -D warnings: every target of the workspace"
 cargo build --workspace --all-targets --locked
+
+phase "waiting for the aiortc venv (scripts/aiortc-venv.sh, made in the background)"
+wait "$aiortc_pid" || { cat "$aiortc_log" >&2; exit 1; }
+export DYAD_AIORTC_PYTHON
+DYAD_AIORTC_PYTHON="$(tail -n 1 "$aiortc_log")"
 
 phase "cargo test --workspace --all-targets"
 cargo test --workspace --all-targets --locked

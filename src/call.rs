@@ -261,6 +261,10 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
             None => bail!("the call engine stopped"),
             Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
             Some(CallEvent::Connected { .. }) => println!("connected"),
+            Some(CallEvent::FirstRemoteFrame { after_answer, .. }) => println!(
+                "first remote frame {:.1} ms after the answer",
+                after_answer.as_secs_f64() * 1000.0
+            ),
             Some(CallEvent::Stats(p)) if !echo => print_stats(&p),
             Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
             Some(CallEvent::Ended { reason, .. }) => {

@@ -1,0 +1,182 @@
+//! What the end-to-end tests share: a real signalling server on 127.0.0.1:0 and real clients
+//! (this crate's engine) with helpers to wait for their events and read what they decode.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
+use dyad_call::signal::ServerUrl;
+use dyad_media::read_marker;
+use dyad_proto::EndReason;
+use dyad_server::config::ServerConfig;
+use dyad_server::Store;
+use tokio::sync::{mpsc, oneshot};
+
+pub const WAIT: Duration = Duration::from_secs(20);
+
+pub struct Server {
+    pub url: ServerUrl,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+pub async fn server(config: ServerConfig) -> Server {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("test");
+    let addr = listener.local_addr().expect("test");
+    let store = Store::open_in_memory().await.expect("test");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(async move {
+        dyad_server::run(listener, store, config, async {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("test");
+    });
+    Server {
+        url: ServerUrl::parse(&format!("http://{addr}")).expect("test"),
+        stop: Some(stop),
+    }
+}
+
+pub struct Peer {
+    pub h: ClientHandle,
+    pub ev: mpsc::UnboundedReceiver<CallEvent>,
+    pub audio_frames: Arc<std::sync::atomic::AtomicU64>,
+}
+
+pub async fn client(cfg: ClientConfig) -> Peer {
+    let (h, mut ev) = dyad_call::start(cfg).await.expect("test");
+    match ev.recv().await {
+        Some(CallEvent::SignedIn { .. }) => {}
+        other => panic!("expected signed in, got {other:?}"),
+    }
+    let sink = CountingSink::default();
+    let audio_frames = Arc::clone(&sink.frames);
+    h.set_audio_sink(Box::new(sink));
+    Peer {
+        h,
+        ev,
+        audio_frames,
+    }
+}
+
+pub async fn user(s: &Server, name: &str) -> Peer {
+    client(ClientConfig::new(
+        s.url.clone(),
+        name,
+        &format!("password of {name}"),
+    ))
+    .await
+}
+
+impl Peer {
+    /// The first event `pick` maps to `Some`, skipping others (stats, presence...).
+    pub async fn wait<T>(
+        &mut self,
+        what: &str,
+        mut pick: impl FnMut(&CallEvent) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let ev = tokio::time::timeout_at(deadline, self.ev.recv())
+                .await
+                .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+                .unwrap_or_else(|| panic!("client stopped while waiting for {what}"));
+            if let Some(t) = pick(&ev) {
+                return t;
+            }
+        }
+    }
+
+    pub async fn incoming(&mut self) -> String {
+        self.wait("incoming", |e| match e {
+            CallEvent::Incoming { call_id, .. } => Some(call_id.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn connected(&mut self) {
+        self.wait("connected", |e| {
+            matches!(e, CallEvent::Connected { .. }).then_some(())
+        })
+        .await
+    }
+
+    pub async fn ended(&mut self) -> (EndReason, Arc<dyad_call::stats::StatsHistory>) {
+        self.wait("ended", |e| match e {
+            CallEvent::Ended { reason, stats, .. } => Some((*reason, Arc::clone(stats))),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn stats(&mut self) -> dyad_call::stats::StatsSnapshot {
+        self.wait("stats", |e| match e {
+            CallEvent::Stats(p) => Some(p.snapshot.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Frame numbers read from the decoded remote video for `d`.
+    pub async fn frame_numbers(&self, d: Duration) -> Vec<u32> {
+        let mut rx = self.h.remote_video();
+        let mut out = Vec::new();
+        let end = tokio::time::Instant::now() + d;
+        while let Ok(Ok(())) = tokio::time::timeout_at(end, rx.changed()).await {
+            let frame = rx.borrow_and_update().clone();
+            if let Some(f) = frame {
+                if let Ok(m) = read_marker(&f.frame) {
+                    out.push(m.frame);
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn strictly_increasing(v: &[u32]) -> bool {
+    v.windows(2).all(|w| w[0] < w[1])
+}
+
+pub async fn connect_pair(s: &Server, a: &str, b: &str) -> (Peer, Peer) {
+    let mut alice = user(s, a).await;
+    let mut bob = user(s, b).await;
+    alice.h.dial(b).expect("test");
+    bob.incoming().await;
+    bob.h.accept().expect("test");
+    alice.connected().await;
+    bob.connected().await;
+    (alice, bob)
+}
+
+/// Keeps what it plays, for checking content.
+pub struct KeepSink(pub Arc<std::sync::Mutex<Vec<i16>>>);
+
+impl dyad_media::AudioSink for KeepSink {
+    fn play(&mut self, frame: &dyad_media::AudioFrame) -> dyad_media::Result<()> {
+        if let Ok(mut v) = self.0.lock() {
+            v.extend_from_slice(&frame.samples);
+        }
+        Ok(())
+    }
+}
+
+/// (frequency by zero crossings, RMS level in dBFS) of the last second of 48 kHz mono `samples`.
+pub fn tone_of(samples: &[i16]) -> Option<(f64, f64)> {
+    let last = samples.get(samples.len().checked_sub(48_000)?..)?;
+    let crossings = last.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    let rms = (last.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / last.len() as f64).sqrt();
+    Some((crossings as f64 / 2.0, 20.0 * (rms / 32768.0).log10()))
+}
