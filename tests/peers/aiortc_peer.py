@@ -7,8 +7,9 @@ band, the same 24 x 4 block code as crates/media/src/testpattern.rs) and a sine 
 the frame numbers and the tone frequency out of what it receives. One JSON object per line on
 stdout: {"event": ...} while the call runs, then {"event": "summary", ...}.
 
-Loopback only: no public STUN server (aiortc's default when iceServers is None), and aioice's
-host address list is replaced by 127.0.0.1, which it skips by default.
+Loopback or a test namespace only: no public STUN server (aiortc's default when iceServers is
+None), and aioice's host address list is replaced by --host-ip (default 127.0.0.1, which aioice
+skips when it gathers by itself).
 """
 
 import argparse
@@ -32,9 +33,29 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.sdp import candidate_from_sdp
 
-aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: ["127.0.0.1"]
+# Counted for the summary: generic NACKs aiortc sent (its receiver asking for our packets) and
+# packets it sent again (its sender answering ours).
+NACKS = {"sent": 0, "retransmitted": 0}
+_send_nack = RTCRtpReceiver._send_rtcp_nack
+_retransmit = RTCRtpSender._retransmit
+
+
+async def _counting_nack(self, media_ssrc, lost):
+    NACKS["sent"] += 1
+    await _send_nack(self, media_ssrc, lost)
+
+
+async def _counting_retransmit(self, sequence_number):
+    NACKS["retransmitted"] += 1
+    await _retransmit(self, sequence_number)
+
+
+RTCRtpReceiver._send_rtcp_nack = _counting_nack
+RTCRtpSender._retransmit = _counting_retransmit
 
 COLS, ROWS, BITS = 24, 4, 96
 BLACK, WHITE = 16, 235
@@ -205,6 +226,7 @@ def account(server: str, user: str, password: str) -> str:
 
 
 async def run(args) -> int:
+    aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: [args.host_ip]
     token = account(args.server, args.user, args.password)
     ws_url = args.server.replace("http", "ws", 1) + f"/v1/ws?device=aiortc&token={token}"
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -294,6 +316,8 @@ async def run(args) -> int:
         frames_in_order=all(b > a for a, b in zip(frames, frames[1:])),
         audio_hz=hz,
         audio_dbfs=dbfs,
+        nacks_sent=NACKS["sent"],
+        retransmitted=NACKS["retransmitted"],
     )
     for task in tasks:
         task.cancel()
@@ -312,6 +336,7 @@ def main():
     p.add_argument("--seconds", type=float, default=0, help="hang up this long after the answer (0: wait)")
     p.add_argument("--tone", type=float, default=660.0, help="Hz of the tone we send")
     p.add_argument("--timeout", type=float, default=90.0, help="give up after this long")
+    p.add_argument("--host-ip", default="127.0.0.1", help="the one address aiortc gathers")
     args = p.parse_args()
     try:
         sys.exit(asyncio.run(asyncio.wait_for(run(args), args.timeout)))

@@ -55,9 +55,22 @@ struct Aiortc {
 
 impl Aiortc {
     fn start(s: &Server, args: &[&str]) -> Aiortc {
+        Self::start_in(None, s, args)
+    }
+
+    /// The same inside network namespace `ns`.
+    fn start_in(ns: Option<&str>, s: &Server, args: &[&str]) -> Aiortc {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/aiortc_peer.py");
-        let mut child = tokio::process::Command::new(aiortc_python())
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = tokio::process::Command::new("ip");
+                c.args(["netns", "exec", ns]).arg(aiortc_python());
+                c
+            }
+            None => tokio::process::Command::new(aiortc_python()),
+        };
+        let mut child = cmd
             .arg("-u")
             .arg(script)
             .args(["--server", &s.url.to_string(), "--timeout", "60"])
@@ -206,4 +219,115 @@ async fn dyad_calls_aiortc_and_both_decode_the_other() {
     let summary = peer.until("summary").await;
     assert_eq!(summary["ended"]["by"], "aiortc", "{summary}");
     aiortc_received_dyad(&summary, 100);
+}
+
+fn sh(args: &[&str]) -> bool {
+    std::process::Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(args: &[&str]) {
+    assert!(sh(args), "failed: {}", args.join(" "));
+}
+
+/// A namespace joined to this one by a veth pair (198.18.`net`.1 here, .2 inside; the
+/// benchmarking range, no route out), with `loss_percent` of the UDP in and out of it dropped
+/// by nftables inside. Removed on drop.
+struct LossyNet {
+    ns: String,
+    host_if: String,
+}
+
+impl LossyNet {
+    fn new(net: u8, loss_percent: u8) -> LossyNet {
+        let id = std::process::id() % 100_000;
+        let n = LossyNet {
+            ns: format!("dyadai{id}"),
+            host_if: format!("dyai{id}"),
+        };
+        let peer_if = format!("dyaj{id}");
+        let (host_ip, ns_ip) = (format!("198.18.{net}.1/24"), format!("198.18.{net}.2/24"));
+        must(&["ip", "netns", "add", &n.ns]);
+        must(&[
+            "ip", "link", "add", &n.host_if, "type", "veth", "peer", "name", &peer_if,
+        ]);
+        must(&["ip", "link", "set", &peer_if, "netns", &n.ns]);
+        must(&["ip", "addr", "add", &host_ip, "dev", &n.host_if]);
+        must(&["ip", "link", "set", &n.host_if, "up"]);
+        let inside = |args: &[&str]| {
+            let mut v = vec!["ip", "netns", "exec", n.ns.as_str()];
+            v.extend_from_slice(args);
+            must(&v);
+        };
+        inside(&["ip", "addr", "add", &ns_ip, "dev", &peer_if]);
+        inside(&["ip", "link", "set", &peer_if, "up"]);
+        inside(&["ip", "link", "set", "lo", "up"]);
+        let drop_rule = format!("meta l4proto udp numgen random mod 100 < {loss_percent} drop;");
+        let rules = format!(
+            "table inet dyadloss {{\n\
+             chain in {{ type filter hook input priority 0; {drop_rule} }}\n\
+             chain out {{ type filter hook output priority 0; {drop_rule} }}\n\
+             }}\n"
+        );
+        let rules_file = std::env::temp_dir().join(format!("{}.nft", n.ns));
+        std::fs::write(&rules_file, rules).expect("write nft rules");
+        inside(&["nft", "-f", &rules_file.to_string_lossy()]);
+        let _ = std::fs::remove_file(rules_file);
+        n
+    }
+}
+
+impl Drop for LossyNet {
+    fn drop(&mut self) {
+        sh(&["ip", "link", "del", &self.host_if]);
+        sh(&["ip", "netns", "del", &self.ns]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_lossy_link_nacks_are_answered_both_ways_and_video_keeps_decoding() {
+    // aiortc in a namespace, 5 % of UDP lost each way, Dyad here.
+    let net = LossyNet::new(77, 5);
+    let s = server_on("198.18.77.1", ServerConfig::default()).await;
+    let (mut dyad, _heard) = dyad_user(&s, "dyadlossy").await;
+    let mut peer = Aiortc::start_in(
+        Some(&net.ns),
+        &s,
+        &["--call", "dyadlossy", "--host-ip", "198.18.77.2"],
+    );
+    peer.until("signed_in").await;
+    dyad.incoming().await;
+    dyad.h.accept().expect("accept");
+    dyad.connected().await;
+    peer.until("first_frame").await;
+    let frames = dyad.frame_numbers(Duration::from_secs(6)).await;
+    assert!(frames.len() >= 60, "Dyad read {} frames", frames.len());
+    assert!(strictly_increasing(&frames), "{frames:?}");
+    let mut stats = dyad.stats().await;
+    while stats.call_seconds < 6.0 {
+        stats = dyad.stats().await;
+    }
+    let (vo, vi) = (&stats.outbound_video, &stats.inbound_video);
+    // aiortc asked for our lost packets and we sent them again; we asked for its.
+    assert!(vo.nack_count > 0, "no NACK from aiortc: {vo:?}");
+    assert!(vo.retransmitted_packets_sent > 0, "{vo:?}");
+    assert!(vi.nack_count > 0, "we never NACKed aiortc: {vi:?}");
+    // (`packets_lost` counts what never came: the retransmissions filled the gaps.)
+    dyad.h.hangup().expect("hangup");
+    let summary = peer.until("summary").await;
+    // aiortc answered our NACKs, and read our frames in order through the loss.
+    assert!(
+        summary["retransmitted"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert!(summary["nacks_sent"].as_u64().unwrap_or(0) > 0, "{summary}");
+    assert_eq!(summary["frames_in_order"], true, "{summary}");
+    assert!(
+        summary["frames_decoded"].as_u64().unwrap_or(0) >= 60,
+        "{summary}"
+    );
 }

@@ -29,9 +29,12 @@ impl Drop for Server {
 }
 
 pub async fn server(config: ServerConfig) -> Server {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("test");
+    server_on("127.0.0.1", config).await
+}
+
+/// A server on `ip` (any free port).
+pub async fn server_on(ip: &str, config: ServerConfig) -> Server {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("test");
     let addr = listener.local_addr().expect("test");
     let store = Store::open_in_memory().await.expect("test");
     let (stop, stopped) = oneshot::channel::<()>();
