@@ -235,8 +235,10 @@ fn must(args: &[&str]) {
 }
 
 /// A namespace joined to this one by a veth pair (198.18.`net`.1 here, .2 inside; the
-/// benchmarking range, no route out), with `loss_percent` of the UDP in and out of it dropped
-/// by nftables inside. Removed on drop.
+/// benchmarking range, no route out), with `loss_percent` of the UDP arriving at either end of
+/// the pair dropped by nftables (ingress hooks on the two veth devices: dropped on output
+/// instead, the sender's `sendto` would fail with EPERM, which a lossy network never does).
+/// Removed on drop.
 struct LossyNet {
     ns: String,
     host_if: String,
@@ -266,23 +268,28 @@ impl LossyNet {
         inside(&["ip", "addr", "add", &ns_ip, "dev", &peer_if]);
         inside(&["ip", "link", "set", &peer_if, "up"]);
         inside(&["ip", "link", "set", "lo", "up"]);
-        let drop_rule = format!("meta l4proto udp numgen random mod 100 < {loss_percent} drop;");
-        let rules = format!(
-            "table inet dyadloss {{\n\
-             chain in {{ type filter hook input priority 0; {drop_rule} }}\n\
-             chain out {{ type filter hook output priority 0; {drop_rule} }}\n\
-             }}\n"
-        );
-        let rules_file = std::env::temp_dir().join(format!("{}.nft", n.ns));
-        std::fs::write(&rules_file, rules).expect("write nft rules");
-        inside(&["nft", "-f", &rules_file.to_string_lossy()]);
-        let _ = std::fs::remove_file(rules_file);
+        let rules = |table: &str, device: &str| {
+            format!(
+                "table netdev {table} {{\n\
+                 chain in {{ type filter hook ingress device \"{device}\" priority 0; \
+                 ip protocol udp numgen random mod 100 < {loss_percent} drop; }}\n\
+                 }}\n"
+            )
+        };
+        let file = std::env::temp_dir().join(format!("{}.nft", n.ns));
+        let path = file.to_string_lossy().to_string();
+        std::fs::write(&file, rules("dyadloss", &peer_if)).expect("write nft rules");
+        inside(&["nft", "-f", &path]);
+        std::fs::write(&file, rules(&n.ns, &n.host_if)).expect("write nft rules");
+        must(&["nft", "-f", &path]);
+        let _ = std::fs::remove_file(file);
         n
     }
 }
 
 impl Drop for LossyNet {
     fn drop(&mut self) {
+        sh(&["nft", "delete", "table", "netdev", &self.ns]);
         sh(&["ip", "link", "del", &self.host_if]);
         sh(&["ip", "netns", "del", &self.ns]);
     }
