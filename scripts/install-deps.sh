@@ -14,6 +14,9 @@ packages=(
   iproute2 nftables
   # The aiortc interop peer's venv (scripts/aiortc-venv.sh; aiortc itself comes from pip)
   python3 python3-venv
+  # The guest page's browser test (tests/guest_chromium.rs): Debian's Chromium, driven by
+  # playwright-core from ui/package-lock.json (never a downloaded browser)
+  chromium
 )
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

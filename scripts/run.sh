@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The UI first: the app embeds ui/dist, and the server (in both paths) the guest page.
+bash scripts/build-ui.sh
 if [ -z "${DISPLAY:-}${WAYLAND_DISPLAY:-}" ]; then
   echo "run: no display (DISPLAY and WAYLAND_DISPLAY are unset), so running the headless demo call instead of the desktop app."
   exec cargo run --release -p dyad -- call "$@"
 fi
-bash scripts/build-ui.sh
 exec cargo run --release -p dyad-app

@@ -11,7 +11,7 @@ use dyad_call::echo::EchoBot;
 use dyad_call::engine::{CallEvent, ClientConfig, CountingSink};
 use dyad_call::quality::StatsPoint;
 use dyad_call::signal::ServerUrl;
-use dyad_call::VideoInput;
+use dyad_call::{AudioInput, VideoInput};
 use dyad_media::VideoFormat;
 use dyad_server::EmbeddedServer;
 use tokio::sync::mpsc;
@@ -37,6 +37,9 @@ pub struct Account {
     /// Video source: `pattern` (test pattern), `noisy-pattern`, `camera:N`, or a .y4m file.
     #[arg(long, default_value = "pattern")]
     video: String,
+    /// Audio source: `speech` (synthetic speech), `tone` (440 Hz) or `microphone`.
+    #[arg(long, default_value = "speech")]
+    audio: String,
 }
 
 /// `dyad call`.
@@ -62,6 +65,29 @@ pub struct AnswerArgs {
     /// Stop after this many calls (0: never).
     #[arg(long, default_value_t = 0)]
     calls: u32,
+    /// Hang up each call this many seconds after it connects (0: let the caller end it).
+    #[arg(long, default_value_t = 0)]
+    seconds: u64,
+}
+
+/// `dyad invite`.
+#[derive(Args, Debug)]
+pub struct InviteArgs {
+    /// The signalling server, e.g. https://dyad.example.org.
+    #[arg(long)]
+    server: String,
+    /// Your username.
+    #[arg(long)]
+    user: String,
+    /// Your password. Default: the DYAD_PASSWORD environment variable.
+    #[arg(long, env = "DYAD_PASSWORD")]
+    password: String,
+    /// How long the link stays usable, seconds (60 to 604800; the server's default is a day).
+    #[arg(long)]
+    ttl_secs: Option<u64>,
+    /// Revoke this link (its token, the last part of its URL) instead of making one.
+    #[arg(long)]
+    revoke: Option<String>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32)> {
@@ -82,6 +108,12 @@ fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
         "noisy-pattern" => VideoInput::NoisyPattern,
         v if v.starts_with("camera:") => VideoInput::Camera(v[7..].parse().context("camera:N")?),
         path => VideoInput::Y4m(path.into()),
+    };
+    c.media.audio = match a.audio.as_str() {
+        "speech" => AudioInput::Speech,
+        "tone" => AudioInput::Tone,
+        "microphone" => AudioInput::Microphone,
+        other => bail!("--audio {other}: speech, tone or microphone"),
     };
     c.relay_only = a.relay_only;
     c.device = format!("cli-{}", std::process::id());
@@ -249,9 +281,17 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         args.account.user
     );
     let mut calls = 0;
+    let mut hang_up_at: Option<tokio::time::Instant> = None;
     loop {
+        let wait =
+            hang_up_at.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
         let ev = tokio::select! {
             e = ev.recv() => e,
+            _ = tokio::time::sleep_until(wait), if hang_up_at.is_some() => {
+                hang_up_at = None;
+                h.hangup()?;
+                continue;
+            }
             _ = tokio::signal::ctrl_c() => {
                 h.shutdown().await;
                 return Ok(());
@@ -260,7 +300,13 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         match ev {
             None => bail!("the call engine stopped"),
             Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
-            Some(CallEvent::Connected { .. }) => println!("connected"),
+            Some(CallEvent::Connected { .. }) => {
+                println!("connected");
+                if args.seconds > 0 {
+                    hang_up_at =
+                        Some(tokio::time::Instant::now() + Duration::from_secs(args.seconds));
+                }
+            }
             Some(CallEvent::FirstRemoteFrame { after_answer, .. }) => println!(
                 "first remote frame {:.1} ms after the answer",
                 after_answer.as_secs_f64() * 1000.0
@@ -268,6 +314,7 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
             Some(CallEvent::Stats(p)) if !echo => print_stats(&p),
             Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
             Some(CallEvent::Ended { reason, .. }) => {
+                hang_up_at = None;
                 println!("call ended ({reason:?})");
                 calls += 1;
                 if args.calls > 0 && calls >= args.calls {
@@ -278,6 +325,28 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
             Some(_) => {}
         }
     }
+}
+
+/// `dyad invite`: prints the guest link.
+pub fn invite(args: &InviteArgs) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async {
+        let url = ServerUrl::parse(&args.server)?;
+        let session = dyad_call::signal::login(&url, &args.user, &args.password).await?;
+        if let Some(token) = &args.revoke {
+            let token = token.rsplit('/').next().unwrap_or(token);
+            dyad_call::signal::revoke_invite(&url, &session.token, token).await?;
+            println!("dyad invite: revoked");
+            return Ok(());
+        }
+        let link = dyad_call::signal::create_invite(&url, &session.token, args.ttl_secs).await?;
+        println!("{url}{}", link.path);
+        eprintln!(
+            "dyad invite: one use, until {} (UNIX time); the guest can call only {}",
+            link.expires_at, args.user
+        );
+        Ok(())
+    })
 }
 
 /// `dyad bench call`.

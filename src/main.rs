@@ -39,6 +39,8 @@ enum Command {
     Answer(call::AnswerArgs),
     /// The echo bot: accept every call and send the caller's own video and audio back.
     Echo(call::AnswerArgs),
+    /// Make a one-use guest link: whoever opens it in a browser can call you (and only you).
+    Invite(call::InviteArgs),
     /// Benchmarks that need real processes and sockets (figures go to docs/benchmarks.md).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -60,6 +62,7 @@ fn main() -> Result<()> {
         Command::Call(args) => call::call(&args),
         Command::Answer(args) => call::answer(&args, false),
         Command::Echo(args) => call::answer(&args, true),
+        Command::Invite(args) => call::invite(&args),
         Command::Bench(bench::BenchCommand::Call(args)) => call::bench_call(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     }

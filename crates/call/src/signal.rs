@@ -298,6 +298,29 @@ pub async fn history(server: &ServerUrl, token: &str) -> Result<Vec<dyad_proto::
     json_or_error(status, &body)
 }
 
+/// Mints a one-use guest link (`POST /v1/invites`), valid `ttl_secs` (server default if
+/// `None`). The link is `server` + [`dyad_proto::http::Invite::path`].
+pub async fn create_invite(
+    server: &ServerUrl,
+    token: &str,
+    ttl_secs: Option<u64>,
+) -> Result<dyad_proto::http::Invite> {
+    let body = serde_json::to_vec(&dyad_proto::http::InviteRequest { ttl_secs })
+        .map_err(|e| CallError::Protocol(e.to_string()))?;
+    let (status, body) = http(server, "POST", "/v1/invites", Some(token), &body).await?;
+    json_or_error(status, &body)
+}
+
+/// Revokes one of our guest links before it is used.
+pub async fn revoke_invite(server: &ServerUrl, token: &str, link: &str) -> Result<()> {
+    let path = format!("/v1/invites/{link}");
+    let (status, body) = http(server, "DELETE", &path, Some(token), b"").await?;
+    if (200..300).contains(&status) {
+        return Ok(());
+    }
+    json_or_error::<serde_json::Value>(status, &body).map(|_| ())
+}
+
 /// Revokes `token` on the server (sign out).
 pub async fn logout(server: &ServerUrl, token: &str) -> Result<()> {
     let (status, body) = http(server, "POST", "/v1/logout", Some(token), b"").await?;

@@ -46,6 +46,12 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The request's head or body did not arrive in time.
     RequestTimeout,
+    /// Not for this account: a guest (guest link) can only call its host.
+    NotAllowed,
+    /// The guest link has expired or was revoked.
+    InviteExpired,
+    /// The guest link was used already (each works once).
+    InviteUsed,
 }
 
 impl ErrorCode {
@@ -71,6 +77,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::NotAllowed => "not_allowed",
+            ErrorCode::InviteExpired => "invite_expired",
+            ErrorCode::InviteUsed => "invite_used",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP request and response bodies (JSON). Paths: `POST /v1/register`, `POST /v1/login`,
-//! `POST /v1/logout`, `GET /v1/ice`, `GET /v1/ws` (upgrade). Errors are [`crate::ProtoError`]
+//! `POST /v1/logout`, `GET /v1/ice`, `GET /v1/ws` (upgrade), guest links (`POST /v1/invites`,
+//! `DELETE /v1/invites/{token}`, `POST /v1/guest`). Errors are [`crate::ProtoError`]
 //! bodies with a 4xx/5xx status.
 
 use serde::{Deserialize, Serialize};
@@ -66,4 +67,46 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// Who ended it; absent when the server did.
     pub ended_by: Option<String>,
+}
+
+/// `POST /v1/invites` body (may be empty): how long the guest link stays usable.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// Seconds until the link expires (60 s – 7 days; default 24 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /v1/invites` response: a one-use guest link, bound to the user who made it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invite {
+    /// The link's secret (32 random bytes, URL-safe base64); also what revokes it.
+    pub token: String,
+    /// Where the guest page is on this server: `/join/<token>` (the client puts its own
+    /// server URL in front).
+    pub path: String,
+    /// When the link stops working, UNIX seconds.
+    pub expires_at: u64,
+}
+
+/// `POST /v1/guest` body: the guest page redeems its link.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuestRequest {
+    /// The link's token.
+    pub invite: String,
+}
+
+/// `POST /v1/guest` response: a temporary guest account that can call only `host`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestSession {
+    /// Bearer token, as for [`Session`].
+    pub token: String,
+    /// The guest's username (`guest-` and 8 hex digits).
+    pub username: String,
+    /// The one user this guest can call.
+    pub host: String,
+    /// When the token stops working, UNIX seconds.
+    pub expires_at: u64,
 }

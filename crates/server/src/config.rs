@@ -13,6 +13,10 @@ pub struct ServerConfig {
     pub idle_timeout_ms: u64,
     /// How long a login token lives.
     pub token_ttl_secs: u64,
+    /// How long a guest link stays usable unless its maker says otherwise.
+    pub invite_ttl_secs: u64,
+    /// How long the account a guest link opens lives (a call's worth, not a month).
+    pub guest_ttl_secs: u64,
     /// Most simultaneous connections (devices) per user.
     pub max_connections_per_user: usize,
     /// Sustained messages per second allowed on one connection.
@@ -43,6 +47,8 @@ impl Default for ServerConfig {
             ping_interval_ms: 15_000,
             idle_timeout_ms: 45_000,
             token_ttl_secs: 30 * 24 * 3600,
+            invite_ttl_secs: 24 * 3600,
+            guest_ttl_secs: 4 * 3600,
             max_connections_per_user: 8,
             rate_per_sec: 50,
             rate_burst: 100,

@@ -8,12 +8,15 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::Path;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
-use dyad_proto::http::{Credentials, IceConfig, Session};
+use dyad_proto::http::{
+    Credentials, GuestRequest, GuestSession, IceConfig, Invite, InviteRequest, Session,
+};
 use dyad_proto::limits::{check_device_id, check_password, check_username, MAX_MESSAGE_BYTES};
 use dyad_proto::{parse_client_message, ClientMessage, ErrorCode, ProtoError, ServerMessage};
 use serde::Deserialize;
@@ -24,7 +27,7 @@ use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::hub::{ContactChange, HubEvent, Outbox};
 use crate::router::Party;
-use crate::store::Store;
+use crate::store::{Store, GUEST_PREFIX};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -56,6 +59,12 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/ice", get(ice))
         .route("/v1/history", get(history))
         .route("/v1/ws", get(websocket))
+        .route("/v1/invites", post(create_invite))
+        .route("/v1/invites/{token}", delete(revoke_invite))
+        .route("/v1/guest", post(redeem_invite))
+        .route("/join/guest.js", get(crate::guest::script))
+        .route("/join/guest.css", get(crate::guest::style))
+        .route("/join/{token}", get(crate::guest::page))
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError(ProtoError::new(ErrorCode::NotFound, "no such route")) })
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
@@ -127,6 +136,8 @@ fn status_of(code: ErrorCode) -> StatusCode {
         ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::NotAllowed => StatusCode::FORBIDDEN,
+        ErrorCode::InviteExpired | ErrorCode::InviteUsed => StatusCode::GONE,
         _ => StatusCode::BAD_REQUEST,
     }
 }
@@ -187,6 +198,13 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
 
 async fn register(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let creds = parse_credentials(&read_body(&state, body).await?)?;
+    if creds.username.starts_with(GUEST_PREFIX) {
+        return Err(ProtoError::new(
+            ErrorCode::InvalidField,
+            format!("username: names starting with {GUEST_PREFIX} are for guest links"),
+        )
+        .into());
+    }
     state
         .store
         .register(&creds.username, &creds.password, now_unix())
@@ -247,6 +265,90 @@ async fn history(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
     Ok(Json(rows).into_response())
 }
 
+/// Guest links last 1 min – 7 days.
+const INVITE_TTL: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
+
+fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_syntax() || e.is_eof() {
+            ErrorCode::MalformedJson
+        } else {
+            ErrorCode::InvalidField
+        };
+        ProtoError::new(code, e.to_string()).into()
+    })
+}
+
+/// `POST /v1/invites`: a one-use guest link for the signed-in user.
+async fn create_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let host = authenticate(&state, bearer(&headers)).await?;
+    let req: InviteRequest = parse_json(&read_body(&state, body).await?)?;
+    let ttl = req.ttl_secs.unwrap_or(state.config.invite_ttl_secs);
+    if !INVITE_TTL.contains(&ttl) {
+        return Err(ProtoError::new(
+            ErrorCode::InvalidField,
+            format!(
+                "ttl_secs: {}–{} seconds",
+                INVITE_TTL.start(),
+                INVITE_TTL.end()
+            ),
+        )
+        .into());
+    }
+    let (token, expires_at) = state.store.create_invite(&host, now_unix(), ttl).await?;
+    let invite = Invite {
+        path: format!("/join/{token}"),
+        token,
+        expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(invite)).into_response())
+}
+
+/// `DELETE /v1/invites/{token}`: the link stops working.
+async fn revoke_invite(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let host = authenticate(&state, bearer(&headers)).await?;
+    state.store.revoke_invite(&host, &token, now_unix()).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GuestBody {
+    invite: Option<String>,
+}
+
+/// `POST /v1/guest`: the guest page redeems its link for a guest account.
+async fn redeem_invite(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let body: GuestBody = parse_json(&read_body(&state, body).await?)?;
+    let req = GuestRequest {
+        invite: body
+            .invite
+            .ok_or_else(|| ProtoError::new(ErrorCode::InvalidField, "invite: required"))?,
+    };
+    let (username, host, token, expires_at) = state
+        .store
+        .redeem_invite(&req.invite, now_unix(), state.config.guest_ttl_secs)
+        .await?;
+    let session = GuestSession {
+        token,
+        username,
+        host,
+        expires_at,
+    };
+    Ok((StatusCode::CREATED, Json(session)).into_response())
+}
+
 /// `GET /v1/ws` query.
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {
@@ -268,7 +370,8 @@ async fn websocket(
     // restarted server does 19 000 times at once.
     let token =
         token.ok_or_else(|| ProtoError::new(ErrorCode::Unauthorized, "a token is required"))?;
-    let (user, contacts) = state.store.open_session(token, now_unix()).await?;
+    let session = state.store.open_session(token, now_unix()).await?;
+    let (user, contacts, guest_of) = (session.user, session.contacts, session.guest_of);
     let device = query
         .device
         .ok_or_else(|| ProtoError::new(ErrorCode::InvalidField, "device: required"))?;
@@ -294,7 +397,7 @@ async fn websocket(
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES * 4)
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
-        .on_upgrade(move |socket| connection(socket, party, contacts, state)))
+        .on_upgrade(move |socket| connection(socket, party, contacts, guest_of, state)))
 }
 
 /// A token bucket: `rate` per second sustained, `burst` at once. Time is passed in.
@@ -400,7 +503,13 @@ fn violation_code(e: axum::Error) -> Option<u16> {
 
 /// One WebSocket session. `contacts` were loaded with the token check, so a join never makes the
 /// hub wait for the database.
-async fn connection(mut socket: WebSocket, party: Party, contacts: Vec<String>, state: AppState) {
+async fn connection(
+    mut socket: WebSocket,
+    party: Party,
+    contacts: Vec<String>,
+    guest_of: Option<String>,
+    state: AppState,
+) {
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let write = Duration::from_millis(state.config.write_timeout_ms);
     let outbox = Outbox::new();
@@ -431,7 +540,11 @@ async fn connection(mut socket: WebSocket, party: Party, contacts: Vec<String>, 
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
     if send(&mut socket, text(&welcome), write).await {
-        serve_connection(&mut socket, &party, &state, &outbox).await;
+        let who = Who {
+            party: &party,
+            guest_of: guest_of.as_deref(),
+        };
+        serve_connection(&mut socket, who, &state, &outbox).await;
     }
     to_hub(&state, HubEvent::Leave { party, conn }).await;
 }
@@ -467,12 +580,14 @@ struct Limits {
     write: Duration,
 }
 
-async fn serve_connection(
-    socket: &mut WebSocket,
-    party: &Party,
-    state: &AppState,
-    outbox: &Outbox,
-) {
+/// Whose connection: the party, and for a guest account the one user it may call.
+#[derive(Clone, Copy)]
+struct Who<'a> {
+    party: &'a Party,
+    guest_of: Option<&'a str>,
+}
+
+async fn serve_connection(socket: &mut WebSocket, who: Who<'_>, state: &AppState, outbox: &Outbox) {
     let idle = Duration::from_millis(state.config.idle_timeout_ms);
     let write = Duration::from_millis(state.config.write_timeout_ms);
     let mut deadline = tokio::time::Instant::now() + idle;
@@ -504,7 +619,7 @@ async fn serve_connection(
                 deadline = tokio::time::Instant::now() + idle;
                 // Boxed: what handling a message awaits (the store, the hub's channel, a reply)
                 // would otherwise sit in every idle session's task (≈ 1 KiB; benchmarks.md).
-                let next = Box::pin(on_incoming(socket, party, state, &mut limits, incoming)).await;
+                let next = Box::pin(on_incoming(socket, who, state, &mut limits, incoming)).await;
                 match next {
                     Next::Read => {}
                     Next::Stop => return,
@@ -540,7 +655,7 @@ async fn serve_connection(
 /// parsed, answered in place (`ping`, errors), stored (contact changes) or handed to the hub.
 async fn on_incoming(
     socket: &mut WebSocket,
-    party: &Party,
+    who: Who<'_>,
     state: &AppState,
     limits: &mut Limits,
     incoming: Incoming,
@@ -569,19 +684,63 @@ async fn on_incoming(
             Ok(env) if env.message == ClientMessage::Ping => {
                 return reply(send(socket, text(&ServerMessage::Pong), limits.write).await);
             }
-            Ok(envelope) => match contact_change(state, party, envelope).await {
-                Ok(event) => {
-                    return if to_hub(state, event).await {
-                        Next::Read
-                    } else {
-                        Next::Close(1001, "server shutting down")
-                    };
-                }
+            Ok(envelope) => match guest_rules(state, who, envelope).await {
+                Ok(envelope) => match contact_change(state, who.party, envelope).await {
+                    Ok(event) => {
+                        return if to_hub(state, event).await {
+                            Next::Read
+                        } else {
+                            Next::Close(1001, "server shutting down")
+                        };
+                    }
+                    Err(e) => e,
+                },
                 Err(e) => e,
             },
         },
     };
     reply(send(socket, text(&ServerMessage::Error(error)), limits.write).await)
+}
+
+/// What guest accounts may do: call their host, nothing else (no contacts, no presence); and
+/// nobody but its host may call or add a guest (a stranger gets `unknown_user`, as for a name
+/// that does not exist).
+async fn guest_rules(
+    state: &AppState,
+    who: Who<'_>,
+    envelope: dyad_proto::ClientEnvelope,
+) -> Result<dyad_proto::ClientEnvelope, ProtoError> {
+    let refuse = |code, message: String| {
+        Err(ProtoError::new(code, message).with_ref(envelope.reference.clone()))
+    };
+    match (&envelope.message, who.guest_of) {
+        (
+            ClientMessage::ContactAdd { .. }
+            | ClientMessage::ContactRemove { .. }
+            | ClientMessage::ContactList,
+            Some(_),
+        ) => refuse(ErrorCode::NotAllowed, "a guest has no contacts".into()),
+        (ClientMessage::Invite { to, .. }, Some(host)) if to != host => refuse(
+            ErrorCode::NotAllowed,
+            format!("a guest can call only {host}"),
+        ),
+        (
+            ClientMessage::Invite { to: name, .. } | ClientMessage::ContactAdd { username: name },
+            None,
+        ) if name.starts_with(GUEST_PREFIX) => {
+            let host = state
+                .store
+                .guest_host(name)
+                .await
+                .map_err(|e| e.to_proto())?;
+            if host.as_deref() == Some(who.party.user.as_str()) {
+                Ok(envelope)
+            } else {
+                refuse(ErrorCode::UnknownUser, "no such user".into())
+            }
+        }
+        _ => Ok(envelope),
+    }
 }
 
 /// The hub event for a message: contact changes are stored here first (the hub never waits for

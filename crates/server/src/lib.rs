@@ -9,6 +9,7 @@ pub mod accept;
 pub mod config;
 pub mod embedded;
 pub mod error;
+pub mod guest;
 pub mod http;
 pub mod hub;
 pub mod router;

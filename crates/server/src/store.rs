@@ -30,6 +30,9 @@ fn refused(code: ErrorCode, message: &str) -> ServerError {
 
 pub use dyad_proto::http::CallRecord;
 
+/// `id, host_id, host, expires_at, used_at, revoked_at` of an invites row.
+type InviteRow = (i64, i64, String, i64, Option<i64>, Option<i64>);
+
 /// `call_id, caller, caller_device, callee, callee_device, answered_at_ms` of a calls row.
 type OpenCallRow = (
     String,
@@ -120,6 +123,27 @@ fn unexpired(expires_at: i64, now_unix: u64) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// 32 random bytes, URL-safe base64: a login token or a guest link.
+fn new_secret() -> Result<String> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| ServerError::Store(format!("random: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+/// Usernames that start with this are guest accounts; nobody can register one.
+pub const GUEST_PREFIX: &str = "guest-";
+
+/// What a WebSocket session needs to know about its user, read with the token check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The username.
+    pub user: String,
+    /// Their contacts, sorted (none for a guest).
+    pub contacts: Vec<String>,
+    /// For a guest account: the one user it can call.
+    pub guest_of: Option<String>,
 }
 
 fn token_hash(token: &str) -> Vec<u8> {
@@ -298,9 +322,7 @@ impl Store {
             .user_id(username)
             .await?
             .ok_or_else(|| refused(ErrorCode::UnknownUser, "no such user"))?;
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).map_err(|e| ServerError::Store(format!("random: {e}")))?;
-        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let token = new_secret()?;
         let expires_at = now_unix.saturating_add(ttl_secs);
         sqlx::query("INSERT INTO tokens (token_hash, user_id, expires_at) VALUES (?, ?, ?)")
             .bind(token_hash(&token))
@@ -327,19 +349,20 @@ impl Store {
 
     /// [`Store::check_token`] and the user's contacts (sorted) in one query: what a new
     /// WebSocket session needs.
-    pub async fn open_session(&self, token: &str, now_unix: u64) -> Result<(String, Vec<String>)> {
+    pub async fn open_session(&self, token: &str, now_unix: u64) -> Result<SessionInfo> {
         // Usernames have no spaces (limits.rs), so a space-separated list is unambiguous.
-        let row: Option<(String, i64, Option<String>)> = sqlx::query_as(
+        let row: Option<(String, i64, Option<String>, Option<String>)> = sqlx::query_as(
             "SELECT u.username, t.expires_at, \
              (SELECT group_concat(c.username, ' ') FROM contacts \
-              JOIN users c ON c.id = contacts.contact_id WHERE contacts.owner_id = u.id) \
+              JOIN users c ON c.id = contacts.contact_id WHERE contacts.owner_id = u.id), \
+             (SELECT h.username FROM users h WHERE h.id = u.guest_of) \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         )
         .bind(lookup_hash(token)?)
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        let (user, expires_at, list) = row.ok_or_else(unknown_token)?;
+        let (user, expires_at, list, guest_of) = row.ok_or_else(unknown_token)?;
         unexpired(expires_at, now_unix)?;
         let mut contacts: Vec<String> = list
             .unwrap_or_default()
@@ -348,7 +371,164 @@ impl Store {
             .map(str::to_string)
             .collect();
         contacts.sort();
-        Ok((user, contacts))
+        Ok(SessionInfo {
+            user,
+            contacts,
+            guest_of,
+        })
+    }
+
+    /// Mints a one-use guest link for `host`, valid `ttl_secs` from `now_unix`: the token and
+    /// its expiry. A guest cannot make links (`not_allowed`).
+    pub async fn create_invite(
+        &self,
+        host: &str,
+        now_unix: u64,
+        ttl_secs: u64,
+    ) -> Result<(String, u64)> {
+        let row: Option<(i64, Option<i64>)> =
+            sqlx::query_as("SELECT id, guest_of FROM users WHERE username = ?")
+                .bind(host)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        let (host_id, guest_of) =
+            row.ok_or_else(|| refused(ErrorCode::UnknownUser, "no such user"))?;
+        if guest_of.is_some() {
+            return Err(refused(
+                ErrorCode::NotAllowed,
+                "a guest cannot make guest links",
+            ));
+        }
+        let token = new_secret()?;
+        let expires_at = now_unix.saturating_add(ttl_secs);
+        sqlx::query(
+            "INSERT INTO invites (token_hash, host_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(token_hash(&token))
+        .bind(host_id)
+        .bind(i64_of(now_unix))
+        .bind(i64_of(expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok((token, expires_at))
+    }
+
+    /// Revokes `host`'s unused link `token`. `not_found` when there is no such link of theirs
+    /// that can still be used.
+    pub async fn revoke_invite(&self, host: &str, token: &str, now_unix: u64) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE invites SET revoked_at = ? WHERE token_hash = ? \
+             AND host_id = (SELECT id FROM users WHERE username = ?) \
+             AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(i64_of(now_unix))
+        .bind(lookup_hash(token)?)
+        .bind(host)
+        .execute(&self.pool)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(refused(ErrorCode::NotFound, "no such guest link"));
+        }
+        Ok(())
+    }
+
+    /// Redeems guest link `token` once: creates the guest account (`guest-` and 8 hex digits,
+    /// no password that can ever match) and a login token for it valid `ttl_secs`. Returns
+    /// (guest, host, token, expires_at). `not_found` for an unknown link, `invite_expired`
+    /// (expired or revoked), `invite_used`.
+    pub async fn redeem_invite(
+        &self,
+        token: &str,
+        now_unix: u64,
+        ttl_secs: u64,
+    ) -> Result<(String, String, String, u64)> {
+        let mut tx = self.pool.begin().await.map_err(db)?;
+        let row: Option<InviteRow> = sqlx::query_as(
+            "SELECT i.id, i.host_id, h.username, i.expires_at, i.used_at, i.revoked_at \
+             FROM invites i JOIN users h ON h.id = i.host_id WHERE i.token_hash = ?",
+        )
+        .bind(lookup_hash(token).map_err(|_| refused(ErrorCode::NotFound, "no such guest link"))?)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db)?;
+        let (id, host_id, host, expires_at, used_at, revoked_at) =
+            row.ok_or_else(|| refused(ErrorCode::NotFound, "no such guest link"))?;
+        if used_at.is_some() {
+            return Err(refused(
+                ErrorCode::InviteUsed,
+                "this guest link was used already",
+            ));
+        }
+        if revoked_at.is_some() || now_unix >= u64_of(expires_at) {
+            return Err(refused(
+                ErrorCode::InviteExpired,
+                "this guest link has expired",
+            ));
+        }
+        let used = sqlx::query("UPDATE invites SET used_at = ? WHERE id = ? AND used_at IS NULL")
+            .bind(i64_of(now_unix))
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+        if used.rows_affected() == 0 {
+            return Err(refused(
+                ErrorCode::InviteUsed,
+                "this guest link was used already",
+            ));
+        }
+        let mut guest = String::new();
+        for _ in 0..8 {
+            let mut raw = [0u8; 4];
+            getrandom::fill(&mut raw).map_err(|e| ServerError::Store(format!("random: {e}")))?;
+            let name = format!("{GUEST_PREFIX}{:08x}", u32::from_le_bytes(raw));
+            // '!' is not a PHC string: verify_password never accepts anything against it.
+            let inserted = sqlx::query(
+                "INSERT OR IGNORE INTO users (username, password_hash, created_at, guest_of) \
+                 VALUES (?, '!guest', ?, ?)",
+            )
+            .bind(&name)
+            .bind(i64_of(now_unix))
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
+            if inserted.rows_affected() == 1 {
+                guest = name;
+                break;
+            }
+        }
+        if guest.is_empty() {
+            return Err(ServerError::Store("no free guest name".into()));
+        }
+        let session = new_secret()?;
+        let session_expires = now_unix.saturating_add(ttl_secs);
+        sqlx::query(
+            "INSERT INTO tokens (token_hash, user_id, expires_at) \
+             VALUES (?, (SELECT id FROM users WHERE username = ?), ?)",
+        )
+        .bind(token_hash(&session))
+        .bind(&guest)
+        .bind(i64_of(session_expires))
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)?;
+        Ok((guest, host, session, session_expires))
+    }
+
+    /// The host of guest account `username`, if it is one.
+    pub async fn guest_host(&self, username: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(
+            "SELECT h.username FROM users u JOIN users h ON h.id = u.guest_of WHERE u.username = ?",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)
     }
 
     /// Logs a token out.

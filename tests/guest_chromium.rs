@@ -1,0 +1,388 @@
+//! A guest joins from a real browser: headless Chromium (Debian's, driven by playwright-core,
+//! `ui/e2e/guest-chromium.mjs`) opens a guest link made with `dyad invite`, rings the host — a
+//! headless `dyad answer` — and both decode the other: the host reads increasing test-pattern
+//! frame numbers from the browser's fake camera (a y4m of our pattern), the page reads ours from
+//! a canvas, and the page hears our 440 Hz tone. Hang-up from either side ends both with the
+//! right reason; the used link and a revoked one are refused.
+//!
+//! Everything (server, host, browser) runs inside a network namespace that has only loopback.
+//! Needs root (`ip netns`), Chromium (`scripts/install-deps.sh`) and the UI's npm packages
+//! (`scripts/build-ui.sh`), as the README's test command has.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use dyad_media::{testpattern, VideoFormat};
+use serde_json::Value;
+
+const DYAD: &str = env!("CARGO_BIN_EXE_dyad");
+const PORT: u16 = 18480;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A namespace with only `lo`, and the processes started in it; all removed on drop.
+struct Lab {
+    ns: String,
+    children: Vec<Child>,
+    dir: PathBuf,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A process's stdout, line by line, on a channel.
+fn lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let out = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+fn until(
+    rx: &mpsc::Receiver<String>,
+    seen: &mut Vec<String>,
+    what: &str,
+    pick: impl Fn(&str) -> bool,
+) -> String {
+    loop {
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => {
+                seen.push(line.clone());
+                if pick(&line) {
+                    return line;
+                }
+            }
+            Err(_) => panic!("no {what}; saw: {seen:#?}"),
+        }
+    }
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        let ns = format!("dyadgc{}{tag}", std::process::id() % 100_000);
+        let dir = std::env::temp_dir().join(&ns);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let lab = Lab {
+            ns,
+            children: Vec::new(),
+            dir,
+        };
+        assert!(Command::new("ip")
+            .args(["netns", "add", &lab.ns])
+            .status()
+            .is_ok_and(|s| s.success()));
+        lab.run(&["ip", "link", "set", "lo", "up"]);
+        lab
+    }
+
+    fn cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns, program]);
+        c
+    }
+
+    fn run(&self, argv: &[&str]) -> String {
+        let out = self.cmd(argv[0]).args(&argv[1..]).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn spawn(&mut self, mut c: Command) -> mpsc::Receiver<String> {
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn");
+        let rx = lines(&mut child);
+        self.children.push(child);
+        rx
+    }
+
+    fn server(&self) -> String {
+        format!("http://127.0.0.1:{PORT}")
+    }
+
+    /// `dyad serve` and the host (`dyad answer` as "hostie", test pattern + 440 Hz tone).
+    fn start(&mut self, host_hangs_up_after: Option<u64>) -> mpsc::Receiver<String> {
+        let mut serve = self.cmd(DYAD);
+        serve.args([
+            "serve",
+            "--memory",
+            "--listen",
+            &format!("127.0.0.1:{PORT}"),
+        ]);
+        let rx = self.spawn(serve);
+        until(&rx, &mut Vec::new(), "dyad serve listening", |l| {
+            l.starts_with("dyad serve: http")
+        });
+        drop(rx);
+        let mut answer = self.cmd(DYAD);
+        answer.args([
+            "answer",
+            "--server",
+            &self.server(),
+            "--user",
+            "hostie",
+            "--password",
+            "host password 1",
+            "--audio",
+            "tone",
+            "--calls",
+            "1",
+        ]);
+        if let Some(s) = host_hangs_up_after {
+            answer.args(["--seconds", &s.to_string()]);
+        }
+        let host = self.spawn(answer);
+        let mut seen = Vec::new();
+        until(&host, &mut seen, "host signed in", |l| {
+            l.contains("waiting for calls")
+        });
+        host
+    }
+
+    fn invite(&self) -> String {
+        let out = self.run(&[
+            DYAD,
+            "invite",
+            "--server",
+            &self.server(),
+            "--user",
+            "hostie",
+            "--password",
+            "host password 1",
+        ]);
+        out.trim().to_string()
+    }
+
+    fn revoke(&self, link: &str) {
+        self.run(&[
+            DYAD,
+            "invite",
+            "--server",
+            &self.server(),
+            "--user",
+            "hostie",
+            "--password",
+            "host password 1",
+            "--revoke",
+            link,
+        ]);
+    }
+
+    /// The browser on `url` (and the `refused` links after the call); its JSON lines.
+    fn browser(
+        &mut self,
+        url: &str,
+        hangup: &str,
+        shot: Option<&Path>,
+        refused: &[String],
+    ) -> mpsc::Receiver<String> {
+        let (y4m, wav) = fake_media(&self.dir);
+        let mut node = self.cmd("node");
+        node.current_dir(repo())
+            .arg("ui/e2e/guest-chromium.mjs")
+            .args(["--url", url, "--hangup", hangup, "--seconds", "5"])
+            .args([
+                "--y4m",
+                &y4m.to_string_lossy(),
+                "--wav",
+                &wav.to_string_lossy(),
+            ]);
+        if let Some(shot) = shot {
+            node.args(["--shot", &shot.to_string_lossy()]);
+        }
+        for r in refused {
+            node.args(["--refused", r]);
+        }
+        self.spawn(node)
+    }
+}
+
+/// Five seconds of our test pattern at 640×480@30 (Chromium loops the file) and five seconds of
+/// a 660 Hz tone, 48 kHz mono.
+fn fake_media(dir: &Path) -> (PathBuf, PathBuf) {
+    let y4m = dir.join("pattern.y4m");
+    let format = VideoFormat {
+        width: 640,
+        height: 480,
+        fps: 30,
+    };
+    let file = std::io::BufWriter::new(std::fs::File::create(&y4m).expect("y4m"));
+    let mut w = dyad_media::y4m::Y4mWriter::new(file, format).expect("y4m header");
+    for n in 0..150 {
+        let frame = testpattern::render(640, 480, n, u64::from(n) * 33_333).expect("frame");
+        w.write_frame(&frame).expect("write frame");
+    }
+    w.finish().expect("finish").flush().expect("flush");
+    let wav = dir.join("tone.wav");
+    let samples: Vec<i16> = (0..48_000 * 5)
+        .map(|i| {
+            (9_000.0 * (2.0 * std::f64::consts::PI * 660.0 * f64::from(i) / 48_000.0).sin()) as i16
+        })
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
+    bytes.extend_from_slice(b"RIFF");
+    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
+    bytes.extend_from_slice(b"WAVEfmt ");
+    bytes.extend_from_slice(&16u32.to_le_bytes());
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
+    bytes.extend_from_slice(&48_000u32.to_le_bytes());
+    bytes.extend_from_slice(&96_000u32.to_le_bytes());
+    bytes.extend_from_slice(&2u16.to_le_bytes());
+    bytes.extend_from_slice(&16u16.to_le_bytes());
+    bytes.extend_from_slice(b"data");
+    bytes.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        bytes.extend_from_slice(&s.to_le_bytes());
+    }
+    std::fs::write(&wav, bytes).expect("wav");
+    (y4m, wav)
+}
+
+/// The frame numbers in the host's statistics lines (`frame #N`).
+fn host_frames(seen: &[String]) -> Vec<u64> {
+    seen.iter()
+        .filter_map(|l| l.split("frame #").nth(1))
+        .filter_map(|r| r.split_whitespace().next())
+        .filter_map(|n| n.parse().ok())
+        .collect()
+}
+
+fn json(line: &str) -> Value {
+    serde_json::from_str(line).unwrap_or(Value::Null)
+}
+
+/// Checks the samples the page took in the call: its decoded frames grow, the markers it read
+/// are ours and increase, and it hears our 440 Hz tone.
+fn page_received_dyad(samples: &[Value]) {
+    assert!(samples.len() >= 4, "{samples:#?}");
+    let decoded: Vec<u64> = samples
+        .iter()
+        .map(|s| s["report"]["framesDecoded"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(
+        decoded.windows(2).all(|w| w[1] > w[0]),
+        "framesDecoded {decoded:?}"
+    );
+    let last = &samples[samples.len() - 1]["report"];
+    let markers: Vec<u64> = last["markers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_u64).collect())
+        .unwrap_or_default();
+    assert!(
+        markers.len() >= 20,
+        "the page read {} of our frame numbers",
+        markers.len()
+    );
+    assert!(markers.windows(2).all(|w| w[1] > w[0]), "{markers:?}");
+    let hz = last["audioPeakHz"].as_f64().unwrap_or(0.0);
+    assert!((hz - 440.0).abs() <= 15.0, "the page heard {hz} Hz");
+    assert!(
+        last["audioPacketsReceived"].as_u64().unwrap_or(0) > 100,
+        "{last}"
+    );
+}
+
+/// The host decoded the browser's camera: increasing frame numbers from our y4m, and audio.
+fn host_received_browser(seen: &[String]) {
+    let frames = host_frames(seen);
+    assert!(frames.len() >= 3, "host stats lines: {seen:#?}");
+    // Chromium loops the 150-frame file: increasing within a loop.
+    let rising = frames.windows(2).filter(|w| w[1] > w[0]).count();
+    assert!(rising + 1 >= frames.len() - 1, "{frames:?}");
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("audio") && !l.contains("audio 0 frames/s")),
+        "no audio from the browser: {seen:#?}"
+    );
+}
+
+#[test]
+fn a_guest_calls_from_chromium_and_hangs_up_and_the_link_is_then_refused() {
+    let mut lab = Lab::new("a");
+    let host = lab.start(None);
+    let link = lab.invite();
+    let revoked = lab.invite();
+    lab.revoke(&revoked);
+    // docs/screenshots/guest-call.png is this picture, copied by hand when the page changes.
+    let shots = std::env::var_os("DYAD_SHOTS")
+        .map_or_else(|| std::env::temp_dir().join("dyad-shots"), PathBuf::from);
+    std::fs::create_dir_all(&shots).expect("screenshot dir");
+    let shot = shots.join("guest-call.png");
+    let page = lab.browser(&link, "guest", Some(&shot), &[link.clone(), revoked]);
+    let (mut host_seen, mut page_seen) = (Vec::new(), Vec::new());
+    until(&host, &mut host_seen, "the call ringing the host", |l| {
+        l.starts_with("call from guest-")
+    });
+    let mut samples = Vec::new();
+    loop {
+        let line = until(&page, &mut page_seen, "page samples", |l| {
+            l.starts_with('{')
+        });
+        let v = json(&line);
+        if v["event"] == "sample" {
+            samples.push(v);
+        } else if v["event"] == "ended" {
+            assert_eq!(v["report"]["endReason"], "user_hangup", "{v}");
+            break;
+        }
+    }
+    page_received_dyad(&samples);
+    until(&host, &mut host_seen, "the host's end of the call", |l| {
+        l.contains("call ended (UserHangup)")
+    });
+    host_received_browser(&host_seen);
+    // The used link and the revoked one are refused, each with its reason.
+    for want in ["invite_used", "invite_expired"] {
+        let v = json(&until(&page, &mut page_seen, "a refused link", |l| {
+            l.contains("\"refused\"")
+        }));
+        assert_eq!(v["report"]["phase"], "error", "{v}");
+        assert_eq!(v["report"]["endReason"], want, "{v}");
+    }
+}
+
+#[test]
+fn the_host_hangs_up_and_the_guest_page_says_so() {
+    let mut lab = Lab::new("b");
+    let host = lab.start(Some(4));
+    let link = lab.invite();
+    let page = lab.browser(&link, "host", None, &[]);
+    let (mut host_seen, mut page_seen) = (Vec::new(), Vec::new());
+    let ended = until(&page, &mut page_seen, "the page's end of the call", |l| {
+        l.contains("\"event\":\"ended\"")
+    });
+    let v = json(&ended);
+    assert_eq!(v["report"]["endReason"], "user_hangup", "{v}");
+    assert_eq!(v["report"]["endedBy"], "hostie", "{v}");
+    assert_eq!(v["text"], "hostie hung up.", "{v}");
+    until(&host, &mut host_seen, "the host's end of the call", |l| {
+        l.contains("call ended (UserHangup)")
+    });
+}
