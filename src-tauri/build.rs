@@ -24,6 +24,8 @@ const COMMANDS: &[&str] = &[
     "frame_stats",
     "call_stats",
     "export_stats",
+    "create_guest_link",
+    "revoke_guest_link",
 ];
 
 fn main() {

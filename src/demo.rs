@@ -282,3 +282,81 @@ pub fn devices() -> Result<()> {
     }
     Ok(())
 }
+
+/// Options of `dyad pattern`.
+#[derive(Args, Debug)]
+pub struct PatternArgs {
+    /// Write this many seconds of the test pattern here (YUV4MPEG2, I420), e.g. for a browser's
+    /// fake camera (`--use-file-for-fake-video-capture`).
+    #[arg(long)]
+    y4m: Option<std::path::PathBuf>,
+    /// Write a sine tone here (WAV, 48 kHz mono 16-bit), e.g. for `--use-file-for-fake-audio-capture`.
+    #[arg(long)]
+    wav: Option<std::path::PathBuf>,
+    /// Length, seconds.
+    #[arg(long, default_value_t = 5)]
+    seconds: u32,
+    /// Frame size, WIDTHxHEIGHT (30 fps).
+    #[arg(long, default_value = "640x480")]
+    size: String,
+    /// The tone's frequency, Hz.
+    #[arg(long, default_value_t = 660.0)]
+    tone: f64,
+}
+
+/// `dyad pattern`: the test pattern (frame numbers in every frame) and a tone as files.
+pub fn pattern(args: &PatternArgs) -> Result<()> {
+    let (w, h) = args
+        .size
+        .split_once('x')
+        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+        .context("--size is WIDTHxHEIGHT")?;
+    if let Some(path) = &args.y4m {
+        let format = VideoFormat {
+            width: w,
+            height: h,
+            fps: 30,
+        };
+        let file =
+            std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+        let mut out = dyad_media::y4m::Y4mWriter::new(std::io::BufWriter::new(file), format)?;
+        for n in 0..args.seconds.saturating_mul(30) {
+            let frame = dyad_media::testpattern::render(w, h, n, u64::from(n) * 33_333)?;
+            out.write_frame(&frame)?;
+        }
+        use std::io::Write;
+        out.finish()?.flush()?;
+        println!(
+            "dyad pattern: {} ({} frames of {w}x{h})",
+            path.display(),
+            args.seconds * 30
+        );
+    }
+    if let Some(path) = &args.wav {
+        let n = 48_000 * args.seconds as usize;
+        let mut bytes = Vec::with_capacity(44 + 2 * n);
+        let data = (2 * n) as u32;
+        bytes.extend_from_slice(b"RIFF");
+        bytes.extend_from_slice(&(36 + data).to_le_bytes());
+        bytes.extend_from_slice(b"WAVEfmt ");
+        // PCM, mono, 48 kHz, 96 000 bytes/s, 2-byte frames, 16 bits.
+        for v in [16u32, 0x0001_0001, 48_000, 96_000, 0x0010_0002] {
+            bytes.extend_from_slice(&v.to_le_bytes());
+        }
+        bytes.extend_from_slice(b"data");
+        bytes.extend_from_slice(&data.to_le_bytes());
+        for i in 0..n {
+            let t = i as f64 / 48_000.0;
+            let s = (9_000.0 * (2.0 * std::f64::consts::PI * args.tone * t).sin()) as i16;
+            bytes.extend_from_slice(&s.to_le_bytes());
+        }
+        std::fs::write(path, bytes).with_context(|| format!("write {}", path.display()))?;
+        println!(
+            "dyad pattern: {} ({} s of {} Hz)",
+            path.display(),
+            args.seconds,
+            args.tone
+        );
+    }
+    Ok(())
+}

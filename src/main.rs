@@ -29,6 +29,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// List cameras and audio devices (with the reason when there are none).
     Devices,
+    /// Write the test pattern as a .y4m and a tone as a .wav (for a browser's fake camera and
+    /// microphone, or any tool that reads files).
+    Pattern(demo::PatternArgs),
     /// Run the signalling server (accounts, presence, calls, TURN credentials; optionally the
     /// embedded STUN/TURN server).
     Serve(serve::ServeArgs),
@@ -58,6 +61,7 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Demo(args) => demo::run(&args),
         Command::Devices => demo::devices(),
+        Command::Pattern(args) => demo::pattern(&args),
         Command::Serve(args) => serve::run(&args),
         Command::Call(args) => call::call(&args),
         Command::Answer(args) => call::answer(&args, false),

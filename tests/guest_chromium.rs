@@ -9,13 +9,12 @@
 //! Needs root (`ip netns`), Chromium (`scripts/install-deps.sh`) and the UI's npm packages
 //! (`scripts/build-ui.sh`), as the README's test command has.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use dyad_media::{testpattern, VideoFormat};
 use serde_json::Value;
 
 const DYAD: &str = env!("CARGO_BIN_EXE_dyad");
@@ -222,46 +221,19 @@ impl Lab {
     }
 }
 
-/// Five seconds of our test pattern at 640×480@30 (Chromium loops the file) and five seconds of
-/// a 660 Hz tone, 48 kHz mono.
+/// Five seconds of our test pattern at 640×480@30 (Chromium loops the file) and of a 660 Hz
+/// tone, made by `dyad pattern`.
 fn fake_media(dir: &Path) -> (PathBuf, PathBuf) {
-    let y4m = dir.join("pattern.y4m");
-    let format = VideoFormat {
-        width: 640,
-        height: 480,
-        fps: 30,
-    };
-    let file = std::io::BufWriter::new(std::fs::File::create(&y4m).expect("y4m"));
-    let mut w = dyad_media::y4m::Y4mWriter::new(file, format).expect("y4m header");
-    for n in 0..150 {
-        let frame = testpattern::render(640, 480, n, u64::from(n) * 33_333).expect("frame");
-        w.write_frame(&frame).expect("write frame");
-    }
-    w.finish().expect("finish").flush().expect("flush");
-    let wav = dir.join("tone.wav");
-    let samples: Vec<i16> = (0..48_000 * 5)
-        .map(|i| {
-            (9_000.0 * (2.0 * std::f64::consts::PI * 660.0 * f64::from(i) / 48_000.0).sin()) as i16
-        })
-        .collect();
-    let data_len = (samples.len() * 2) as u32;
-    let mut bytes = Vec::with_capacity(44 + samples.len() * 2);
-    bytes.extend_from_slice(b"RIFF");
-    bytes.extend_from_slice(&(36 + data_len).to_le_bytes());
-    bytes.extend_from_slice(b"WAVEfmt ");
-    bytes.extend_from_slice(&16u32.to_le_bytes());
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    bytes.extend_from_slice(&1u16.to_le_bytes()); // mono
-    bytes.extend_from_slice(&48_000u32.to_le_bytes());
-    bytes.extend_from_slice(&96_000u32.to_le_bytes());
-    bytes.extend_from_slice(&2u16.to_le_bytes());
-    bytes.extend_from_slice(&16u16.to_le_bytes());
-    bytes.extend_from_slice(b"data");
-    bytes.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        bytes.extend_from_slice(&s.to_le_bytes());
-    }
-    std::fs::write(&wav, bytes).expect("wav");
+    let (y4m, wav) = (dir.join("pattern.y4m"), dir.join("tone.wav"));
+    let ok = Command::new(DYAD)
+        .args(["pattern", "--seconds", "5", "--tone", "660", "--y4m"])
+        .arg(&y4m)
+        .arg("--wav")
+        .arg(&wav)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "dyad pattern failed");
     (y4m, wav)
 }
 

@@ -294,6 +294,20 @@ pub struct DeviceChoice {
     pub speaker: String,
 }
 
+/// A guest link the user made ("Invite by link"): whoever opens it in a browser can call them.
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct GuestLink {
+    /// `https://server/join/<token>`.
+    pub url: String,
+    /// The link's token (what revokes it).
+    pub token: String,
+    /// When it stops working, UNIX seconds.
+    pub expires_at: u64,
+    /// The server listens on loopback (the app's built-in one): the link opens on this
+    /// computer only.
+    pub local_only: bool,
+}
+
 /// One call in the history list.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct HistoryRow {
@@ -398,6 +412,7 @@ pub fn typescript() -> String {
         DeviceList::decl(&cfg),
         DeviceChoice::decl(&cfg),
         HistoryRow::decl(&cfg),
+        GuestLink::decl(&cfg),
         Outcome::decl(&cfg),
         FrameStats::decl(&cfg),
         StreamStats::decl(&cfg),

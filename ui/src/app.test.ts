@@ -52,6 +52,8 @@ beforeEach(() => {
         return state;
       case "call_history":
         return history;
+      case "create_guest_link":
+        return { url: "http://127.0.0.1:4000/join/tok", token: "tok", expires_at: 1_900_000_000, local_only: true };
       case "list_devices":
         return {
           cameras: [{ id: "pattern", label: "Test pattern" }],
@@ -315,5 +317,23 @@ describe("model and frames", () => {
     // Captured 3 ms before the low 48 bits wrapped; now is 2 ms after.
     const nowMs = (2 ** 48 * 7 + 2000) / 1000;
     expect(Math.round(ageUs(2 ** 48 - 3000, nowMs))).toBe(5000);
+  });
+});
+
+describe("invite by link", () => {
+  it("makes a guest link, shows it with its limits, and revokes it", async () => {
+    const { root } = await mount();
+    q(root, "[data-action=invite-link]")!.click();
+    await flush();
+    const url = q(root, "[data-role=guest-url]") as HTMLInputElement;
+    expect(url.value).toBe("http://127.0.0.1:4000/join/tok");
+    const box = q(root, "[data-role=guest-link]")!;
+    expect(box.textContent).toContain("Works once");
+    expect(box.textContent).toContain("opens only here");
+    q(root, "[data-action=revoke-link]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "revoke_guest_link")?.args).toEqual({ token: "tok" });
+    expect(q(root, "[data-role=guest-link]")).toBeNull();
+    expect(q(root, "[data-action=invite-link]")).not.toBeNull();
   });
 });

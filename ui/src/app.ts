@@ -398,6 +398,42 @@ export class App {
         h("input", { id: "new-contact", placeholder: "Add a contact by username", maxlength: "64" }),
         h("button", { type: "submit", class: "btn", "data-action": "add-contact" }, "Add"),
       ),
+      this.guestLinkBox(m),
+    );
+  }
+
+  /** "Invite by link": a one-use link for someone without Dyad, who joins from a browser. */
+  private guestLinkBox(m: Model): HTMLElement {
+    const make = () =>
+      void this.act(async () => {
+        m.guestLink = await api.createGuestLink();
+      });
+    const link = m.guestLink;
+    if (!link) {
+      return h("div", { class: "guest-link" },
+        h("button", { class: "btn", "data-action": "invite-link", onclick: make }, "Invite by link"),
+        h("div", { class: "muted small" }, "For someone without Dyad: they join from a browser."),
+      );
+    }
+    const until = new Date(link.expires_at * 1000).toLocaleString([], { dateStyle: "medium", timeStyle: "short" });
+    const copy = () => void navigator.clipboard?.writeText(link.url).catch(() => undefined);
+    const revoke = () =>
+      void this.act(async () => {
+        await api.revokeGuestLink(link.token);
+        m.guestLink = null;
+      });
+    return h("div", { class: "guest-link", "data-role": "guest-link" },
+      h("div", { class: "section-title" }, "Guest link"),
+      h("input", { readonly: "", value: link.url, "data-role": "guest-url", onfocus: (ev: Event) => (ev.target as HTMLInputElement).select() }),
+      h("div", { class: "row" },
+        h("button", { class: "btn", "data-action": "copy-link", onclick: copy }, "Copy"),
+        h("button", { class: "btn danger", "data-action": "revoke-link", onclick: revoke }, "Revoke"),
+        h("button", { class: "btn", onclick: () => { m.guestLink = null; this.render(); } }, "Done"),
+      ),
+      h("div", { class: "muted small" }, `Works once, until ${until}. Whoever opens it can call you, and only you.`),
+      link.local_only
+        ? h("div", { class: "muted small warn" }, "The built-in server listens on this computer only, so the link opens only here. To invite someone elsewhere, point Settings at a dyad serve they can reach.")
+        : null,
     );
   }
 

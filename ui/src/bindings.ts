@@ -746,6 +746,25 @@ duration_secs: number,
  */
 summary: CallSummary | null, };
 
+export type GuestLink = { 
+/**
+ * `https://server/join/<token>`.
+ */
+url: string, 
+/**
+ * The link's token (what revokes it).
+ */
+token: string, 
+/**
+ * When it stops working, UNIX seconds.
+ */
+expires_at: number, 
+/**
+ * The server listens on loopback (the app's built-in one): the link opens on this
+ * computer only.
+ */
+local_only: boolean, };
+
 export type Outcome = "answered" | "missed" | "declined" | "busy" | "no_answer" | "failed" | "in_progress";
 
 export type FrameStats = { 

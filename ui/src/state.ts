@@ -4,6 +4,7 @@ import type {
   AppStateView,
   CallEnded,
   DeviceList,
+  GuestLink,
   HistoryRow,
   IpcError,
   StatsPoint,
@@ -28,6 +29,8 @@ export interface Model {
   /** Contact picked in the list (the pre-join screen calls them). */
   selected: string | null;
   busy: boolean;
+  /** The guest link made with "Invite by link", until it is revoked or dismissed. */
+  guestLink: GuestLink | null;
 }
 
 export function initialModel(app: AppStateView): Model {
@@ -43,6 +46,7 @@ export function initialModel(app: AppStateView): Model {
     tab: "call",
     selected: app.contacts[0]?.username ?? null,
     busy: false,
+    guestLink: null,
   };
 }
 

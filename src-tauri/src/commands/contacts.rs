@@ -4,6 +4,7 @@ use tauri::State;
 
 use super::CmdResult;
 use crate::core::Core;
+use crate::ipc::GuestLink;
 
 /// Adds `username` to the contact list.
 #[tauri::command]
@@ -15,4 +16,16 @@ pub async fn add_contact(core: State<'_, Core>, username: String) -> CmdResult<(
 #[tauri::command]
 pub async fn remove_contact(core: State<'_, Core>, username: String) -> CmdResult<()> {
     core.remove_contact(&username)
+}
+
+/// Makes a one-use guest link ("Invite by link").
+#[tauri::command]
+pub async fn create_guest_link(core: State<'_, Core>) -> CmdResult<GuestLink> {
+    core.create_guest_link().await
+}
+
+/// Revokes a guest link made here before it is used.
+#[tauri::command]
+pub async fn revoke_guest_link(core: State<'_, Core>, token: String) -> CmdResult<()> {
+    core.revoke_guest_link(&token).await
 }

@@ -30,6 +30,36 @@ impl Core {
     }
 }
 
+impl Core {
+    /// A one-use guest link on the signed-in user's server.
+    pub async fn create_guest_link(&self) -> Result<crate::ipc::GuestLink> {
+        let (server, token) = self.server_and_token()?;
+        let link = signal::create_invite(&server, &token, None).await?;
+        let local_only = server
+            .host()
+            .parse::<std::net::IpAddr>()
+            .map_or(server.host() == "localhost", |ip| ip.is_loopback());
+        Ok(crate::ipc::GuestLink {
+            url: format!("{server}{}", link.path),
+            token: link.token,
+            expires_at: link.expires_at,
+            local_only,
+        })
+    }
+
+    /// Revokes an unused guest link.
+    pub async fn revoke_guest_link(&self, link: &str) -> Result<()> {
+        let (server, token) = self.server_and_token()?;
+        Ok(signal::revoke_invite(&server, &token, link).await?)
+    }
+
+    fn server_and_token(&self) -> Result<(signal::ServerUrl, String)> {
+        let s = self.state();
+        let c = s.client.as_ref().ok_or(AppError::NotSignedIn)?;
+        Ok((c.server.clone(), c.token.clone()))
+    }
+}
+
 pub(super) fn reason_code(r: EndReason) -> String {
     serde_json::to_value(r)
         .ok()
