@@ -40,4 +40,14 @@ ip netns exec "$ns" ip link set lo up
 DYAD_LOSS_PERCENT=$loss timeout --kill-after=10 300 \
   ip netns exec "$ns" xvfb-run -a -s "-screen 0 1280x800x24" \
   node --test --test-reporter=spec ui/e2e/impaired.e2e.mjs
+
+# A guest joins the app by its own link from headless Chromium: again in a namespace of its own
+# with only loopback (the app's built-in server, WebKit and Chromium all inside).
+gns="dyad-e2e-guest-$$"
+ip netns add "$gns"
+trap 'ip netns del "$ns" 2>/dev/null || true; ip netns del "$gns" 2>/dev/null || true' EXIT
+ip netns exec "$gns" ip link set lo up
+timeout --kill-after=10 300 \
+  ip netns exec "$gns" xvfb-run -a -s "-screen 0 1280x800x24" \
+  node --test --test-reporter=spec ui/e2e/guest.e2e.mjs
 echo "e2e screenshots: $DYAD_SHOTS"
