@@ -200,6 +200,18 @@ impl Lab {
         shot: Option<&Path>,
         refused: &[String],
     ) -> mpsc::Receiver<String> {
+        self.browser_with(url, hangup, shot, refused, &[])
+    }
+
+    /// The same with extra driver flags.
+    fn browser_with(
+        &mut self,
+        url: &str,
+        hangup: &str,
+        shot: Option<&Path>,
+        refused: &[String],
+        extra: &[&str],
+    ) -> mpsc::Receiver<String> {
         let (y4m, wav) = fake_media(&self.dir);
         let mut node = self.cmd("node");
         node.current_dir(repo())
@@ -210,7 +222,8 @@ impl Lab {
                 &y4m.to_string_lossy(),
                 "--wav",
                 &wav.to_string_lossy(),
-            ]);
+            ])
+            .args(extra);
         if let Some(shot) = shot {
             node.args(["--shot", &shot.to_string_lossy()]);
         }
@@ -357,4 +370,42 @@ fn the_host_hangs_up_and_the_guest_page_says_so() {
     until(&host, &mut host_seen, "the host's end of the call", |l| {
         l.contains("call ended (UserHangup)")
     });
+}
+
+#[test]
+fn the_page_says_when_the_host_is_offline_or_the_camera_is_blocked() {
+    let mut lab = Lab::new("c");
+    let host = lab.start(None);
+    let blocked = lab.invite();
+    let offline = lab.invite();
+    // A browser that refuses camera and microphone.
+    let mut seen = Vec::new();
+    let page = lab.browser_with(&blocked, "guest", None, &[], &["--deny-media"]);
+    let v = json(&until(&page, &mut seen, "the page's answer", |l| {
+        l.contains("\"event\":\"ended\"")
+    }));
+    assert_eq!(v["report"]["phase"], "error", "{v}");
+    assert!(
+        v["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Camera and microphone are blocked"),
+        "{v}"
+    );
+    // The host goes offline; the guest's call ends at once, and the page says why.
+    drop(host);
+    for c in lab.children.iter_mut().skip(1) {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    lab.children.truncate(1);
+    let page = lab.browser(&offline, "guest", None, &[]);
+    let v = json(&until(&page, &mut seen, "the page's answer", |l| {
+        l.contains("\"event\":\"ended\"")
+    }));
+    assert_eq!(v["report"]["endReason"], "unavailable", "{v}");
+    assert_eq!(
+        v["text"], "hostie is not online right now. Try again later.",
+        "{v}"
+    );
 }

@@ -4,7 +4,10 @@
 // and the fake microphone a wav, so the other side can check what it decodes.
 //
 //   node ui/e2e/guest-chromium.mjs --url URL --y4m F --wav F [--hangup guest|host] [--seconds N]
-//        [--shot PNG] [--refused URL]...
+//        [--shot PNG] [--refused URL]... [--deny-media]
+//
+// --deny-media: the browser refuses camera and microphone (as a user who clicks "Block"); the
+// run then only reports what the page says.
 //
 // Prints one JSON object per line: {"event": "sample", report} while in the call,
 // {"event": "ended", report} at the end, {"event": "refused", url, report} for each --refused.
@@ -24,7 +27,7 @@ const browser = await chromium.launch({
   args: [
     "--no-sandbox",
     "--disable-gpu",
-    "--use-fake-ui-for-media-stream",
+    ...(args.includes("--deny-media") ? ["--deny-permission-prompts"] : ["--use-fake-ui-for-media-stream"]),
     "--use-fake-device-for-media-stream",
     `--use-file-for-fake-video-capture=${opt("y4m")}`,
     `--use-file-for-fake-audio-capture=${opt("wav")}`,
@@ -53,6 +56,11 @@ try {
   await phase(page, ["ready", "error"], 15000);
   await page.getByRole("button", { name: "Join the call" }).click();
   await phase(page, ["in-call", "ended", "error"], 30000);
+  const now = await report(page);
+  if (now.phase !== "in-call") {
+    emit({ event: "ended", report: now, text: await page.locator(".status").textContent() });
+    process.exit(0);
+  }
   const seconds = Number(opt("seconds", "5"));
   for (let i = 0; i < seconds; i++) {
     await page.waitForTimeout(1000);

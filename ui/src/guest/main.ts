@@ -32,6 +32,8 @@ export interface GuestReport {
   audioPeakHz: number | null;
   endReason: string | null;
   endedBy: string | null;
+  /** The host's answer arriving → the first remote video frame shown, ms. */
+  firstFrameMs: number | null;
 }
 
 const el = <K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text = ""): HTMLElementTagNameMap[K] => {
@@ -72,6 +74,7 @@ const report: GuestReport = {
   audioPeakHz: null,
   endReason: null,
   endedBy: null,
+  firstFrameMs: null,
 };
 (window as unknown as { dyadGuest: GuestReport }).dyadGuest = report;
 
@@ -198,6 +201,7 @@ async function call(s: GuestSession) {
   const callId = crypto.randomUUID();
   const send = (m: object) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
   let ended = false;
+  let answeredAt = 0;
   let ping: number | undefined;
   let stats: number | undefined;
   const finish = (reason: string, by: string | null, text: string) => {
@@ -251,6 +255,10 @@ async function call(s: GuestSession) {
         show("ringing", `Ringing ${s.host}…`);
         break;
       case "answer":
+        answeredAt = performance.now();
+        remote.requestVideoFrameCallback?.(() => {
+          report.firstFrameMs = performance.now() - answeredAt;
+        });
         send({ type: "select_answer", call_id: callId, device: m.device });
         await pc.setRemoteDescription({ type: "answer", sdp: m.sdp });
         for (const c of pending.splice(0)) await addCandidate(c);
