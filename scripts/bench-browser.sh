@@ -30,7 +30,7 @@ tick="$(getconf CLK_TCK)"
 cpu() {
   local total=0 p
   for p in $(ip netns pids "$ns"); do
-    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "$1" || continue
+    { tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q -- "$1" || continue
     local t
     t="$(awk '{ s = $0; sub(/^.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$p/stat" 2>/dev/null || echo 0)"
     total=$((total + t))
@@ -77,7 +77,7 @@ while read -r line; do
       if [ -z "${s0:-}" ]; then s0="$(cpu lib/chromium)"; else
         echo "$(per_minute "$s0" "$(cpu lib/chromium)")" >>"$work/cc.cpu"; s0=""; fi ;;
   esac
-done < <(inside node ui/e2e/chromium-self.mjs --y4m "$work/p.y4m" --wav "$work/t.wav" --calls "$calls" \
+done < <(inside node ui/e2e/chromium-self.mjs --origin "$url/healthz" --y4m "$work/p.y4m" --wav "$work/t.wav" --calls "$calls" \
            --seconds "$secs" 2>/dev/null)
 cc_ff="$(median <"$work/cc.ff")"
 cc_cpu="$(median <"$work/cc.cpu")"

@@ -4,7 +4,10 @@
 // Per call: answer applied → first remote video frame (ms, both ways), then `--seconds` of the
 // call so the script can read the browser's CPU time around it.
 //
-//   node ui/e2e/chromium-self.mjs --y4m F --wav F [--calls N] [--seconds S]
+//   node ui/e2e/chromium-self.mjs --origin URL --y4m F --wav F [--calls N] [--seconds S]
+//
+// --origin: any page on a loopback HTTP server (getUserMedia needs a secure context, which
+// http://127.0.0.1 is and about:blank is not).
 //
 // Prints {"event": "call", "firstFrameMs": [a, b]} per call and {"event": "steady", "at": ms}
 // when a call's steady window starts and ends (the script samples CPU between the two).
@@ -36,7 +39,10 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage();
-  await page.setContent("<video id=a autoplay muted playsinline></video><video id=b autoplay muted playsinline></video>");
+  await page.goto(opt("origin"));
+  await page.evaluate(() => {
+    document.body.innerHTML = "<video id=a autoplay muted playsinline></video><video id=b autoplay muted playsinline></video>";
+  });
   for (let i = 0; i < Number(opt("calls", "5")); i++) {
     const first = await page.evaluate(async () => {
       const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
