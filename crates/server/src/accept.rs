@@ -71,6 +71,7 @@ impl Admissions {
 
     /// Admits a connection from `ip`, or `None` when that would pass a limit.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Arc<Admission>> {
+        let ip = source_key(ip);
         let mut counts = self.lock();
         let from_ip = counts.per_address.get(&ip).copied().unwrap_or(0);
         if counts.total >= self.limits.total || from_ip >= self.limits.per_address {
@@ -94,6 +95,21 @@ impl Admissions {
                 counts.per_address.remove(&ip);
             }
         }
+    }
+}
+
+/// Whose budget a connection from `ip` counts against: an IPv6 address by its /64 (a single
+/// host is routinely given a whole /64, so counting each address would give one attacker 2^64
+/// budgets), an IPv4-mapped IPv6 address as its IPv4 address, an IPv4 address as itself.
+pub fn source_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !((1u128 << 64) - 1),
+            )),
+        },
     }
 }
 
@@ -184,4 +200,38 @@ pub async fn serve<L>(
     // Every connection task holds a receiver: `closed` completes when the last one ends. A
     // request still trickling in is not waited for past a few seconds.
     let _ = tokio::time::timeout(Duration::from_secs(5), done_tx.closed()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("address")
+    }
+
+    #[test]
+    fn an_ipv6_64_is_one_source_and_mapped_ipv4_is_its_ipv4() {
+        let a = Admissions::new(AdmissionLimits {
+            total: 100,
+            per_address: 2,
+        });
+        // Two addresses of one /64 share its budget; a third from it is refused.
+        let one = a.admit(ip("2001:db8:1:2::1")).expect("first");
+        let two = a.admit(ip("2001:db8:1:2:ffff::7")).expect("second");
+        assert!(a.admit(ip("2001:db8:1:2:abcd::1")).is_none(), "same /64");
+        // The next /64 has its own.
+        assert!(a.admit(ip("2001:db8:1:3::1")).is_some(), "another /64");
+        // ::ffff:192.0.2.1 is 192.0.2.1.
+        let _v4 = a.admit(ip("192.0.2.1")).expect("v4");
+        let _mapped = a.admit(ip("::ffff:192.0.2.1")).expect("mapped");
+        assert!(
+            a.admit(ip("192.0.2.1")).is_none(),
+            "mapped counted as the v4 address"
+        );
+        // A released connection gives its place back.
+        one.authenticated();
+        assert!(a.admit(ip("2001:db8:1:2::99")).is_some());
+        drop(two);
+    }
 }
