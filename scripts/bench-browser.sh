@@ -42,7 +42,7 @@ per_minute() { awk -v a="$1" -v b="$2" -v s="$secs" 'BEGIN { printf "%.2f", (b -
 
 # 1. Dyad ↔ Chromium.
 url="http://127.0.0.1:18490"
-inside "$dyad" serve --memory --listen 127.0.0.1:18490 >"$work/serve.log" 2>&1 &
+inside "$dyad" serve --memory --listen 127.0.0.1:18490 --auth-attempts-per-min 1000 >"$work/serve.log" 2>&1 &
 sleep 1
 inside "$dyad" answer --server "$url" --user hostie --password "host password 1" --audio tone \
   --calls "$calls" --seconds $((secs + 4)) >"$work/answer.log" 2>&1 &

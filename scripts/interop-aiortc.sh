@@ -12,7 +12,7 @@ peer="tests/peers/aiortc_peer.py"
 work="$(mktemp -d)"
 port=18471
 url="http://127.0.0.1:$port"
-"$dyad" serve --listen "127.0.0.1:$port" --memory >"$work/serve.log" 2>&1 &
+"$dyad" serve --listen "127.0.0.1:$port" --memory --auth-attempts-per-min 1000 >"$work/serve.log" 2>&1 &
 serve=$!
 trap 'kill $serve 2>/dev/null; rm -rf "$work"' EXIT
 sleep 1

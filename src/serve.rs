@@ -47,6 +47,10 @@ pub struct ServeArgs {
     /// both parties to resume it) before it ends, ms.
     #[arg(long, default_value_t = 20_000)]
     reconnect_grace_ms: u64,
+    /// Password attempts (login, register) allowed per minute from one source address and for
+    /// one account, each also the burst (defaults 30 and 10). Raise for load tests only.
+    #[arg(long)]
+    auth_attempts_per_min: Option<f64>,
 }
 
 /// Prints a status line. Failing to print (stdout closed by whoever started us) is not a reason
@@ -160,6 +164,15 @@ async fn serve(args: &ServeArgs) -> Result<()> {
         tls,
         router: dyad_server::router::RouterConfig {
             reconnect_grace_ms: args.reconnect_grace_ms,
+        },
+        throttle: match args.auth_attempts_per_min {
+            Some(n) => dyad_server::throttle::ThrottleConfig {
+                per_address_per_min: n,
+                per_address_burst: n,
+                per_account_per_min: n,
+                per_account_burst: n,
+            },
+            None => dyad_server::throttle::ThrottleConfig::default(),
         },
         ..ServerConfig::default()
     };

@@ -122,6 +122,11 @@ pub struct Admission {
 }
 
 impl Admission {
+    /// Whose budget the connection counts against ([`source_key`] of its peer address).
+    pub fn source(&self) -> IpAddr {
+        self.ip
+    }
+
     /// The connection authenticated (its WebSocket upgrade passed the token check): it no
     /// longer counts against the limits.
     pub fn authenticated(&self) {

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Connections not yet authenticated, in total and per source address.
     pub admission: crate::accept::AdmissionLimits,
+    /// Password attempts (login, register) per source address and per account.
+    pub throttle: crate::throttle::ThrottleConfig,
     /// Call routing timers.
     pub router: RouterConfig,
     /// Where clients find STUN/TURN (`None`: no ICE servers are handed out).
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             write_timeout_ms: 10_000,
             request_timeout_ms: 10_000,
             admission: crate::accept::AdmissionLimits::default(),
+            throttle: crate::throttle::ThrottleConfig::default(),
             router: RouterConfig::default(),
             turn: None,
             tls: None,

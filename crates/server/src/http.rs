@@ -42,6 +42,8 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// Flips to `true` when the server shuts down.
     pub shutdown: watch::Receiver<bool>,
+    /// Password attempts per source and per account.
+    pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -196,8 +198,43 @@ async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-async fn register(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+/// One password attempt: `None` when allowed, else the `rate_limited` answer (429 with
+/// `Retry-After`) because its source or account has tried too often. Checked before any hashing.
+fn throttled(
+    state: &AppState,
+    admission: Option<&Extension<Arc<Admission>>>,
+    account: Option<&str>,
+) -> Option<Response> {
+    let source = admission.map(|Extension(a)| a.source());
+    let verdict = state
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .attempt(source, account, Instant::now());
+    verdict.err().map(|wait| {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let e = ProtoError::new(
+            ErrorCode::RateLimited,
+            format!("too many attempts: try again in {secs} s"),
+        );
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, secs.to_string())],
+            Json(e),
+        )
+            .into_response()
+    })
+}
+
+async fn register(
+    State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let creds = parse_credentials(&read_body(&state, body).await?)?;
+    if let Some(limited) = throttled(&state, admission.as_ref(), None) {
+        return Ok(limited);
+    }
     if creds.username.starts_with(GUEST_PREFIX) {
         return Err(ProtoError::new(
             ErrorCode::InvalidField,
@@ -213,13 +250,20 @@ async fn register(State(state): State<AppState>, body: Body) -> Result<Response,
     Ok((StatusCode::CREATED, Json(session)).into_response())
 }
 
-async fn login(State(state): State<AppState>, body: Body) -> Result<Json<Session>, ApiError> {
+async fn login(
+    State(state): State<AppState>,
+    admission: Option<Extension<Arc<Admission>>>,
+    body: Body,
+) -> Result<Response, ApiError> {
     let creds = parse_credentials(&read_body(&state, body).await?)?;
+    if let Some(limited) = throttled(&state, admission.as_ref(), Some(&creds.username)) {
+        return Ok(limited);
+    }
     state
         .store
         .verify_login(&creds.username, &creds.password)
         .await?;
-    Ok(Json(sign_in(&state, creds.username).await?))
+    Ok(Json(sign_in(&state, creds.username).await?).into_response())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

@@ -14,6 +14,7 @@ pub mod http;
 pub mod hub;
 pub mod router;
 pub mod store;
+pub mod throttle;
 pub mod tls;
 pub mod turn;
 
@@ -96,11 +97,15 @@ pub async fn run(
     let timeouts = accept::Timeouts {
         head: Duration::from_millis(config.request_timeout_ms),
     };
+    let throttle = Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
+        config.throttle,
+    )));
     let state = http::AppState {
         store,
         config: Arc::new(config),
         hub: hub_tx,
         next_conn: Arc::new(AtomicU64::new(1)),
+        throttle,
         shutdown: stop_rx.clone(),
     };
     let app = http::app(state);

@@ -96,7 +96,15 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password, never matches").unwrap_or_default())
 }
 
+/// Password hashes computed at once, server-wide: each holds 19 MiB and a core for tens of ms,
+/// so a burst of logins queues here instead of taking every blocking thread and the memory.
+static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    let _permit = HASHING
+        .acquire()
+        .await
+        .map_err(|e| ServerError::Store(format!("hashing queue: {e}")))?;
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ServerError::Store(format!("hashing task: {e}")))

@@ -72,6 +72,43 @@ impl TestServer {
         }
     }
 
+    /// One HTTP/1.1 request; returns (status, the response head, parsed JSON body or Null).
+    pub async fn http_with_head(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &[u8],
+    ) -> (u16, String, Value) {
+        let mut s = TcpStream::connect(self.addr).await.expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(body).await.expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
+            .await
+            .expect("response in time")
+            .expect("read");
+        let text = String::from_utf8_lossy(&raw);
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let status: u16 = head
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .expect("status line");
+        (
+            status,
+            head.to_string(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    }
+
     /// One HTTP/1.1 request; returns (status, parsed JSON body or Null).
     pub async fn http(
         &self,
