@@ -25,9 +25,11 @@ pub struct Account {
     /// Username (created on first use).
     #[arg(long, default_value = "caller")]
     user: String,
-    /// Password. Default: the DYAD_PASSWORD environment variable, else a fixed local one.
-    #[arg(long, env = "DYAD_PASSWORD", default_value = "dyad local password")]
-    password: String,
+    /// Password (or the DYAD_PASSWORD environment variable). Required with --server: the
+    /// account is a real one (created on first use). Without --server the call goes to an
+    /// in-memory server of this process, where a fixed password is used.
+    #[arg(long, env = "DYAD_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
     /// Use TURN relays only.
     #[arg(long)]
     relay_only: bool,
@@ -95,8 +97,18 @@ fn parse_size(s: &str) -> Result<(u32, u32)> {
     Ok((w.parse()?, h.parse()?))
 }
 
+/// The in-memory server of `dyad call` without --server: nothing to protect.
+const EMBEDDED_PASSWORD: &str = "dyad local password";
+
 fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
-    let mut c = ClientConfig::new(server, &a.user, &a.password);
+    let password = match (&a.password, &a.server) {
+        (Some(p), _) => p.as_str(),
+        (None, None) => EMBEDDED_PASSWORD,
+        (None, Some(_)) => bail!(
+            "--password (or DYAD_PASSWORD) is required with --server: the account is a real one"
+        ),
+    };
+    let mut c = ClientConfig::new(server, &a.user, password);
     let (width, height) = parse_size(&a.size)?;
     c.media.format = VideoFormat {
         width,

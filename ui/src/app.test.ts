@@ -337,3 +337,19 @@ describe("invite by link", () => {
     expect(q(root, "[data-action=invite-link]")).not.toBeNull();
   });
 });
+
+describe("sign-in warnings", () => {
+  it("warns before a password goes to a remote server over plain http", async () => {
+    state = snapshot({ session: { state: "signed_out" }, embedded: false, server_url: "http://dyad.example.org:8470" });
+    const { root } = await mount();
+    expect(q(root, "[data-role=plain-http]")?.textContent).toContain("unencrypted");
+  });
+
+  it("says nothing for https or for this computer", async () => {
+    for (const server_url of ["https://dyad.example.org", "http://127.0.0.1:8470"]) {
+      state = snapshot({ session: { state: "signed_out" }, embedded: false, server_url });
+      const { root } = await mount();
+      expect(q(root, "[data-role=plain-http]")).toBeNull();
+    }
+  });
+});

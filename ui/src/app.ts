@@ -24,6 +24,14 @@ export const realVideos: VideoFactory = (app) => ({
 
 const initial = (name: string) => (name[0] ?? "?").toUpperCase();
 
+/** A remote server reached over http:// (not this computer): passwords would travel in clear. */
+function plainHttp(m: Model): boolean {
+  const u = m.app.server_url ?? "";
+  if (m.app.embedded || !u.startsWith("http://")) return false;
+  const host = u.slice("http://".length).split(/[/:]/)[0];
+  return !["127.0.0.1", "localhost", "[", "::1"].includes(host) && !host.startsWith("127.");
+}
+
 export class App {
   model: Model | null = null;
   readonly stats: StatsScreen;
@@ -326,6 +334,9 @@ export class App {
           h("button", { type: "submit", class: "btn", "data-action": "register", onclick: () => (register = true) }, "Create account"),
         ),
         h("p", { class: "muted small" }, "Server: ", h("b", {}, where)),
+        plainHttp(m)
+          ? h("p", { class: "small warn", "data-role": "plain-http" }, "This server is reached over plain HTTP: your password and your calls' signalling travel unencrypted, readable by anyone on the way. Ask for its https:// address.")
+          : null,
         this.serverForm(m),
       ),
     );

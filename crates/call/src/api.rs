@@ -98,6 +98,15 @@ pub enum CallEvent {
     SignallingLost,
     /// The signalling connection is back.
     SignallingRestored,
+    /// The server no longer accepts our token and we cannot sign in again: the client has no
+    /// password (it was started with a token only, as the desktop app does) or the password was
+    /// refused. Final: the client stops reconnecting until it is started anew.
+    SessionExpired {
+        /// `token_expired` or `unauthorized` (or the login's error code).
+        code: String,
+        /// For people.
+        message: String,
+    },
     /// The contact list.
     Contacts(Vec<Contact>),
     /// A contact's presence changed.

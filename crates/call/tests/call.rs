@@ -479,3 +479,71 @@ async fn a_tone_arrives_at_its_frequency_and_level() {
     alice.h.hangup().expect("hangup");
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
+    let dir = std::env::temp_dir().join(format!("dyad-expired-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join("dyad.db");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = ServerConfig {
+        token_ttl_secs: 2,
+        ..ServerConfig::default()
+    };
+    let run = |listener: tokio::net::TcpListener, stop: oneshot::Receiver<()>| {
+        let (db, config) = (db.clone(), config.clone());
+        tokio::spawn(async move {
+            let store = Store::open(&db).await.expect("store");
+            dyad_server::run(listener, store, config, async {
+                let _ = stop.await;
+            })
+            .await
+            .expect("server");
+        })
+    };
+    let (stop1, stopped1) = oneshot::channel();
+    let first = run(listener, stopped1);
+    let url = ServerUrl::parse(&format!("http://{addr}")).expect("url");
+    let session = dyad_call::signal::register(&url, "alice", "password of alice")
+        .await
+        .expect("register");
+    // As the desktop app starts it: the stored token, no password.
+    let mut cfg = ClientConfig::new(url, "alice", "");
+    cfg.token = Some(session.token);
+    cfg.register = false;
+    let mut alice = client(cfg).await;
+    let _ = stop1.send(());
+    first.await.expect("first server stopped");
+    alice
+        .wait("signalling lost", |e| {
+            matches!(e, CallEvent::SignallingLost).then_some(())
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    let (_stop2, stopped2) = oneshot::channel();
+    run(listener, stopped2);
+    let code = alice
+        .wait("session expired", |e| match e {
+            CallEvent::SessionExpired { code, .. } => Some(code.clone()),
+            CallEvent::SignallingRestored => panic!("an expired token was accepted"),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, "token_expired");
+    // Final: no more attempts (each would be an error event, and a login the server counts).
+    let more = tokio::time::timeout(Duration::from_secs(4), alice.ev.recv()).await;
+    assert!(
+        !matches!(
+            more,
+            Ok(Some(
+                CallEvent::Error { .. } | CallEvent::SessionExpired { .. }
+            ))
+        ),
+        "{more:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -18,6 +18,11 @@ impl Core {
                 self.emit_session();
                 self.emit(UiEvent::Connection { online: true });
             }
+            CallEvent::SessionExpired { code, message } => {
+                tracing::info!(%code, %message, "session expired");
+                let me = self.clone();
+                tauri::async_runtime::spawn(async move { me.session_expired().await });
+            }
             CallEvent::SignallingLost | CallEvent::SignallingRestored => {
                 let online = matches!(ev, CallEvent::SignallingRestored);
                 self.state().online = online;

@@ -149,6 +149,37 @@ impl Core {
         Ok(())
     }
 
+    /// The server stopped accepting our token and there is no password to sign in again with:
+    /// forget the token and go back to the sign-in screen with the reason (not "Reconnecting…"
+    /// for ever).
+    pub(super) async fn session_expired(&self) {
+        let _guard = self.0.session_lock.lock().await;
+        let client = self.state().client.take();
+        if let Some(c) = client {
+            c.handle.shutdown().await;
+            if let Err(e) = self.0.tokens.remove(&c.server.to_string(), &c.username) {
+                tracing::warn!(error = %e, "stored token not removed");
+            }
+        }
+        {
+            let mut s = self.state();
+            s.session = SessionView::SignedOut;
+            s.contacts.clear();
+            s.call = None;
+            s.online = false;
+        }
+        self.emit_session();
+        self.emit(UiEvent::Contacts {
+            contacts: Vec::new(),
+        });
+        self.emit(UiEvent::Error {
+            error: IpcError {
+                kind: ErrorKind::SessionExpired,
+                message: "Your session has expired: sign in again.".into(),
+            },
+        });
+    }
+
     /// Points the app at a remote server (`Some(url)`) or back at the embedded one (`None`).
     pub async fn set_server(&self, url: Option<String>) -> Result<()> {
         let url = match url.as_deref().map(str::trim) {

@@ -52,7 +52,12 @@ impl Client {
             Err(CallError::Server { code, message })
                 if code == "unauthorized" || code == "token_expired" =>
             {
-                // The token is gone: sign in again with the password.
+                // The token is gone: sign in again with the password, if we have one.
+                if self.config.password.is_empty() {
+                    self.reconnect_at = None;
+                    self.emit(CallEvent::SessionExpired { code, message });
+                    return;
+                }
                 let (server, user, password) = (
                     &self.config.server,
                     &self.config.username,
@@ -62,6 +67,12 @@ impl Client {
                     Ok(s) => {
                         self.token = s.token;
                         self.reconnect_at = Some(Instant::now());
+                    }
+                    // Asking again would not change the answer (and counts against the
+                    // server's throttle): stop, and say so.
+                    Err(CallError::Server { code, message }) if code == "wrong_credentials" => {
+                        self.reconnect_at = None;
+                        self.emit(CallEvent::SessionExpired { code, message });
                     }
                     Err(_) => {
                         self.emit(CallEvent::Error { code, message });

@@ -1,0 +1,38 @@
+//! The CLI's own rules, run as a user would run it.
+
+use std::process::Command;
+
+/// A real account never gets a password nobody chose: with --server, no --password and no
+/// DYAD_PASSWORD, `dyad answer` and `dyad call` refuse before touching the network.
+#[test]
+fn a_real_server_needs_a_real_password() {
+    for args in [
+        &[
+            "answer",
+            "--server",
+            "http://127.0.0.1:9",
+            "--user",
+            "bobby",
+        ][..],
+        &[
+            "call",
+            "alice",
+            "--server",
+            "http://127.0.0.1:9",
+            "--user",
+            "bobby",
+        ][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
+            .args(args)
+            .env_remove("DYAD_PASSWORD")
+            .output()
+            .expect("run dyad");
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--password (or DYAD_PASSWORD) is required with --server"),
+            "{args:?}: {err}"
+        );
+    }
+}
