@@ -17,6 +17,8 @@ pub struct ServerConfig {
     pub invite_ttl_secs: u64,
     /// How long the account a guest link opens lives (a call's worth, not a month).
     pub guest_ttl_secs: u64,
+    /// How often expired login tokens are deleted.
+    pub purge_interval_secs: u64,
     /// Most simultaneous connections (devices) per user.
     pub max_connections_per_user: usize,
     /// Sustained messages per second allowed on one connection.
@@ -51,6 +53,7 @@ impl Default for ServerConfig {
             token_ttl_secs: 30 * 24 * 3600,
             invite_ttl_secs: 24 * 3600,
             guest_ttl_secs: 4 * 3600,
+            purge_interval_secs: 3600,
             max_connections_per_user: 8,
             rate_per_sec: 50,
             rate_burst: 100,

@@ -44,6 +44,18 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Password attempts per source and per account.
     pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
+    /// Live WebSocket sessions by the SHA-256 of their token: logging the token out closes them.
+    pub live: Arc<std::sync::Mutex<LiveSessions>>,
+}
+
+/// See [`AppState::live`].
+pub type LiveSessions = std::collections::HashMap<Vec<u8>, Vec<Arc<Outbox>>>;
+
+fn live(state: &AppState) -> std::sync::MutexGuard<'_, LiveSessions> {
+    state
+        .live
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl std::fmt::Debug for AppState {
@@ -284,7 +296,13 @@ async fn authenticate(state: &AppState, token: Option<&str>) -> Result<String, A
 async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
     let token = bearer(&headers);
     authenticate(&state, token).await?;
-    state.store.revoke_token(token.unwrap_or_default()).await?;
+    let token = token.unwrap_or_default();
+    state.store.revoke_token(token).await?;
+    // Its live sessions end too (4001): a logged-out token must not keep a device online.
+    let sessions = live(&state).remove(&crate::store::token_hash(token));
+    for outbox in sessions.into_iter().flatten() {
+        outbox.log_out();
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -415,6 +433,8 @@ async fn websocket(
     let token =
         token.ok_or_else(|| ProtoError::new(ErrorCode::Unauthorized, "a token is required"))?;
     let session = state.store.open_session(token, now_unix()).await?;
+    let token_hash = crate::store::token_hash(token);
+    let expires_at = session.expires_at;
     let (user, contacts, guest_of) = (session.user, session.contacts, session.guest_of);
     let device = query
         .device
@@ -441,7 +461,13 @@ async fn websocket(
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES * 4)
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
-        .on_upgrade(move |socket| connection(socket, party, contacts, guest_of, state)))
+        .on_upgrade(move |socket| {
+            let token = TokenInfo {
+                hash: token_hash,
+                expires_at,
+            };
+            connection(socket, party, contacts, guest_of, token, state)
+        }))
 }
 
 /// A token bucket: `rate` per second sustained, `burst` at once. Time is passed in.
@@ -547,11 +573,18 @@ fn violation_code(e: axum::Error) -> Option<u16> {
 
 /// One WebSocket session. `contacts` were loaded with the token check, so a join never makes the
 /// hub wait for the database.
+/// The token a session was opened with.
+struct TokenInfo {
+    hash: Vec<u8>,
+    expires_at: u64,
+}
+
 async fn connection(
     mut socket: WebSocket,
     party: Party,
     contacts: Vec<String>,
     guest_of: Option<String>,
+    token: TokenInfo,
     state: AppState,
 ) {
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -584,11 +617,23 @@ async fn connection(
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
     if send(&mut socket, text(&welcome), write).await {
+        live(&state)
+            .entry(token.hash.clone())
+            .or_default()
+            .push(outbox.clone());
         let who = Who {
             party: &party,
             guest_of: guest_of.as_deref(),
+            expires_at: token.expires_at,
         };
         serve_connection(&mut socket, who, &state, &outbox).await;
+        let mut sessions = live(&state);
+        if let Some(list) = sessions.get_mut(&token.hash) {
+            list.retain(|o| !Arc::ptr_eq(o, &outbox));
+            if list.is_empty() {
+                sessions.remove(&token.hash);
+            }
+        }
     }
     to_hub(&state, HubEvent::Leave { party, conn }).await;
 }
@@ -629,12 +674,21 @@ struct Limits {
 struct Who<'a> {
     party: &'a Party,
     guest_of: Option<&'a str>,
+    /// The session's token expires then (UNIX seconds): the connection closes with 4001.
+    expires_at: u64,
 }
 
 async fn serve_connection(socket: &mut WebSocket, who: Who<'_>, state: &AppState, outbox: &Outbox) {
     let idle = Duration::from_millis(state.config.idle_timeout_ms);
     let write = Duration::from_millis(state.config.write_timeout_ms);
     let mut deadline = tokio::time::Instant::now() + idle;
+    // The token's expiry on this task's clock (one timer for both deadlines).
+    let expiry = tokio::time::Instant::now()
+        + Duration::from_secs(
+            who.expires_at
+                .saturating_sub(now_unix())
+                .min(100 * 365 * 86_400),
+        );
     let mut limits = Limits {
         rate: RateLimit::new(
             state.config.rate_per_sec,
@@ -681,11 +735,20 @@ async fn serve_connection(socket: &mut WebSocket, who: Who<'_>, state: &AppState
                 None if outbox.overflowed() => {
                     return close(socket, 4013, "send queue full: reconnect").await;
                 }
+                // Its token was logged out.
+                None if outbox.logged_out() => {
+                    return close(socket, 4001, "logged out: sign in again").await;
+                }
                 // The hub closed our outbox: this device connected again elsewhere.
                 None => return close(socket, 4009, "replaced by a newer connection").await,
             },
-            () = tokio::time::sleep_until(deadline) => {
-                return close(socket, 4000, "idle timeout").await;
+            () = tokio::time::sleep_until(deadline.min(expiry)) => {
+                if tokio::time::Instant::now() >= expiry {
+                    return close(socket, 4001, "token expired: sign in again").await;
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    return close(socket, 4000, "idle timeout").await;
+                }
             }
             _ = shutdown.changed() => {
                 return close(socket, 1001, "server shutting down").await;

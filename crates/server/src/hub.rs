@@ -45,6 +45,7 @@ struct OutboxState {
     bytes: usize,
     closed: bool,
     overflowed: bool,
+    logged_out: bool,
 }
 
 /// What became of a pushed frame.
@@ -101,6 +102,22 @@ impl Outbox {
     pub fn close(&self) {
         self.lock().closed = true;
         self.ready.notify_one();
+    }
+
+    /// Closes the outbox because its session's token was logged out: the connection closes with
+    /// 4001 once it has sent what is queued.
+    pub fn log_out(&self) {
+        {
+            let mut state = self.lock();
+            state.closed = true;
+            state.logged_out = true;
+        }
+        self.ready.notify_one();
+    }
+
+    /// Whether the outbox was closed by [`Outbox::log_out`].
+    pub fn logged_out(&self) -> bool {
+        self.lock().logged_out
     }
 
     /// Whether the outbox was closed because it overflowed (see [`Pushed::Overflow`]).

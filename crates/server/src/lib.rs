@@ -76,6 +76,23 @@ async fn restore_calls(store: &Store, hub: &mut hub::Hub) -> Result<()> {
     Ok(())
 }
 
+/// Deletes expired login tokens every `every` until `stop` flips (they were never deleted).
+async fn purge_tokens(store: Store, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let now = hub::now_ms() / 1000;
+        match store.purge_expired(now).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("purged {n} expired tokens"),
+            Err(e) => tracing::warn!(error = %e, "purging expired tokens"),
+        }
+    }
+}
+
 /// Serves HTTP and WebSocket (HTTPS/WSS when `config.tls` is set) on `listener` until `shutdown`
 /// completes, then closes every connection and waits (bounded) for pending history rows to be
 /// written.
@@ -100,12 +117,17 @@ pub async fn run(
     let throttle = Arc::new(std::sync::Mutex::new(throttle::Throttle::new(
         config.throttle,
     )));
+    let (store_for_purge, purge_every) = (
+        store.clone(),
+        Duration::from_secs(config.purge_interval_secs.max(1)),
+    );
     let state = http::AppState {
         store,
         config: Arc::new(config),
         hub: hub_tx,
         next_conn: Arc::new(AtomicU64::new(1)),
         throttle,
+        live: Arc::default(),
         shutdown: stop_rx.clone(),
     };
     let app = http::app(state);
@@ -113,6 +135,7 @@ pub async fn run(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    tokio::spawn(purge_tokens(store_for_purge, purge_every, stop_rx.clone()));
     match tls {
         Some(tls) => {
             let listener = tls::TlsListener::new(listener, &tls)?;

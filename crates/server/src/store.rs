@@ -152,9 +152,12 @@ pub struct SessionInfo {
     pub contacts: Vec<String>,
     /// For a guest account: the one user it can call.
     pub guest_of: Option<String>,
+    /// When the token stops working, UNIX seconds (the session is closed then).
+    pub expires_at: u64,
 }
 
-fn token_hash(token: &str) -> Vec<u8> {
+/// The SHA-256 a token is stored and looked up by.
+pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
@@ -383,6 +386,7 @@ impl Store {
             user,
             contacts,
             guest_of,
+            expires_at: u64_of(expires_at),
         })
     }
 
