@@ -44,12 +44,23 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Password attempts per source and per account.
     pub throttle: Arc<std::sync::Mutex<crate::throttle::Throttle>>,
-    /// Live WebSocket sessions by the SHA-256 of their token: logging the token out closes them.
+    /// Live WebSocket sessions (by connection id) and the tag of the token each was opened
+    /// with: logging the token out closes them.
     pub live: Arc<std::sync::Mutex<LiveSessions>>,
 }
 
-/// See [`AppState::live`].
-pub type LiveSessions = std::collections::HashMap<Vec<u8>, Vec<Arc<Outbox>>>;
+/// See [`AppState::live`]. Small on purpose (≈ 40 B a session, every idle session has one): a
+/// logout scans it, and logouts are rare.
+pub type LiveSessions = std::collections::HashMap<u64, (u64, Arc<Outbox>)>;
+
+/// The first 8 bytes of a token's SHA-256: what a live session remembers of its token (two live
+/// tokens share one with probability 2^-64 per pair).
+fn token_tag(token: &str) -> u64 {
+    let hash = crate::store::token_hash(token);
+    let mut tag = [0u8; 8];
+    tag.copy_from_slice(&hash[..8]);
+    u64::from_le_bytes(tag)
+}
 
 fn live(state: &AppState) -> std::sync::MutexGuard<'_, LiveSessions> {
     state
@@ -299,9 +310,11 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Result<Sta
     let token = token.unwrap_or_default();
     state.store.revoke_token(token).await?;
     // Its live sessions end too (4001): a logged-out token must not keep a device online.
-    let sessions = live(&state).remove(&crate::store::token_hash(token));
-    for outbox in sessions.into_iter().flatten() {
-        outbox.log_out();
+    let tag = token_tag(token);
+    for (t, outbox) in live(&state).values() {
+        if *t == tag {
+            outbox.log_out();
+        }
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -433,7 +446,7 @@ async fn websocket(
     let token =
         token.ok_or_else(|| ProtoError::new(ErrorCode::Unauthorized, "a token is required"))?;
     let session = state.store.open_session(token, now_unix()).await?;
-    let token_hash = crate::store::token_hash(token);
+    let tag = token_tag(token);
     let expires_at = session.expires_at;
     let (user, contacts, guest_of) = (session.user, session.contacts, session.guest_of);
     let device = query
@@ -462,10 +475,7 @@ async fn websocket(
         .max_message_size(MAX_MESSAGE_BYTES * 4)
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
         .on_upgrade(move |socket| {
-            let token = TokenInfo {
-                hash: token_hash,
-                expires_at,
-            };
+            let token = TokenInfo { tag, expires_at };
             connection(socket, party, contacts, guest_of, token, state)
         }))
 }
@@ -575,7 +585,7 @@ fn violation_code(e: axum::Error) -> Option<u16> {
 /// hub wait for the database.
 /// The token a session was opened with.
 struct TokenInfo {
-    hash: Vec<u8>,
+    tag: u64,
     expires_at: u64,
 }
 
@@ -617,23 +627,14 @@ async fn connection(
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
     if send(&mut socket, text(&welcome), write).await {
-        live(&state)
-            .entry(token.hash.clone())
-            .or_default()
-            .push(outbox.clone());
+        live(&state).insert(conn, (token.tag, outbox.clone()));
         let who = Who {
             party: &party,
             guest_of: guest_of.as_deref(),
             expires_at: token.expires_at,
         };
         serve_connection(&mut socket, who, &state, &outbox).await;
-        let mut sessions = live(&state);
-        if let Some(list) = sessions.get_mut(&token.hash) {
-            list.retain(|o| !Arc::ptr_eq(o, &outbox));
-            if list.is_empty() {
-                sessions.remove(&token.hash);
-            }
-        }
+        live(&state).remove(&conn);
     }
     to_hub(&state, HubEvent::Leave { party, conn }).await;
 }
