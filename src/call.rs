@@ -241,7 +241,10 @@ async fn call_async(args: &CallArgs) -> Result<()> {
         };
         match ev {
             CallEvent::RemoteRinging { .. } => println!("dyad call: ringing"),
-            CallEvent::Connected { .. } => println!("dyad call: connected"),
+            CallEvent::Connected { verification, .. } => println!(
+                "dyad call: connected; verification code {}",
+                verification.as_deref().unwrap_or("-")
+            ),
             CallEvent::FirstRemoteFrame { after_answer, .. } => println!(
                 "dyad call: first remote frame {:.1} ms after the answer",
                 after_answer.as_secs_f64() * 1000.0
@@ -312,8 +315,11 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
         match ev {
             None => bail!("the call engine stopped"),
             Some(CallEvent::Incoming { from, .. }) => println!("call from {from}"),
-            Some(CallEvent::Connected { .. }) => {
-                println!("connected");
+            Some(CallEvent::Connected { verification, .. }) => {
+                println!(
+                    "connected; verification code {}",
+                    verification.as_deref().unwrap_or("-")
+                );
                 if args.seconds > 0 {
                     hang_up_at =
                         Some(tokio::time::Instant::now() + Duration::from_secs(args.seconds));

@@ -339,10 +339,24 @@ fn a_guest_calls_from_chromium_and_hangs_up_and_the_link_is_then_refused() {
         }
     }
     page_received_dyad(&samples);
+    // Both sides show the same verification code (derived from the DTLS fingerprints each
+    // negotiated: a swapped fingerprint would give two codes).
+    let page_code = samples[samples.len() - 1]["report"]["verification"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(page_code.len(), 7, "{page_code:?}");
+
     until(&host, &mut host_seen, "the host's end of the call", |l| {
         l.contains("call ended (UserHangup)")
     });
     host_received_browser(&host_seen);
+    let host_code = host_seen
+        .iter()
+        .find_map(|l| l.strip_prefix("connected; verification code "))
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(host_code, page_code);
     // The used link and the revoked one are refused, each with its reason.
     for want in ["invite_used", "invite_expired"] {
         let v = json(&until(&page, &mut page_seen, "a refused link", |l| {

@@ -113,6 +113,8 @@ pub struct CallView {
     pub mic_muted: bool,
     /// Our camera is off.
     pub camera_off: bool,
+    /// The verification code to compare with the other person (`123 456`), once connected.
+    pub verification: Option<String>,
 }
 
 /// How a call ended, for the UI.

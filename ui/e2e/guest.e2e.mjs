@@ -53,6 +53,9 @@ test("a guest opens the app's link in Chromium; the app accepts, both see video,
   await waitFor("[data-screen=in-call]");
   // The app decodes the browser's camera (our pattern from the y4m).
   await assertAdvancing("remote");
+  await waitFor("[data-role=verification]");
+  const appCode = await js(`return document.querySelector("[data-role=verification] b").textContent`);
+  assert.match(appCode, /^\d{3} \d{3}$/);
   await shot("guest-call-app");
   await click("[data-action=hang-up]");
   await waitFor("[data-screen=home]");
@@ -61,6 +64,9 @@ test("a guest opens the app's link in Chromium; the app accepts, both see video,
   const ended = lines.find((l) => l.event === "ended");
   assert.equal(ended?.report.endReason, "user_hangup", JSON.stringify(ended));
   assert.equal(ended?.report.endedBy, me);
+  // Both sides showed the same verification code.
+  const pageCode = lines.filter((l) => l.event === "sample").at(-1)?.report.verification;
+  assert.equal(pageCode, appCode);
   // The page decoded the app's video: our pattern, in order.
   const markers = lines.filter((l) => l.event === "sample").at(-1)?.report.markers ?? [];
   assert.ok(markers.length >= 10, `the page read ${markers.length} frame numbers`);

@@ -97,6 +97,7 @@ function call(over: Partial<CallView> = {}): CallView {
     connected_at_ms: null,
     mic_muted: false,
     camera_off: false,
+    verification: null,
     ...over,
   };
 }
@@ -351,5 +352,13 @@ describe("sign-in warnings", () => {
       const { root } = await mount();
       expect(q(root, "[data-role=plain-http]")).toBeNull();
     }
+  });
+});
+
+describe("verification code", () => {
+  it("shows the call's code in the call once connected", async () => {
+    state = snapshot({ call: call({ phase: "connected", connected_at_ms: Date.now(), verification: "218 795" }) });
+    const { root } = await mount();
+    expect(q(root, "[data-role=verification]")?.textContent).toBe("Verification 218 795");
   });
 });

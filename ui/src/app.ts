@@ -612,6 +612,9 @@ export class App {
       h("div", { class: "stage" }, this.videos?.remote.el ?? null),
       h("header", { class: "call-top" },
         h("div", {}, h("div", { class: "name" }, c.peer), h("div", { class: "muted small" }, c.phase === "connected" ? h("span", { "data-role": "timer" }, "0:00") : "Connecting…")),
+        c.verification
+          ? h("div", { class: "verify small", "data-role": "verification", title: "Read these digits to each other. The same code on both sides means nobody sits between you: the call is encrypted end to end between your two devices." }, "Verification ", h("b", {}, c.verification))
+          : null,
         h("div", { class: "grow" }),
         h("span", { class: "quality-reason muted small", "data-role": "quality-reason" }),
         h("button", { class: "quality q-none", "data-role": "quality", "data-action": "stats", "aria-expanded": String(m.statsOpen), "aria-haspopup": "dialog", onclick: () => this.toggleStats(!m.statsOpen) }, "…"),

@@ -65,7 +65,11 @@ mic_muted: boolean,
 /**
  * Our camera is off.
  */
-camera_off: boolean, };
+camera_off: boolean, 
+/**
+ * The verification code to compare with the other person (`123 456`), once connected.
+ */
+verification: string | null, };
 
 export type CallEnded = { 
 /**

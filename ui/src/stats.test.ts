@@ -10,7 +10,7 @@ import { usableLanguage } from "./locale";
 import { point } from "./testdata";
 
 const call = (over: Partial<CallView> = {}): CallView => ({
-  call_id: "c1", peer: "echo", outgoing: true, phase: "connected", connected_at_ms: Date.now(), mic_muted: false, camera_off: false, ...over,
+  call_id: "c1", peer: "echo", outgoing: true, phase: "connected", connected_at_ms: Date.now(), mic_muted: false, camera_off: false, verification: null, ...over,
 });
 
 function appState(): AppStateView {

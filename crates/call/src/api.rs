@@ -144,6 +144,9 @@ pub enum CallEvent {
     Connected {
         /// Call id.
         call_id: String,
+        /// The verification code ([`crate::sas`]): the same on both sides unless someone swapped
+        /// the DTLS fingerprints on the way.
+        verification: Option<String>,
     },
     /// The first remote video frame decoded.
     FirstRemoteFrame {

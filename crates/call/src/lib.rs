@@ -27,6 +27,7 @@ pub mod media;
 pub mod quality;
 pub mod rtc;
 pub mod rtp;
+pub mod sas;
 pub mod session;
 pub mod signal;
 pub mod sim;

@@ -244,6 +244,10 @@ pub struct RtcPeer {
     /// The mid (and m-line index) our candidates belong to: the BUNDLE group's first, from our
     /// local description. webrtc-rs leaves trickled candidates with an empty mid.
     candidate_mid: Arc<std::sync::Mutex<Option<(String, u16)>>>,
+    /// Our SDP and the remote's as negotiated (the DTLS fingerprints in them make the
+    /// verification code).
+    local_sdp: String,
+    remote_sdp: String,
 }
 
 impl std::fmt::Debug for RtcPeer {
@@ -355,6 +359,8 @@ impl RtcPeer {
             tracks_added: false,
             twcc: std::sync::Mutex::new(Recorder::new(0)),
             candidate_mid: Arc::default(),
+            local_sdp: String::new(),
+            remote_sdp: String::new(),
         };
         peer.install_handlers();
         Ok(peer)
@@ -498,6 +504,7 @@ impl RtcPeer {
             .map_err(rtc_err("create offer"))?;
         let sdp = offer.sdp.clone();
         self.note_bundle_mid(&sdp);
+        self.local_sdp.clone_from(&sdp);
         self.pc
             .set_local_description(offer)
             .await
@@ -529,6 +536,8 @@ impl RtcPeer {
             })?;
         let sdp = answer.sdp.clone();
         self.note_bundle_mid(&sdp);
+        self.local_sdp.clone_from(&sdp);
+        offer_sdp.clone_into(&mut self.remote_sdp);
         self.pc
             .set_local_description(answer)
             .await
@@ -550,7 +559,13 @@ impl RtcPeer {
             .map_err(|e| CallError::BadSdp {
                 detail: e.to_string(),
             })?;
+        answer_sdp.clone_into(&mut self.remote_sdp);
         check_negotiated(answer_sdp)
+    }
+
+    /// The verification code of this connection ([`crate::sas`]), once both descriptions are in.
+    pub fn verification_code(&self) -> Option<String> {
+        crate::sas::verification_code(&self.local_sdp, &self.remote_sdp)
     }
 
     /// Remembers the mid our trickled candidates belong to (before gathering starts).

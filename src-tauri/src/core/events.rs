@@ -65,6 +65,7 @@ impl Core {
                     connected_at_ms: None,
                     mic_muted: false,
                     camera_off: false,
+                    verification: None,
                 });
             }
             CallEvent::Incoming { call_id, from } => {
@@ -77,6 +78,7 @@ impl Core {
                     connected_at_ms: None,
                     mic_muted: false,
                     camera_off: false,
+                    verification: None,
                 });
                 let speaker = self.state().settings.devices.speaker.clone();
                 let ringer = devices::Ringer::start(&speaker);
@@ -91,9 +93,10 @@ impl Core {
                 self.stop_preview();
                 self.update_call(|c| c.phase = CallPhase::Connecting);
             }
-            CallEvent::Connected { .. } => self.update_call(|c| {
+            CallEvent::Connected { verification, .. } => self.update_call(|c| {
                 c.phase = CallPhase::Connected;
                 c.connected_at_ms.get_or_insert_with(now_ms);
+                c.verification = verification;
             }),
             CallEvent::FirstRemoteFrame { after_answer, .. } => {
                 tracing::info!(ms = after_answer.as_millis() as u64, "first remote frame");

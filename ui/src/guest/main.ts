@@ -3,6 +3,7 @@
 // getUserMedia, speaking docs/protocol.md over the server's WebSocket. No framework, no CDN.
 import "./guest.css";
 import { bandHeight, readMarker } from "./marker";
+import { verificationCode } from "./sas";
 
 type Phase = "loading" | "ready" | "calling" | "ringing" | "connecting" | "in-call" | "ended" | "error";
 
@@ -34,6 +35,8 @@ export interface GuestReport {
   endedBy: string | null;
   /** The host's answer arriving → the first remote video frame shown, ms. */
   firstFrameMs: number | null;
+  /** The verification code shown (the host's app shows the same one). */
+  verification: string | null;
 }
 
 const el = <K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text = ""): HTMLElementTagNameMap[K] => {
@@ -54,6 +57,7 @@ const mute = el("button", "btn", "Mute");
 const camera = el("button", "btn", "Camera off");
 const hangup = el("button", "btn danger", "Hang up");
 const statsLine = el("p", "stats");
+const verify = el("p", "verify");
 const title = el("h1", "", "Dyad");
 remote.autoplay = true;
 remote.playsInline = true;
@@ -62,7 +66,7 @@ self.playsInline = true;
 self.muted = true;
 stage.append(remote, self);
 controls.append(join, mute, camera, hangup);
-root.append(title, status, stage, controls, statsLine);
+root.append(title, status, verify, stage, controls, statsLine);
 
 const report: GuestReport = {
   phase: "loading",
@@ -75,6 +79,7 @@ const report: GuestReport = {
   endReason: null,
   endedBy: null,
   firstFrameMs: null,
+  verification: null,
 };
 (window as unknown as { dyadGuest: GuestReport }).dyadGuest = report;
 
@@ -233,7 +238,15 @@ async function call(s: GuestSession) {
     });
   };
   pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "connected") show("in-call", `In a call with ${s.host}.`);
+    if (pc.connectionState === "connected") {
+      show("in-call", `In a call with ${s.host}.`);
+      void verificationCode(pc.currentLocalDescription?.sdp ?? "", pc.currentRemoteDescription?.sdp ?? "").then((code) => {
+        report.verification = code;
+        verify.textContent = code
+          ? `Verification code ${code}: read it to ${s.host}. The same code on both sides means nobody sits between you.`
+          : "";
+      });
+    }
     if (pc.connectionState === "failed") {
       send({ type: "hangup", call_id: callId, reason: "ice_failed" });
       finish("ice_failed", s.username, endText("ice_failed", null, s.host, s.username));

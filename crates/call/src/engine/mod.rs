@@ -447,8 +447,13 @@ impl Client {
                 if let Err(e) = self.start_media().await {
                     return failed(self, &e, Input::MediaFailed);
                 }
-                let call_id = self.call.as_ref()?.m.call_id.clone();
-                self.emit(CallEvent::Connected { call_id });
+                let call = self.call.as_ref()?;
+                let call_id = call.m.call_id.clone();
+                let verification = call.peer.as_ref().and_then(|p| p.verification_code());
+                self.emit(CallEvent::Connected {
+                    call_id,
+                    verification,
+                });
                 None
             }
             Action::End(_) => {
