@@ -447,8 +447,19 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             let mut kbit = Vec::new();
             let mut target = Vec::new();
             for i in 0..args.calls {
+                // Tokens minted from the store: no password logins (which the server throttles).
+                let tokens = (
+                    server.local_token("caller", now_unix()).await?,
+                    server.local_token("callee", now_unix()).await?,
+                );
                 let mk = |name: &str| {
-                    let mut c = ClientConfig::new(url.clone(), name, "bench password 1");
+                    let mut c = ClientConfig::new(url.clone(), name, "");
+                    c.token = Some(if name == "caller" {
+                        tokens.0.clone()
+                    } else {
+                        tokens.1.clone()
+                    });
+                    c.register = false;
                     c.media.format = VideoFormat {
                         width: w,
                         height: h,

@@ -34,6 +34,9 @@ fn start_on(db: &std::path::Path, listen: &str, args: &[&str]) -> Serve {
     let mut child = Command::new(env!("CARGO_BIN_EXE_dyad"))
         .args(["serve", "--listen", listen, "--db"])
         .arg(db)
+        // These tests register and log in thousands of accounts from one address as fast as
+        // they can: past the password-attempt throttle.
+        .args(["--auth-attempts-per-min", "1000000"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
