@@ -533,7 +533,8 @@ async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
             _ => None,
         })
         .await;
-    assert_eq!(code, "token_expired");
+    // `token_expired`, or `unauthorized` once the restarted server's purge has deleted it.
+    assert!(code == "token_expired" || code == "unauthorized", "{code}");
     // Final: no more attempts (each would be an error event, and a login the server counts).
     let more = tokio::time::timeout(Duration::from_secs(4), alice.ev.recv()).await;
     assert!(
