@@ -11,7 +11,7 @@
 //
 // Prints {"event": "call", "firstFrameMs": [a, b]} per call and {"event": "steady", "at": ms}
 // when a call's steady window starts and ends (the script samples CPU between the two).
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -20,23 +20,7 @@ const opt = (name, fallback) => {
 };
 const emit = (o) => console.log(JSON.stringify(o));
 
-const browser = await chromium.launch({
-  executablePath: process.env.DYAD_CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--use-fake-ui-for-media-stream",
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-video-capture=${opt("y4m")}`,
-    `--use-file-for-fake-audio-capture=${opt("wav")}`,
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-  ],
-});
+const browser = await launch({ y4m: opt("y4m"), wav: opt("wav") });
 try {
   const page = await browser.newPage();
   await page.goto(opt("origin"));

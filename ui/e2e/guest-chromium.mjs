@@ -11,7 +11,7 @@
 //
 // Prints one JSON object per line: {"event": "sample", report} while in the call,
 // {"event": "ended", report} at the end, {"event": "refused", url, report} for each --refused.
-import { chromium } from "playwright-core";
+import { launch } from "./chromium.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, fallback) => {
@@ -21,23 +21,7 @@ const opt = (name, fallback) => {
 const all = (name) => args.flatMap((a, i) => (a === `--${name}` ? [args[i + 1]] : []));
 const emit = (o) => console.log(JSON.stringify(o));
 
-const browser = await chromium.launch({
-  executablePath: process.env.DYAD_CHROMIUM ?? "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox",
-    "--disable-gpu",
-    ...(args.includes("--deny-media") ? ["--deny-permission-prompts"] : ["--use-fake-ui-for-media-stream"]),
-    "--use-fake-device-for-media-stream",
-    `--use-file-for-fake-video-capture=${opt("y4m")}`,
-    `--use-file-for-fake-audio-capture=${opt("wav")}`,
-    "--allow-loopback-in-peer-connection",
-    "--autoplay-policy=no-user-gesture-required",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-  ],
-});
+const browser = await launch({ y4m: opt("y4m"), wav: opt("wav"), deny: args.includes("--deny-media") });
 const report = (page) => page.evaluate(() => ({ ...window.dyadGuest, markers: [...window.dyadGuest.markers] }));
 const phase = async (page, want, ms) => {
   try {

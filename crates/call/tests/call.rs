@@ -12,8 +12,6 @@ use dyad_media::read_marker;
 use dyad_proto::EndReason;
 use dyad_server::config::ServerConfig;
 use dyad_server::turn::{EmbeddedTurnConfig, TurnConfig};
-use dyad_server::Store;
-use tokio::sync::oneshot;
 
 mod common;
 use common::*;
@@ -364,26 +362,9 @@ async fn camera_off_shows_black_not_a_frozen_frame_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_reconnects_when_the_server_comes_back() {
-    let dir = std::env::temp_dir().join(format!("dyad-reconnect-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let db = dir.join("dyad.db");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let run = |listener: tokio::net::TcpListener, stop: oneshot::Receiver<()>| {
-        let db = db.clone();
-        tokio::spawn(async move {
-            let store = Store::open(&db).await.expect("store");
-            dyad_server::run(listener, store, ServerConfig::default(), async {
-                let _ = stop.await;
-            })
-            .await
-            .expect("server");
-        })
-    };
-    let (stop1, stopped1) = oneshot::channel();
-    let first = run(listener, stopped1);
+    let srv = Restartable::new("reconnect", ServerConfig::default()).await;
+    let (addr, dir) = (srv.addr, srv.dir.clone());
+    let (stop1, first) = srv.start().await;
     let url = ServerUrl::parse(&format!("http://{addr}")).expect("url");
     let mut alice = client(ClientConfig::new(url.clone(), "alice", "password of alice")).await;
     let _ = stop1.send(());
@@ -394,9 +375,7 @@ async fn the_client_reconnects_when_the_server_comes_back() {
         })
         .await;
     // Same address, same database: the token still holds.
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
-    let (_stop2, stopped2) = oneshot::channel();
-    run(listener, stopped2);
+    let (_stop2, _second) = srv.start().await;
     alice
         .wait("signalling back", |e| {
             matches!(e, CallEvent::SignallingRestored).then_some(())
@@ -482,30 +461,13 @@ async fn a_tone_arrives_at_its_frequency_and_level() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
-    let dir = std::env::temp_dir().join(format!("dyad-expired-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let db = dir.join("dyad.db");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
     let config = ServerConfig {
         token_ttl_secs: 2,
         ..ServerConfig::default()
     };
-    let run = |listener: tokio::net::TcpListener, stop: oneshot::Receiver<()>| {
-        let (db, config) = (db.clone(), config.clone());
-        tokio::spawn(async move {
-            let store = Store::open(&db).await.expect("store");
-            dyad_server::run(listener, store, config, async {
-                let _ = stop.await;
-            })
-            .await
-            .expect("server");
-        })
-    };
-    let (stop1, stopped1) = oneshot::channel();
-    let first = run(listener, stopped1);
+    let srv = Restartable::new("expired", config).await;
+    let (addr, dir) = (srv.addr, srv.dir.clone());
+    let (stop1, first) = srv.start().await;
     let url = ServerUrl::parse(&format!("http://{addr}")).expect("url");
     let session = dyad_call::signal::register(&url, "alice", "password of alice")
         .await
@@ -523,9 +485,7 @@ async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
         })
         .await;
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
-    let (_stop2, stopped2) = oneshot::channel();
-    run(listener, stopped2);
+    let (_stop2, _second) = srv.start().await;
     let code = alice
         .wait("session expired", |e| match e {
             CallEvent::SessionExpired { code, .. } => Some(code.clone()),

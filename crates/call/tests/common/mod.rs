@@ -183,3 +183,52 @@ pub fn tone_of(samples: &[i16]) -> Option<(f64, f64)> {
     let rms = (last.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / last.len() as f64).sqrt();
     Some((crossings as f64 / 2.0, 20.0 * (rms / 32768.0).log10()))
 }
+
+/// A server over a database file that can be stopped and started again on the same address.
+pub struct Restartable {
+    pub addr: std::net::SocketAddr,
+    pub dir: std::path::PathBuf,
+    config: ServerConfig,
+    /// The first start's listener, bound when the address was picked (nobody can take it).
+    first: std::sync::Mutex<Option<tokio::net::TcpListener>>,
+}
+
+impl Restartable {
+    /// Picks the address and the database file (in a fresh directory named after `tag`).
+    pub async fn new(tag: &str, config: ServerConfig) -> Restartable {
+        let dir = std::env::temp_dir().join(format!("dyad-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let probe = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = probe.local_addr().expect("addr");
+        Restartable {
+            addr,
+            dir,
+            config,
+            first: std::sync::Mutex::new(Some(probe)),
+        }
+    }
+
+    /// Starts it (again): the sender stops it, the handle ends when it has.
+    pub async fn start(&self) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let first = self.first.lock().expect("lock").take();
+        let listener = match first {
+            Some(l) => l,
+            None => tokio::net::TcpListener::bind(self.addr)
+                .await
+                .expect("rebind"),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let (db, config) = (self.dir.join("dyad.db"), self.config.clone());
+        let task = tokio::spawn(async move {
+            let store = Store::open(&db).await.expect("store");
+            dyad_server::run(listener, store, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server");
+        });
+        (stop, task)
+    }
+}

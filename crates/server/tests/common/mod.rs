@@ -117,29 +117,8 @@ impl TestServer {
         token: Option<&str>,
         body: &[u8],
     ) -> (u16, Value) {
-        let mut s = TcpStream::connect(self.addr).await.expect("connect");
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n",
-            body.len()
-        );
-        s.write_all(head.as_bytes()).await.expect("write");
-        s.write_all(body).await.expect("write");
-        let mut raw = Vec::new();
-        tokio::time::timeout(WAIT, s.read_to_end(&mut raw))
-            .await
-            .expect("response in time")
-            .expect("read");
-        let text = String::from_utf8_lossy(&raw);
-        let status: u16 = text
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .expect("status line");
-        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-        (status, serde_json::from_str(body).unwrap_or(Value::Null))
+        let (status, _, body) = self.http_with_head(method, path, token, body).await;
+        (status, body)
     }
 
     /// Registers a user and returns their token.
