@@ -294,8 +294,20 @@ fn page_received_dyad(samples: &[Value]) {
     );
 }
 
-/// The host decoded the browser's camera: increasing frame numbers from our y4m, and audio.
+/// The host decoded the browser's camera: increasing frame numbers from our y4m, and audio;
+/// and no "latency" from the file's own capture times (another clock).
 fn host_received_browser(seen: &[String]) {
+    for l in seen {
+        let age = l
+            .split("capture→decoded ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok());
+        assert!(
+            age.is_none_or(|ms| ms < 10_000.0),
+            "a latency from another clock: {l}"
+        );
+    }
     let frames = host_frames(seen);
     assert!(frames.len() >= 3, "host stats lines: {seen:#?}");
     // Chromium loops the 150-frame file: increasing within a loop.
@@ -421,5 +433,147 @@ fn the_page_says_when_the_host_is_offline_or_the_camera_is_blocked() {
     assert_eq!(
         v["text"], "hostie is not online right now. Try again later.",
         "{v}"
+    );
+}
+
+#[test]
+fn the_call_with_a_browser_survives_six_seconds_without_udp() {
+    // Under Dyad's failed timeout (3 s disconnected + 8 s) both ends ride it out on the same
+    // candidate pair: the pictures freeze, the host's statistics say so, and both come back.
+    outage("d", 6, false);
+}
+
+#[test]
+#[ignore = "known bug (issue 18 note): past the failed timeout Dyad offers an ICE restart, \
+            Chromium accepts and answers it, but ICE never connects again and the call ends \
+            ice_failed"]
+fn the_call_with_a_browser_survives_fifteen_seconds_without_udp_by_an_ice_restart() {
+    // Past Dyad's failed timeout, Dyad offers an ICE restart (negotiate) to Chromium: the SDP
+    // Dyad writes as an offer must be one libwebrtc accepts, the page must answer it, and the
+    // new checks must connect once UDP is back.
+    outage("e", 15, true);
+}
+
+/// A guest call in which all UDP is dropped for `seconds` once it runs.
+fn outage(tag: &str, seconds: usize, restart: bool) {
+    let mut lab = Lab::new(tag);
+    let host = lab.start(Some(seconds as u64 + 27));
+    let link = lab.invite();
+    let mut node = lab.cmd("node");
+    let (y4m, wav) = fake_media(&lab.dir);
+    node.current_dir(repo())
+        .arg("ui/e2e/guest-chromium.mjs")
+        .args(["--url", &link, "--hangup", "host"])
+        .args(["--seconds", &(seconds + 17).to_string()])
+        .args([
+            "--y4m",
+            &y4m.to_string_lossy(),
+            "--wav",
+            &wav.to_string_lossy(),
+        ]);
+    let page = lab.spawn(node);
+    let (mut host_seen, mut page_seen) = (Vec::new(), Vec::new());
+    // How many distinct frame numbers the page has read off the picture so far (ten reads a
+    // second: it grows while the video moves and stops while it is frozen). framesDecoded is
+    // no measure here: after the outage Chromium NACKs the missing packets, we resend what is
+    // still buffered and it decodes that backlog in a burst.
+    let shown = |page_seen: &mut Vec<String>| {
+        let v = json(&until(&page, page_seen, "a sample", |l| {
+            l.contains("\"event\":\"sample\"")
+        }));
+        let markers: Vec<u64> = v["report"]["markers"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_u64).collect())
+            .unwrap_or_default();
+        (markers, v)
+    };
+    for _ in 0..3 {
+        shown(&mut page_seen);
+    }
+    let block = |on: bool| {
+        if on {
+            lab.run(&["nft", "add", "table", "inet", "dyadblock"]);
+            lab.run(&[
+                "nft",
+                "add",
+                "chain",
+                "inet",
+                "dyadblock",
+                "in",
+                "{ type filter hook input priority 0; }",
+            ]);
+            lab.run(&[
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "dyadblock",
+                "in",
+                "meta",
+                "l4proto",
+                "udp",
+                "drop",
+            ]);
+        } else {
+            lab.run(&["nft", "delete", "table", "inet", "dyadblock"]);
+        }
+    };
+    block(true);
+    let at_block = shown(&mut page_seen).0.len();
+    for _ in 1..seconds {
+        shown(&mut page_seen);
+    }
+    let before_unblock = shown(&mut page_seen).0.len();
+    block(false);
+    assert!(
+        before_unblock <= at_block + 3,
+        "the picture moved without UDP: {at_block} → {before_unblock} frames read"
+    );
+    let mut last = (Vec::new(), json("null"));
+    for _ in 0..6 {
+        last = shown(&mut page_seen);
+    }
+    let (markers, v) = last;
+    host_seen.extend(host.try_iter());
+    assert!(
+        markers.len() >= before_unblock + 20,
+        "the picture did not come back: {before_unblock} → {} frames read; page {v}; host {host_seen:#?}",
+        markers.len()
+    );
+    assert!(markers.windows(2).all(|w| w[1] > w[0]), "{markers:?}");
+    assert_eq!(v["report"]["phase"], "in-call", "{v}");
+    // Chromium took Dyad's ICE-restart offer and answered it (when the outage needed one).
+    let restarts = v["report"]["renegotiations"].as_u64().unwrap_or(0);
+    assert_eq!(
+        restarts >= 1,
+        restart,
+        "restart offers answered: {restarts}: {v}"
+    );
+    // The host saw the outage, restarted ICE, and decoded the browser again in the same call.
+    let ended = until(&host, &mut host_seen, "the host's end of the call", |l| {
+        l.contains("call ended")
+    });
+    assert!(ended.contains("UserHangup"), "{ended}: {host_seen:#?}");
+    assert!(
+        host_seen.iter().any(|l| l.contains("arrives at 0 fps")),
+        "the outage was not reported: {host_seen:#?}"
+    );
+    // The receive figure of each statistics line: `| recv 640x480 30.0 fps …`.
+    let recv_fps = |l: &String| {
+        l.split("| recv ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().nth(1))
+            .and_then(|f| f.parse::<f64>().ok())
+    };
+    let moving_after = host_seen
+        .iter()
+        .rev()
+        .take(10)
+        .filter_map(recv_fps)
+        .filter(|&fps| fps >= 20.0)
+        .count();
+    assert!(
+        moving_after >= 5,
+        "the host did not get video back: {host_seen:#?}"
     );
 }

@@ -18,6 +18,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::error::Result;
 
+/// Capture → decoded times above this come from a marker written on another clock (see the
+/// decode thread) and are not latencies.
+pub const MAX_MARKER_AGE: Duration = Duration::from_secs(10);
+
 /// Where our video comes from.
 #[derive(Debug, Clone)]
 pub enum VideoInput {
@@ -540,7 +544,14 @@ pub fn spawn_video_decoder(
                         let decode_time = t0.elapsed();
                         let now_us = clock.now_us();
                         let (marker_frame, latency) = match read_marker(&frame) {
-                            Ok(m) => (Some(m.frame), Some(Duration::from_micros(m.age_us(now_us)))),
+                            // A capture time from another clock (a .y4m made earlier, a browser
+                            // playing our pattern from a file) is no latency: above
+                            // MAX_MARKER_AGE it is not counted.
+                            Ok(m) => (
+                                Some(m.frame),
+                                Some(Duration::from_micros(m.age_us(now_us)))
+                                    .filter(|age| *age <= MAX_MARKER_AGE),
+                            ),
                             Err(_) => (None, None),
                         };
                         let (width, height) = (frame.width(), frame.height());

@@ -37,6 +37,8 @@ export interface GuestReport {
   firstFrameMs: number | null;
   /** The verification code shown (the host's app shows the same one). */
   verification: string | null;
+  /** Offers from the other side (ICE restarts) this page answered. */
+  renegotiations: number;
 }
 
 const el = <K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text = ""): HTMLElementTagNameMap[K] => {
@@ -80,6 +82,7 @@ const report: GuestReport = {
   endedBy: null,
   firstFrameMs: null,
   verification: null,
+  renegotiations: 0,
 };
 (window as unknown as { dyadGuest: GuestReport }).dyadGuest = report;
 
@@ -291,6 +294,7 @@ async function call(s: GuestSession) {
         if (d.type === "offer") {
           await pc.setLocalDescription(await pc.createAnswer());
           send({ type: "negotiate", call_id: callId, description: { type: "answer", sdp: pc.localDescription?.sdp } });
+          report.renegotiations += 1;
         }
         break;
       }
