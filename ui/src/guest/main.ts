@@ -39,6 +39,8 @@ export interface GuestReport {
   verification: string | null;
   /** Offers from the other side (ICE restarts) this page answered. */
   renegotiations: number;
+  /** ICE restarts this page offered. */
+  restarts: number;
 }
 
 const el = <K extends keyof HTMLElementTagNameMap>(tag: K, cls = "", text = ""): HTMLElementTagNameMap[K] => {
@@ -83,6 +85,7 @@ const report: GuestReport = {
   firstFrameMs: null,
   verification: null,
   renegotiations: 0,
+  restarts: 0,
 };
 (window as unknown as { dyadGuest: GuestReport }).dyadGuest = report;
 
@@ -210,6 +213,7 @@ async function call(s: GuestSession) {
   const send = (m: object) => ws.readyState === WebSocket.OPEN && ws.send(JSON.stringify(m));
   let ended = false;
   let answeredAt = 0;
+  let restartTimer: number | undefined;
   let ping: number | undefined;
   let stats: number | undefined;
   const finish = (reason: string, by: string | null, text: string) => {
@@ -219,6 +223,7 @@ async function call(s: GuestSession) {
     report.endedBy = by;
     window.clearInterval(ping);
     window.clearInterval(stats);
+    window.clearTimeout(restartTimer);
     pc.close();
     for (const t of media.getTracks()) t.stop();
     ws.close();
@@ -250,10 +255,23 @@ async function call(s: GuestSession) {
           : "";
       });
     }
-    if (pc.connectionState === "failed") {
-      send({ type: "hangup", call_id: callId, reason: "ice_failed" });
-      finish("ice_failed", s.username, endText("ice_failed", null, s.host, s.username));
+    // The path died: as the caller, offer the ICE restart (docs/protocol.md: the caller offers
+    // at once, the callee only if the caller has not). It must be us: an offer from the other
+    // side would make this browser the controlled ICE agent, and Dyad's stays controlled too
+    // (webrtc-rs keeps its role across restarts), so nobody would nominate. Again every 5 s until
+    // the path is back; the other side ends the call if it never is.
+    window.clearTimeout(restartTimer);
+    if (pc.connectionState === "disconnected" || pc.connectionState === "failed") {
+      restartTimer = window.setTimeout(restartIce, pc.connectionState === "failed" ? 0 : 2000);
     }
+  };
+  const restartIce = async () => {
+    if (ended || pc.connectionState === "connected" || pc.signalingState !== "stable") return;
+    pc.restartIce();
+    await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+    send({ type: "negotiate", call_id: callId, description: { type: "offer", sdp: pc.localDescription?.sdp } });
+    report.restarts += 1;
+    restartTimer = window.setTimeout(restartIce, 5000);
   };
   ws.onmessage = async (ev) => {
     const m = JSON.parse(String(ev.data));
@@ -290,6 +308,8 @@ async function call(s: GuestSession) {
       case "negotiate": {
         // An ICE restart or renegotiation from the other side (or its answer to ours).
         const d = m.description as RTCSessionDescriptionInit;
+        // Glare: with our own offer out, theirs is ignored (docs/protocol.md).
+        if (d.type === "offer" && pc.signalingState === "have-local-offer") break;
         await pc.setRemoteDescription(d);
         if (d.type === "offer") {
           await pc.setLocalDescription(await pc.createAnswer());
