@@ -163,33 +163,21 @@ impl Lab {
         host
     }
 
+    /// `dyad invite` as the host, with `extra` arguments; what it prints.
+    fn dyad_invite(&self, extra: &[&str]) -> String {
+        let server = self.server();
+        let mut argv = vec![DYAD, "invite", "--server", &server, "--user", "hostie"];
+        argv.extend(["--password", "host password 1"]);
+        argv.extend_from_slice(extra);
+        self.run(&argv).trim().to_string()
+    }
+
     fn invite(&self) -> String {
-        let out = self.run(&[
-            DYAD,
-            "invite",
-            "--server",
-            &self.server(),
-            "--user",
-            "hostie",
-            "--password",
-            "host password 1",
-        ]);
-        out.trim().to_string()
+        self.dyad_invite(&[])
     }
 
     fn revoke(&self, link: &str) {
-        self.run(&[
-            DYAD,
-            "invite",
-            "--server",
-            &self.server(),
-            "--user",
-            "hostie",
-            "--password",
-            "host password 1",
-            "--revoke",
-            link,
-        ]);
+        self.dyad_invite(&["--revoke", link]);
     }
 
     /// The browser on `url` (and the `refused` links after the call); its JSON lines.

@@ -177,15 +177,18 @@ fn now_unix() -> u64 {
     crate::hub::now_ms() / 1000
 }
 
+/// A body that did not parse: `malformed_json` for bad JSON, `invalid_field` for a wrong shape.
+fn bad_json(e: serde_json::Error) -> ProtoError {
+    let code = if e.is_syntax() || e.is_eof() {
+        ErrorCode::MalformedJson
+    } else {
+        ErrorCode::InvalidField
+    };
+    ProtoError::new(code, e.to_string())
+}
+
 fn parse_credentials(body: &[u8]) -> Result<Credentials, ApiError> {
-    let creds: Credentials = serde_json::from_slice(body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            ErrorCode::MalformedJson
-        } else {
-            ErrorCode::InvalidField
-        };
-        ProtoError::new(code, e.to_string())
-    })?;
+    let creds: Credentials = serde_json::from_slice(body).map_err(bad_json)?;
     check_username(&creds.username)?;
     check_password(&creds.password)?;
     Ok(creds)
@@ -347,14 +350,7 @@ fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        let code = if e.is_syntax() || e.is_eof() {
-            ErrorCode::MalformedJson
-        } else {
-            ErrorCode::InvalidField
-        };
-        ProtoError::new(code, e.to_string()).into()
-    })
+    serde_json::from_slice(body).map_err(|e| bad_json(e).into())
 }
 
 /// `POST /v1/invites`: a one-use guest link for the signed-in user.

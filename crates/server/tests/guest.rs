@@ -12,6 +12,17 @@ async fn invite(srv: &TestServer, token: &str, body: &str) -> (u16, serde_json::
         .await
 }
 
+/// The next `error` frame `c` gets (skipping others).
+async fn next_error(c: &mut Client) -> dyad_proto::ProtoError {
+    match c
+        .expect("error", |m| matches!(m, ServerMessage::Error(_)))
+        .await
+    {
+        ServerMessage::Error(e) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
 async fn redeem(srv: &TestServer, link: &str) -> (u16, serde_json::Value) {
     let body = format!(r#"{{"invite":"{link}"}}"#);
     srv.http("POST", "/v1/guest", None, body.as_bytes()).await
@@ -49,12 +60,7 @@ async fn a_guest_link_works_once_and_its_guest_can_call_only_the_host() {
     // No contacts, and calling anyone but the host is refused.
     g.send(r#"{"type":"contact_add","username":"carol","ref":"c1"}"#)
         .await;
-    let e = g
-        .expect("error", |m| matches!(m, ServerMessage::Error(_)))
-        .await;
-    let ServerMessage::Error(e) = e else {
-        unreachable!()
-    };
+    let e = next_error(&mut g).await;
     assert_eq!(
         (e.code.as_str(), e.reference.as_deref()),
         ("not_allowed", Some("c1"))
@@ -64,12 +70,7 @@ async fn a_guest_link_works_once_and_its_guest_can_call_only_the_host() {
         SDP.escape_default()
     ))
     .await;
-    let e = g
-        .expect("error", |m| matches!(m, ServerMessage::Error(_)))
-        .await;
-    let ServerMessage::Error(e) = e else {
-        unreachable!()
-    };
+    let e = next_error(&mut g).await;
     assert_eq!(e.code.as_str(), "not_allowed");
     // The host it may call.
     g.send(&format!(
@@ -94,12 +95,7 @@ async fn a_guest_link_works_once_and_its_guest_can_call_only_the_host() {
         r#"{{"type":"contact_add","username":"{name}","ref":"x"}}"#
     ))
     .await;
-    let e = c
-        .expect("error", |m| matches!(m, ServerMessage::Error(_)))
-        .await;
-    let ServerMessage::Error(e) = e else {
-        unreachable!()
-    };
+    let e = next_error(&mut c).await;
     assert_eq!(e.code.as_str(), "unknown_user");
 
     // A guest cannot mint links, and nobody can register a guest name.
