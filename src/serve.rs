@@ -34,6 +34,13 @@ pub struct ServeArgs {
     /// environment variable, else a random secret for this run (fine for the embedded server).
     #[arg(long, env = "DYAD_TURN_SECRET", hide_env_values = true)]
     turn_secret: Option<String>,
+    /// Relay to this internal network too (repeatable, CIDR, e.g. 10.0.0.0/8): by default the
+    /// embedded TURN server refuses loopback, private, link-local and its own addresses as peers.
+    #[arg(long = "turn-allow-peer", value_name = "CIDR")]
+    turn_allow_peers: Vec<ipnet::IpNet>,
+    /// How many TURN allocations one account may hold at once.
+    #[arg(long, default_value_t = dyad_server::turn::DEFAULT_ALLOCATIONS_PER_USER)]
+    turn_allocations_per_user: usize,
     /// Lifetime of TURN credentials, seconds.
     #[arg(long, default_value_t = 3600)]
     turn_ttl: u64,
@@ -109,19 +116,19 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     };
     let turn = match (args.turn_listen, args.turn_urls.is_empty()) {
         (Some(_), false) => bail!("--turn-listen and --turn-url exclude each other"),
-        (Some(listen), true) => Some(TurnConfig::Embedded(EmbeddedTurnConfig {
-            listen,
-            public_ip: args
+        (Some(listen), true) => {
+            let public_ip = args
                 .turn_public_ip
                 .unwrap_or(if listen.ip().is_unspecified() {
                     args.listen.ip()
                 } else {
                     listen.ip()
-                }),
-            realm: "dyad".into(),
-            secret,
-            ttl_secs: args.turn_ttl,
-        })),
+                });
+            let mut cfg = EmbeddedTurnConfig::new(listen, public_ip, secret, args.turn_ttl);
+            cfg.allow_peers = args.turn_allow_peers.clone();
+            cfg.allocations_per_user = args.turn_allocations_per_user;
+            Some(TurnConfig::Embedded(cfg))
+        }
         (None, false) => Some(TurnConfig::External {
             urls: args.turn_urls.clone(),
             secret,

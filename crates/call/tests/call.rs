@@ -141,13 +141,9 @@ fn free_udp_port() -> u16 {
 async fn a_call_through_the_embedded_turn_server_only() {
     let port = free_udp_port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    let turn = EmbeddedTurnConfig {
-        listen,
-        public_ip: listen.ip(),
-        realm: "dyad.test".into(),
-        secret: b"turn test secret".to_vec(),
-        ttl_secs: 600,
-    };
+    // No peer networks allowed: both sides are relayed, so each relay's peer is the other relay
+    // on the server's own address, which the guard allows for live relays only.
+    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"turn test secret".to_vec(), 600);
     let relay = dyad_server::turn::start_embedded_turn(turn.clone())
         .await
         .expect("test");

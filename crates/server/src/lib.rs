@@ -17,6 +17,7 @@ pub mod store;
 pub mod throttle;
 pub mod tls;
 pub mod turn;
+pub mod turn_guard;
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;

@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
 use crate::error::{Result, ServerError};
+use crate::turn_guard::{Guard, GuardedListener, GuardedRelayGenerator, PeerPolicy};
 
 /// Where clients find STUN/TURN, and the shared secret their credentials are made with.
 #[derive(Debug, Clone)]
@@ -45,6 +46,30 @@ pub struct EmbeddedTurnConfig {
     pub secret: Vec<u8>,
     /// How long issued credentials stay valid.
     pub ttl_secs: u64,
+    /// Internal networks relayed to anyway (loopback, private, link-local and the server's own
+    /// addresses are refused as peers otherwise; see [`crate::turn_guard`]).
+    pub allow_peers: Vec<ipnet::IpNet>,
+    /// How many allocations one account may hold at once.
+    pub allocations_per_user: usize,
+}
+
+/// The default allocation quota: a call needs one or two relays per device (one per address
+/// family), and an ICE restart briefly holds the old ones too.
+pub const DEFAULT_ALLOCATIONS_PER_USER: usize = 8;
+
+impl EmbeddedTurnConfig {
+    /// A server on `listen`, advertised at `public_ip`, with the default peer policy and quota.
+    pub fn new(listen: SocketAddr, public_ip: IpAddr, secret: Vec<u8>, ttl_secs: u64) -> Self {
+        EmbeddedTurnConfig {
+            listen,
+            public_ip,
+            realm: "dyad".into(),
+            secret,
+            ttl_secs,
+            allow_peers: Vec::new(),
+            allocations_per_user: DEFAULT_ALLOCATIONS_PER_USER,
+        }
+    }
 }
 
 impl TurnConfig {
@@ -63,7 +88,7 @@ impl TurnConfig {
     }
 }
 
-fn sign(secret: &[u8], rest_username: &str) -> String {
+pub(crate) fn sign(secret: &[u8], rest_username: &str) -> String {
     // HMAC accepts keys of any length, so this cannot fail; an empty MAC would only ever refuse.
     let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(secret) else {
         return String::new();
@@ -205,6 +230,7 @@ impl turn::auth::AuthHandler for RestAuth {
 pub struct EmbeddedTurn {
     server: turn::server::Server,
     local: SocketAddr,
+    guard: Arc<Guard>,
 }
 
 impl std::fmt::Debug for EmbeddedTurn {
@@ -219,6 +245,12 @@ impl EmbeddedTurn {
     /// The UDP address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Datagrams dropped because of their peer address, and Allocate requests refused for the
+    /// quota, so far.
+    pub fn refused(&self) -> (u64, u64) {
+        self.guard.refused()
     }
 
     /// Stops it (allocations are closed).
@@ -246,16 +278,41 @@ pub async fn start_embedded_turn_with_clock(
     } else {
         local.ip()
     };
+    let mut own = vec![config.public_ip];
+    if !local.ip().is_unspecified() {
+        own.push(local.ip());
+    }
+    let guard = Arc::new(Guard::new(
+        PeerPolicy {
+            allow: config.allow_peers.clone(),
+            own,
+        },
+        config.allocations_per_user,
+        config.realm.clone(),
+        config.secret.clone(),
+        now.clone(),
+    ));
+    // The server tells us when an allocation ends, so its account's quota is freed.
+    let (ended_tx, mut ended_rx) =
+        tokio::sync::mpsc::channel::<turn::allocation::AllocationInfo>(1024);
+    let on_end = guard.clone();
+    tokio::spawn(async move {
+        while let Some(info) = ended_rx.recv().await {
+            on_end.allocation_ended(&info.username, info.five_tuple.src_addr);
+        }
+    });
     let server = turn::server::Server::new(turn::server::config::ServerConfig {
         conn_configs: vec![turn::server::config::ConnConfig {
-            conn: Arc::new(socket),
-            relay_addr_generator: Box::new(
-                turn::relay::relay_static::RelayAddressGeneratorStatic {
-                    relay_address: config.public_ip,
-                    address: relay_bind.to_string(),
-                    net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
-                },
-            ),
+            conn: Arc::new(GuardedListener {
+                inner: Arc::new(socket),
+                guard: guard.clone(),
+            }),
+            relay_addr_generator: Box::new(GuardedRelayGenerator {
+                relay_address: config.public_ip,
+                bind: relay_bind,
+                net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
+                guard: guard.clone(),
+            }),
         }],
         realm: config.realm.clone(),
         auth_handler: Arc::new(RestAuth {
@@ -263,11 +320,15 @@ pub async fn start_embedded_turn_with_clock(
             now,
         }),
         channel_bind_timeout: Duration::from_secs(0),
-        alloc_close_notify: None,
+        alloc_close_notify: Some(ended_tx),
     })
     .await
     .map_err(|e| ServerError::Turn(e.to_string()))?;
-    Ok(EmbeddedTurn { server, local })
+    Ok(EmbeddedTurn {
+        server,
+        local,
+        guard,
+    })
 }
 
 #[cfg(test)]
@@ -308,13 +369,12 @@ mod tests {
 
     #[test]
     fn ice_config_lists_stun_then_turn_with_credentials() {
-        let cfg = TurnConfig::Embedded(EmbeddedTurnConfig {
-            listen: "0.0.0.0:3478".parse().expect("addr"),
-            public_ip: "192.0.2.1".parse().expect("ip"),
-            realm: "dyad".into(),
-            secret: b"k".to_vec(),
-            ttl_secs: 600,
-        });
+        let cfg = TurnConfig::Embedded(EmbeddedTurnConfig::new(
+            "0.0.0.0:3478".parse().expect("addr"),
+            "192.0.2.1".parse().expect("ip"),
+            b"k".to_vec(),
+            600,
+        ));
         let ice = ice_config(&cfg, "carol", 100);
         assert_eq!(
             ice.ice_servers[0].urls,

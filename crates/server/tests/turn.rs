@@ -86,6 +86,170 @@ async fn relay_carries_traffic(relay: &impl Conn) {
     assert_eq!(from, peer.local_addr().expect("addr"));
 }
 
+fn loopback_turn(secret: &[u8]) -> EmbeddedTurnConfig {
+    let mut config = EmbeddedTurnConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        "127.0.0.1".parse().expect("ip"),
+        secret.to_vec(),
+        600,
+    );
+    config.realm = "dyad.test".into();
+    config
+}
+
+/// Whether anything arrives on `conn` within half a second.
+async fn silent(conn: &impl Conn) -> bool {
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(Duration::from_millis(500), conn.recv_from(&mut buf))
+        .await
+        .is_err()
+}
+
+#[tokio::test]
+async fn the_embedded_relay_refuses_internal_peers_but_joins_its_own_relays() {
+    let secret = b"guard-secret".to_vec();
+    let now = now_unix();
+    // Default policy: loopback (where everything here lives) and the server's own address are
+    // refused as peers.
+    let server = start_embedded_turn_with_clock(loopback_turn(&secret), Arc::new(move || now))
+        .await
+        .expect("start");
+    let addr = server.local_addr();
+    let (user, pass) = turn_credentials(&secret, "alice", now, 600);
+    let (_client, relay) = allocate(addr, "dyad.test", &user, &pass)
+        .await
+        .expect("allocation");
+    let relayed = relay.local_addr().expect("relayed");
+
+    // Out through the relay to a loopback service: never arrives.
+    let service = UdpSocket::bind("127.0.0.1:0").await.expect("service");
+    relay
+        .send_to(
+            b"to an internal service",
+            service.local_addr().expect("addr"),
+        )
+        .await
+        .expect("send via relay");
+    assert!(
+        silent(&service).await,
+        "a loopback peer got a relayed datagram"
+    );
+    // And in: the loopback peer's datagram to the relayed address is not delivered.
+    service
+        .send_to(b"from inside", relayed)
+        .await
+        .expect("send");
+    assert!(
+        silent(&relay).await,
+        "the client got a datagram from a loopback peer"
+    );
+    // The server's own TURN port is refused too (it is the server's own address).
+    relay
+        .send_to(b"to the server itself", addr)
+        .await
+        .expect("send");
+    let mut dropped = 0;
+    for _ in 0..40 {
+        dropped = server.refused().0;
+        if dropped >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(dropped >= 3, "drops counted: {dropped}");
+
+    // Two clients relayed through this same server reach each other's relay.
+    let (bob_user, bob_pass) = turn_credentials(&secret, "bobby", now, 600);
+    let (_bob_client, bob_relay) = allocate(addr, "dyad.test", &bob_user, &bob_pass)
+        .await
+        .expect("allocation");
+    let bob_relayed = bob_relay.local_addr().expect("relayed");
+    // Each side needs a permission for the other: sending creates it.
+    relay
+        .send_to(b"hello bob", bob_relayed)
+        .await
+        .expect("send");
+    bob_relay
+        .send_to(b"hello alice", relayed)
+        .await
+        .expect("send");
+    relay
+        .send_to(b"hello bob", bob_relayed)
+        .await
+        .expect("send");
+    let mut buf = [0u8; 64];
+    let (n, from) = tokio::time::timeout(WAIT, bob_relay.recv_from(&mut buf))
+        .await
+        .expect("bob hears alice through two relays")
+        .expect("recv");
+    assert_eq!((&buf[..n], from), (&b"hello bob"[..], relayed));
+    let (n, from) = tokio::time::timeout(WAIT, relay.recv_from(&mut buf))
+        .await
+        .expect("alice hears bob")
+        .expect("recv");
+    assert_eq!((&buf[..n], from), (&b"hello alice"[..], bob_relayed));
+    server.close().await;
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_its_quota_of_allocations() {
+    let secret = b"quota-secret".to_vec();
+    let now = now_unix();
+    let mut config = loopback_turn(&secret);
+    config.allocations_per_user = 2;
+    let server = start_embedded_turn_with_clock(config, Arc::new(move || now))
+        .await
+        .expect("start");
+    let addr = server.local_addr();
+    let (user, pass) = turn_credentials(&secret, "alice", now, 600);
+    let (_c1, first) = allocate(addr, "dyad.test", &user, &pass)
+        .await
+        .expect("first");
+    let (_c2, _second) = allocate(addr, "dyad.test", &user, &pass)
+        .await
+        .expect("second");
+    let third = allocate(addr, "dyad.test", &user, &pass).await;
+    assert!(
+        third.as_ref().is_err_and(|e| e.contains("486")),
+        "a third allocation is refused with 486: {:?}",
+        third.as_ref().err()
+    );
+    // Fresh credentials for the same account don't reset the count.
+    let (later_user, later_pass) = turn_credentials(&secret, "alice", now + 5, 600);
+    assert!(allocate(addr, "dyad.test", &later_user, &later_pass)
+        .await
+        .is_err());
+    // Another account is not affected, and naming alice with a wrong password neither counts
+    // nor tells anything but "unauthorized".
+    let (bob_user, bob_pass) = turn_credentials(&secret, "bobby", now, 600);
+    let _bob = allocate(addr, "dyad.test", &bob_user, &bob_pass)
+        .await
+        .expect("bobby");
+    let wrong = allocate(addr, "dyad.test", &user, "d3JvbmcgcGFzc3dvcmQ=").await;
+    assert!(
+        wrong.as_ref().is_err_and(|e| !e.contains("486")),
+        "{:?}",
+        wrong.as_ref().err()
+    );
+    // Once one ends (refresh to zero), alice may allocate again.
+    first.close().await.expect("close");
+    let mut again = None;
+    for _ in 0..20 {
+        if let Ok(a) = allocate(addr, "dyad.test", &user, &pass).await {
+            again = Some(a);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        again.is_some(),
+        "the quota was freed when the allocation ended"
+    );
+    let (_, refused) = server.refused();
+    assert!(refused >= 2, "{refused}");
+    server.close().await;
+}
+
 /// Expired credentials and a wrong password must both be refused by the server at `addr`.
 async fn assert_refuses_bad_credentials(addr: SocketAddr, secret: &[u8], user: &str, now: u64) {
     let (expired_user, expired_pass) = turn_credentials(secret, user, now - 700, 600);
@@ -108,13 +272,9 @@ async fn assert_refuses_bad_credentials(addr: SocketAddr, secret: &[u8], user: &
 async fn embedded_turn_allocates_with_issued_credentials_and_refuses_bad_ones() {
     let secret = b"embedded-secret".to_vec();
     let now = now_unix();
-    let config = EmbeddedTurnConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        public_ip: "127.0.0.1".parse().expect("ip"),
-        realm: "dyad.test".into(),
-        secret: secret.clone(),
-        ttl_secs: 600,
-    };
+    let mut config = loopback_turn(&secret);
+    // The peer below is on loopback, which the relay refuses unless told otherwise.
+    config.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
     // The server's clock is fixed, so expiry is exact.
     let server = start_embedded_turn_with_clock(config, Arc::new(move || now))
         .await
