@@ -46,6 +46,51 @@ pub fn check_username(name: &str) -> Result<(), ProtoError> {
     Ok(())
 }
 
+/// A name for a new account: [`check_username`], and it ends with a letter or digit and has no
+/// two separators in a row, so `alice.`, `alice-` or `ali..ce` can't pass for `alice`. (Existing
+/// names are still accepted everywhere else; the look-alike rule is [`username_skeleton`].)
+pub fn check_new_username(name: &str) -> Result<(), ProtoError> {
+    check_username(name)?;
+    let sep = |c: char| "_.-".contains(c);
+    if name.ends_with(sep) {
+        return Err(invalid("username", "must end with a letter or digit"));
+    }
+    if name
+        .as_bytes()
+        .windows(2)
+        .any(|w| sep(w[0] as char) && sep(w[1] as char))
+    {
+        return Err(invalid("username", "no two of '_', '.', '-' in a row"));
+    }
+    Ok(())
+}
+
+/// What a name looks like to a reader: separators dropped and characters that pass for others
+/// folded (`0`→`o`, `1`/`i`→`l`, `3`→`e`, `4`→`a`, `5`→`s`, `7`→`t`, `8`→`b`, `rn`→`m`,
+/// `vv`→`w`). Two accounts may not share one, so `al1ce`, `a.lice` and `alice` are one name.
+pub fn username_skeleton(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        let folded = match c {
+            '_' | '.' | '-' => continue,
+            '0' => 'o',
+            '1' | 'i' => 'l',
+            '3' => 'e',
+            '4' => 'a',
+            '5' => 's',
+            '7' => 't',
+            '8' => 'b',
+            other => other,
+        };
+        out.push(folded);
+        if out.ends_with("rn") || out.ends_with("vv") {
+            out.truncate(out.len() - 2);
+            out.push(if folded == 'n' { 'm' } else { 'w' });
+        }
+    }
+    out
+}
+
 /// Passwords: 8–256 bytes, anything else goes.
 pub fn check_password(password: &str) -> Result<(), ProtoError> {
     if !PASSWORD_LEN.contains(&password.len()) {
@@ -130,6 +175,36 @@ mod tests {
                 Err(ErrorCode::InvalidField),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn new_names_do_not_end_or_double_on_a_separator() {
+        for ok in ["alice", "alice.smith", "a_1-2", "007", "bob-b"] {
+            assert!(check_new_username(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "alice.", "alice-", "alice_", "ali..ce", "al-_ice", "Bob", "ab",
+        ] {
+            assert_eq!(
+                check_new_username(bad).map_err(|e| e.code),
+                Err(ErrorCode::InvalidField),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn look_alike_names_share_a_skeleton() {
+        let alice = username_skeleton("alice");
+        for same in ["al1ce", "a.lice", "a_l_i_c_e", "allce", "a1ice", "alic3"] {
+            assert_eq!(username_skeleton(same), alice, "{same}");
+        }
+        assert_eq!(username_skeleton("rnartin"), username_skeleton("martin"));
+        assert_eq!(username_skeleton("vvendy"), username_skeleton("wendy"));
+        assert_eq!(username_skeleton("b0b"), username_skeleton("bob"));
+        for different in ["alicia", "bob", "alex", "malice"] {
+            assert_ne!(username_skeleton(different), alice, "{different}");
         }
     }
 

@@ -17,7 +17,9 @@ use axum::{Extension, Json, Router};
 use dyad_proto::http::{
     Credentials, GuestRequest, GuestSession, IceConfig, Invite, InviteRequest, Session,
 };
-use dyad_proto::limits::{check_device_id, check_password, check_username, MAX_MESSAGE_BYTES};
+use dyad_proto::limits::{
+    check_device_id, check_new_username, check_password, check_username, MAX_MESSAGE_BYTES,
+};
 use dyad_proto::{parse_client_message, ClientMessage, ErrorCode, ProtoError, ServerMessage};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -258,6 +260,7 @@ async fn register(
     body: Body,
 ) -> Result<Response, ApiError> {
     let creds = parse_credentials(&read_body(&state, body).await?)?;
+    check_new_username(&creds.username)?;
     if let Some(limited) = throttled(&state, admission.as_ref(), None) {
         return Ok(limited);
     }

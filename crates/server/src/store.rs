@@ -28,6 +28,13 @@ fn refused(code: ErrorCode, message: &str) -> ServerError {
     ServerError::Proto(ProtoError::new(code, message))
 }
 
+fn taken_name() -> ServerError {
+    refused(
+        ErrorCode::UsernameTaken,
+        "that username is taken, or looks too much like one that is",
+    )
+}
+
 pub use dyad_proto::http::CallRecord;
 
 /// `id, host_id, host, expires_at, used_at, revoked_at` of an invites row.
@@ -219,26 +226,35 @@ impl Store {
             .map_err(db)
     }
 
-    /// Creates an account. `username_taken` if it exists.
+    /// Creates an account. `username_taken` if it exists, or if another account's name looks
+    /// the same ([`dyad_proto::limits::username_skeleton`]).
     pub async fn register(&self, username: &str, password: &str, now_unix: u64) -> Result<()> {
-        if self.user_id(username).await?.is_some() {
-            return Err(refused(ErrorCode::UsernameTaken, "that username is taken"));
+        let skeleton = dyad_proto::limits::username_skeleton(username);
+        let taken: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE username = ? OR skeleton = ?")
+                .bind(username)
+                .bind(&skeleton)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db)?;
+        if taken.is_some() {
+            return Err(taken_name());
         }
         let password = password.to_owned();
         let hash = blocking(move || hash_password(&password)).await??;
-        let inserted =
-            sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?, ?, ?)")
-                .bind(username)
-                .bind(hash)
-                .bind(i64_of(now_unix))
-                .execute(&self.pool)
-                .await;
+        let inserted = sqlx::query(
+            "INSERT INTO users (username, password_hash, created_at, skeleton) VALUES (?, ?, ?, ?)",
+        )
+        .bind(username)
+        .bind(hash)
+        .bind(i64_of(now_unix))
+        .bind(&skeleton)
+        .execute(&self.pool)
+        .await;
         match inserted {
             Ok(_) => Ok(()),
             // Two registrations raced past the check above.
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(refused(ErrorCode::UsernameTaken, "that username is taken"))
-            }
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(taken_name()),
             Err(e) => Err(db(e)),
         }
     }
@@ -499,12 +515,13 @@ impl Store {
             let name = format!("{GUEST_PREFIX}{:08x}", u32::from_le_bytes(raw));
             // '!' is not a PHC string: verify_password never accepts anything against it.
             let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO users (username, password_hash, created_at, guest_of) \
-                 VALUES (?, '!guest', ?, ?)",
+                "INSERT OR IGNORE INTO users (username, password_hash, created_at, guest_of, skeleton) \
+                 VALUES (?, '!guest', ?, ?, ?)",
             )
             .bind(&name)
             .bind(i64_of(now_unix))
             .bind(host_id)
+            .bind(dyad_proto::limits::username_skeleton(&name))
             .execute(&mut *tx)
             .await
             .map_err(db)?;

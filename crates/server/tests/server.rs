@@ -489,3 +489,36 @@ async fn the_same_device_connecting_again_replaces_the_old_connection() {
     second.expect("pong", |m| *m == S::Pong).await;
     srv.stop().await;
 }
+
+#[tokio::test]
+async fn look_alike_names_are_refused_at_registration() {
+    let srv = TestServer::start(fast()).await;
+    srv.register("alice").await;
+    for (name, status, code) in [
+        ("al1ce", 409, "username_taken"),
+        ("a.lice", 409, "username_taken"),
+        ("a_l-ice", 409, "username_taken"),
+        ("alic3", 409, "username_taken"),
+        ("alice.", 400, "invalid_field"),
+        ("alice-", 400, "invalid_field"),
+        ("alice_", 400, "invalid_field"),
+        ("ali..ce", 400, "invalid_field"),
+    ] {
+        let body = format!(r#"{{"username":"{name}","password":"a good password"}}"#);
+        let (got, v) = srv
+            .http("POST", "/v1/register", None, body.as_bytes())
+            .await;
+        assert_eq!((got, v["code"].as_str()), (status, Some(code)), "{name}");
+    }
+    // A name that only shares letters is fine, and the original still signs in.
+    srv.register("alicia").await;
+    let (status, _) = srv
+        .http(
+            "POST",
+            "/v1/login",
+            None,
+            br#"{"username":"alice","password":"correct horse alice"}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
