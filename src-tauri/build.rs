@@ -10,6 +10,7 @@ const COMMANDS: &[&str] = &[
     "set_server",
     "add_contact",
     "remove_contact",
+    "set_privacy",
     "start_call",
     "accept_call",
     "decline_call",

@@ -176,8 +176,10 @@ fn start_server(db: &Path) -> Result<(Killed, SocketAddr)> {
         }
         None => Command::new(exe),
     };
+    // Open calls: the accounts call each other without contact requests (the bench measures
+    // routing; the consent check is one indexed query per invite, in the connection task).
     let mut child = command
-        .args(["serve", "--listen", "127.0.0.1:0", "--db"])
+        .args(["serve", "--open-calls", "--listen", "127.0.0.1:0", "--db"])
         .arg(db)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -218,9 +220,14 @@ async fn coordinator(args: &SignallingArgs) -> Result<()> {
                 bail!("--watched ≤ {callers_0} and --watchers ≤ {idle} with these sessions");
             }
             let watchers = &names[args.sessions - args.watchers..];
+            // Both ways: presence flows between accepted contacts only.
             let pairs: Vec<(String, String)> = names[..args.watched]
                 .iter()
-                .flat_map(|w| watchers.iter().map(move |o| (o.clone(), w.clone())))
+                .flat_map(|w| {
+                    watchers
+                        .iter()
+                        .flat_map(move |o| [(o.clone(), w.clone()), (w.clone(), o.clone())])
+                })
                 .collect();
             store.provision_contacts(&pairs).await?;
             println!(

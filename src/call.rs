@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use dyad_call::echo::EchoBot;
-use dyad_call::engine::{CallEvent, ClientConfig, CountingSink};
+use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
 use dyad_call::quality::StatsPoint;
 use dyad_call::signal::ServerUrl;
 use dyad_call::{AudioInput, VideoInput};
@@ -193,6 +193,41 @@ fn print_stats(p: &StatsPoint) {
     );
 }
 
+/// How long `dyad call` waits for its contact request to be accepted.
+const CONTACT_WAIT: Duration = Duration::from_secs(15);
+
+/// Only accepted contacts may call each other: if `peer` is not one yet, ask (a `dyad answer`
+/// or echo bot accepts at once; a person has [`CONTACT_WAIT`]) and wait for the acceptance.
+async fn ensure_contact(
+    h: &ClientHandle,
+    ev: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
+    peer: &str,
+) -> Result<()> {
+    let accepted = |list: &[dyad_proto::Contact]| {
+        list.iter()
+            .any(|c| c.username == peer && c.state == dyad_proto::ContactState::Accepted)
+    };
+    let deadline = Instant::now() + CONTACT_WAIT;
+    let mut asked = false;
+    loop {
+        let next = tokio::time::timeout_at(deadline.into(), ev.recv()).await;
+        match next {
+            Err(_) => bail!(
+                "{peer} has not accepted your contact request (only contacts can call each other)"
+            ),
+            Ok(None) => bail!("the call engine stopped"),
+            Ok(Some(CallEvent::Contacts(list))) if accepted(&list) => return Ok(()),
+            Ok(Some(CallEvent::Contacts(_))) if !asked => {
+                asked = true;
+                h.add_contact(peer)?;
+                println!("dyad call: asked {peer} to accept you as a contact");
+            }
+            Ok(Some(CallEvent::Error { code, message })) => bail!("{code}: {message}"),
+            Ok(Some(_)) => {}
+        }
+    }
+}
+
 /// `dyad call`.
 pub fn call(args: &CallArgs) -> Result<()> {
     let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
@@ -215,6 +250,7 @@ async fn call_async(args: &CallArgs) -> Result<()> {
     };
     let (h, mut ev) = dyad_call::start(config(&args.account, url)?).await?;
     h.set_audio_sink(Box::new(CountingSink::default()));
+    ensure_contact(&h, &mut ev, &peer).await?;
     h.dial(&peer)?;
     println!("dyad call: calling {peer}");
     let deadline = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
@@ -452,6 +488,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                     server.local_token("caller", now_unix()).await?,
                     server.local_token("callee", now_unix()).await?,
                 );
+                server.make_contacts("caller", "callee").await?;
                 let mk = |name: &str| {
                     let mut c = ClientConfig::new(url.clone(), name, "");
                     c.token = Some(if name == "caller" {

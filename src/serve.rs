@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// How many TURN allocations one account may hold at once.
     #[arg(long, default_value_t = dyad_server::turn::DEFAULT_ALLOCATIONS_PER_USER)]
     turn_allocations_per_user: usize,
+    /// Every account may call every other without accepting each other as contacts first (a
+    /// private server whose users all know each other). Presence still needs accepted contacts.
+    #[arg(long)]
+    open_calls: bool,
     /// Lifetime of TURN credentials, seconds.
     #[arg(long, default_value_t = 3600)]
     turn_ttl: u64,
@@ -169,6 +173,7 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     let config = ServerConfig {
         turn,
         tls,
+        open_calls: args.open_calls,
         router: dyad_server::router::RouterConfig {
             reconnect_grace_ms: args.reconnect_grace_ms,
         },

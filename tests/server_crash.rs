@@ -207,6 +207,22 @@ fn token(addr: SocketAddr, user: &str) -> String {
     v["token"].as_str().expect("token").to_string()
 }
 
+/// `x` (user `xn`) and `y` (user `yn`) accept each other as contacts: only contacts may call.
+async fn befriend(x: &mut Ws, xn: &str, y: &mut Ws, yn: &str) {
+    send(
+        x,
+        format!(r#"{{"type":"contact_add","username":"{yn}","ref":"ask"}}"#),
+    )
+    .await;
+    expect(x, "ack", None).await;
+    send(
+        y,
+        format!(r#"{{"type":"contact_add","username":"{xn}","ref":"yes"}}"#),
+    )
+    .await;
+    expect(y, "ack", None).await;
+}
+
 /// Sets up `caller` → `callee` as a connected call `id`.
 async fn connected_call(caller: &mut Ws, callee: &mut Ws, id: &str, to: &str, device: &str) {
     send(
@@ -276,6 +292,9 @@ async fn live_calls_survive_sigkill_and_every_row_gets_an_end() {
         connect(addr, &te, "tab").await,
         connect(addr, &tf, "tab").await,
     );
+    befriend(&mut a, "alice", &mut b, "bob").await;
+    befriend(&mut e, "erin", &mut f, "frank").await;
+    befriend(&mut c, "carol", &mut d, "dave").await;
     // alice–bob and erin–frank are talking; carol is ringing dave.
     connected_call(&mut a, &mut b, "call-live", "bob", "desk").await;
     connected_call(&mut e, &mut f, "call-gone", "frank", "tab").await;
@@ -391,6 +410,12 @@ async fn a_hang_up_after_a_server_restart_reaches_the_other_side() {
     let (bob, mut b_ev) = dyad_call::start(ClientConfig::new(url, "bob", "password of bob").echo())
         .await
         .expect("bob signs in");
+    // bob answers everything, contact requests too (only contacts may call).
+    alice.add_contact("bob").expect("contact_add");
+    until(&mut a_ev, "bob accepted", |e| {
+        matches!(e, CallEvent::Contacts(list) if list.iter().any(|c| c.username == "bob" && c.state == dyad_proto::ContactState::Accepted))
+    })
+    .await;
     alice.dial("bob").expect("dial");
     until(&mut a_ev, "alice connected", |e| {
         matches!(e, CallEvent::Connected { .. })

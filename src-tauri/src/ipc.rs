@@ -61,10 +61,24 @@ pub enum SessionView {
 pub struct ContactView {
     /// Username.
     pub username: String,
-    /// "online", "in_call" or "offline".
+    /// "online", "in_call" or "offline" (always "offline" until the contact is accepted).
     pub presence: PresenceView,
+    /// Accepted, or a request one way or the other.
+    pub state: ContactStateView,
     /// The built-in echo test contact.
     pub echo: bool,
+}
+
+/// Where a contact stands: both must add each other before presence is shared or calls work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactStateView {
+    /// Both added each other.
+    Accepted,
+    /// We asked; they have not accepted yet.
+    Requested,
+    /// They asked us: accept or decline.
+    Incoming,
 }
 
 /// A contact's presence.
@@ -115,6 +129,9 @@ pub struct CallView {
     pub camera_off: bool,
     /// The verification code to compare with the other person (`123 456`), once connected.
     pub verification: Option<String>,
+    /// An incoming call from someone who is not a contact (we let anyone call): it runs
+    /// through the relay only.
+    pub stranger: bool,
 }
 
 /// How a call ended, for the UI.
@@ -195,6 +212,8 @@ pub struct AppStateView {
     pub online: bool,
     /// Contacts.
     pub contacts: Vec<ContactView>,
+    /// People who are not contacts may call us (their calls are relayed); off by default.
+    pub anyone_may_call: bool,
     /// The call in progress.
     pub call: Option<CallView>,
     /// Where the page fetches video frames.
@@ -234,6 +253,11 @@ pub enum UiEvent {
     Contacts {
         /// Contacts.
         contacts: Vec<ContactView>,
+    },
+    /// Whether people who are not contacts may call us (signed in, or changed on any device).
+    Privacy {
+        /// See [`AppStateView::anyone_may_call`].
+        anyone_may_call: bool,
     },
     /// The call changed.
     Call {
@@ -389,6 +413,7 @@ pub fn typescript() -> String {
         SessionView::decl(&cfg),
         ContactView::decl(&cfg),
         PresenceView::decl(&cfg),
+        ContactStateView::decl(&cfg),
         CallPhase::decl(&cfg),
         CallView::decl(&cfg),
         CallEnded::decl(&cfg),

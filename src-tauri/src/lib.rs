@@ -53,6 +53,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> anyhow::Result<()> {
             commands::session::set_server,
             commands::contacts::add_contact,
             commands::contacts::remove_contact,
+            commands::contacts::set_privacy,
             commands::contacts::create_guest_link,
             commands::contacts::revoke_guest_link,
             commands::call::start_call,

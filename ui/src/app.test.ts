@@ -15,9 +15,10 @@ function snapshot(over: Partial<AppStateView> = {}): AppStateView {
     embedded: true,
     online: true,
     contacts: [
-      { username: "echo", presence: "online", echo: true },
-      { username: "bob", presence: "offline", echo: false },
+      { username: "echo", presence: "online", state: "accepted", echo: true },
+      { username: "bob", presence: "offline", state: "accepted", echo: false },
     ],
+    anyone_may_call: false,
     call: null,
     frames: { url: "ws://127.0.0.1:1/", secret: "s" },
     devices: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
@@ -98,6 +99,7 @@ function call(over: Partial<CallView> = {}): CallView {
     mic_muted: false,
     camera_off: false,
     verification: null,
+    stranger: false,
     ...over,
   };
 }
@@ -152,7 +154,7 @@ describe("home: contacts, pre-join, history", () => {
     // Offline contacts cannot be called; online ones can.
     q(root, "[data-contact=bob]")!.click();
     expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(true);
-    app.onEvent({ type: "contacts", contacts: [{ username: "echo", presence: "online", echo: true }, { username: "bob", presence: "online", echo: false }] });
+    app.onEvent({ type: "contacts", contacts: [{ username: "echo", presence: "online", state: "accepted", echo: true }, { username: "bob", presence: "online", state: "accepted", echo: false }] });
     expect(q(root, "[data-contact=bob]")?.dataset.presence).toBe("online");
     q(root, "[data-action=call]")!.click();
     await flush();
@@ -289,7 +291,7 @@ describe("model and frames", () => {
   it("apply keeps the selection valid and marks live-only events", () => {
     const m = initialModel(snapshot());
     expect(m.selected).toBe("echo");
-    const e: UiEvent = { type: "contacts", contacts: [{ username: "bob", presence: "online", echo: false }] };
+    const e: UiEvent = { type: "contacts", contacts: [{ username: "bob", presence: "online", state: "accepted", echo: false }] };
     expect(apply(m, e)).toBe("render");
     expect(m.selected).toBe("bob");
     expect(apply(m, { type: "mic_level", dbfs: -12 })).toBe("live");
@@ -360,5 +362,54 @@ describe("verification code", () => {
     state = snapshot({ call: call({ phase: "connected", connected_at_ms: Date.now(), verification: "218 795" }) });
     const { root } = await mount();
     expect(q(root, "[data-role=verification]")?.textContent).toBe("Verification 218 795");
+  });
+});
+
+describe("contact requests and privacy", () => {
+  it("shows requests both ways: accept or decline one we got, withdraw one we sent, no call until accepted", async () => {
+    state = snapshot({
+      contacts: [
+        // (the server says offline for requests; the state alone must keep Call off)
+        { username: "bob", presence: "online", state: "requested", echo: false },
+        { username: "carol", presence: "offline", state: "incoming", echo: false },
+      ],
+    });
+    const { root } = await mount();
+    const items = [...root.querySelectorAll<HTMLElement>("[data-contact]")];
+    expect(items.map((i) => [i.dataset.contact, i.dataset.state])).toEqual([
+      ["carol", "incoming"],
+      ["bob", "requested"],
+    ]);
+    expect(q(root, "[data-contact=carol]")?.textContent).toContain("Wants to be your contact");
+    expect(q(root, "[data-contact=bob]")?.textContent).toContain("Request sent");
+    expect(q(root, "[data-contact=bob] .dot")).toBeNull();
+    q(root, "[data-contact=bob]")!.click();
+    expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(true);
+    expect(q(root, "[data-role=who]")?.textContent).toContain("has not accepted");
+    q(root, "[data-contact=carol] [data-action=accept-contact]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "add_contact")?.args).toEqual({ username: "carol" });
+    q(root, "[data-contact=bob] [data-action=withdraw-contact]")!.click();
+    await flush();
+    expect(calls.find((c) => c.cmd === "remove_contact")?.args).toEqual({ username: "bob" });
+  });
+
+  it("turns 'anyone may call me' on in Settings and follows the server's answer", async () => {
+    const { root, app } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    const box = q(root, "[data-setting=anyone-may-call]") as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    box.checked = true;
+    box.dispatchEvent(new Event("change"));
+    await flush();
+    expect(calls.find((c) => c.cmd === "set_privacy")?.args).toEqual({ anyoneMayCall: true });
+    app.onEvent({ type: "privacy", anyone_may_call: false });
+    expect((q(root, "[data-setting=anyone-may-call]") as HTMLInputElement).checked).toBe(false);
+  });
+
+  it("says when an incoming call is from someone who is not a contact", async () => {
+    state = snapshot({ call: call({ phase: "incoming", outgoing: false, peer: "mallory", stranger: true }) });
+    const { root } = await mount();
+    expect(q(root, "[data-role=stranger]")?.textContent).toContain("Not one of your contacts");
   });
 });

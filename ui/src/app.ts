@@ -364,6 +364,44 @@ export class App {
     return h("span", { class: `dot p-${c.presence}`, title: label, "aria-label": label });
   }
 
+  /** One row of the contact list: an accepted contact (presence, pick to call), a request we
+   * sent (withdraw), or one we got (accept or decline). */
+  private contactRow(m: Model, c: ContactView): HTMLElement {
+    const remove = (title: string, label: string, action: string) =>
+      h("button", { class: "icon-btn", title, "data-action": action, onclick: (ev: Event) => { ev.stopPropagation(); void this.act(() => api.removeContact(c.username)); } }, label);
+    const status =
+      c.echo ? "Hear and see yourself"
+      : c.state === "incoming" ? "Wants to be your contact"
+      : c.state === "requested" ? "Request sent"
+      : { online: "Online", in_call: "In a call", offline: "Offline" }[c.presence];
+    const actions =
+      c.echo ? []
+      : c.state === "incoming"
+        ? [
+            h("button", { class: "btn small-btn", title: `Accept ${c.username}: you will see each other's presence and can call each other`, "data-action": "accept-contact", onclick: (ev: Event) => { ev.stopPropagation(); void this.act(() => api.addContact(c.username)); } }, "Accept"),
+            remove(`Decline ${c.username}'s request`, "×", "decline-contact"),
+          ]
+        : c.state === "requested"
+          ? [remove(`Withdraw the request to ${c.username}`, "×", "withdraw-contact")]
+          : [remove(`Remove ${c.username}`, "×", "remove-contact")];
+    return h(
+      "li",
+      {
+        class: `contact ${m.selected === c.username ? "selected" : ""} s-${c.state}`,
+        "data-contact": c.username,
+        "data-presence": c.presence,
+        "data-state": c.state,
+        onclick: () => { m.selected = c.username; m.tab = "call"; this.render(); },
+      },
+      h("div", { class: "avatar small" }, initial(c.username), c.state === "accepted" ? this.presenceDot(c) : null),
+      h("div", { class: "grow" },
+        h("div", { class: "name" }, c.echo ? "Echo test" : c.username),
+        h("div", { class: "muted small" }, status),
+      ),
+      ...actions,
+    );
+  }
+
   private sidebar(m: Model): HTMLElement {
     const me = m.app.session.state === "signed_in" ? m.app.session.username : "";
     const add = (ev: Event) => {
@@ -386,27 +424,12 @@ export class App {
       h(
         "ul",
         { class: "contacts", "data-role": "contacts" },
-        ...m.app.contacts.map((c) =>
-          h(
-            "li",
-            {
-              class: `contact ${m.selected === c.username ? "selected" : ""}`,
-              "data-contact": c.username,
-              "data-presence": c.presence,
-              onclick: () => { m.selected = c.username; m.tab = "call"; this.render(); },
-            },
-            h("div", { class: "avatar small" }, initial(c.username), this.presenceDot(c)),
-            h("div", { class: "grow" },
-              h("div", { class: "name" }, c.echo ? "Echo test" : c.username),
-              h("div", { class: "muted small" }, c.echo ? "Hear and see yourself" : { online: "Online", in_call: "In a call", offline: "Offline" }[c.presence]),
-            ),
-            c.echo ? null : h("button", { class: "icon-btn", title: `Remove ${c.username}`, "data-action": "remove-contact", onclick: (ev: Event) => { ev.stopPropagation(); void this.act(() => api.removeContact(c.username)); } }, "×"),
-          ),
-        ),
+        // Requests to us first: they wait for an answer.
+        ...[...m.app.contacts].sort((a, b) => Number(b.state === "incoming") - Number(a.state === "incoming")).map((c) => this.contactRow(m, c)),
         m.app.contacts.length === 0 ? h("li", { class: "muted small empty" }, "No contacts yet. Add someone by username.") : null,
       ),
       h("form", { class: "add-contact", onsubmit: add },
-        h("input", { id: "new-contact", placeholder: "Add a contact by username", maxlength: "64" }),
+        h("input", { id: "new-contact", placeholder: "Add a contact by username", title: "They are asked first: once they accept, you see each other's presence and can call each other.", maxlength: "64" }),
         h("button", { type: "submit", class: "btn", "data-action": "add-contact" }, "Add"),
       ),
       this.guestLinkBox(m),
@@ -512,13 +535,16 @@ export class App {
       h("div", { class: "preview-wrap" }, this.videos?.local.el ?? null, h("div", { class: "preview-label" }, "Your camera")),
       h("div", { class: "prejoin-side" },
         h("h2", {}, name ? `Ready to call ${name}?` : "Pick someone to call"),
-        who ? h("p", { class: "muted" }, who.echo ? "The echo test sends your own video and sound back, so you can check them before a real call." : { online: `${who.username} is online.`, in_call: `${who.username} is in another call.`, offline: `${who.username} is offline.` }[who.presence]) : h("p", { class: "muted" }, "Add a contact on the left, or try the echo test."),
+        who ? h("p", { class: "muted", "data-role": "who" }, who.echo ? "The echo test sends your own video and sound back, so you can check them before a real call."
+          : who.state === "requested" ? `${who.username} has not accepted your contact request yet. You can call each other once they do.`
+          : who.state === "incoming" ? `${who.username} wants to be your contact. Accept on the left to call each other.`
+          : { online: `${who.username} is online.`, in_call: `${who.username} is in another call.`, offline: `${who.username} is offline.` }[who.presence]) : h("p", { class: "muted" }, "Add a contact on the left, or try the echo test."),
         this.picker("camera", "Camera", m),
         this.picker("microphone", "Microphone", m),
         h("div", { class: "meter", title: "Microphone level" }, h("div", { class: "meter-fill", "data-role": "mic-meter" })),
         this.picker("speaker", "Speaker", m),
         ...(m.devices?.notes ?? []).map((n) => h("p", { class: "note small" }, n)),
-        h("button", { class: "btn primary call-btn", "data-action": "call", disabled: !who || who.presence === "offline", onclick: call }, "Call"),
+        h("button", { class: "btn primary call-btn", "data-action": "call", disabled: !who || who.state !== "accepted" || who.presence === "offline", onclick: call }, "Call"),
       ),
     );
   }
@@ -563,6 +589,12 @@ export class App {
       h("h2", {}, "Settings"),
       h("p", { class: "muted" }, "Server in use: ", h("b", { "data-role": "server-url" }, m.app.server_url ?? "—"), m.app.embedded ? " (built into this app)" : ""),
       this.serverForm(m),
+      h("h3", {}, "Privacy"),
+      h("label", { class: "check" },
+        h("input", { type: "checkbox", "data-setting": "anyone-may-call", checked: m.app.anyone_may_call, onchange: (ev: Event) => { const on = (ev.target as HTMLInputElement).checked; void this.act(() => api.setPrivacy(on), () => (m.app.anyone_may_call = on)); } }),
+        " Anyone with an account may call me",
+      ),
+      h("p", { class: "muted small" }, "Off: only people you accepted as contacts can call you or see whether you are online. On: others can ring you too; their calls go through the server's relay, so they never learn your IP address (and you never learn theirs)."),
       h("h3", {}, "Keyboard"),
       h("ul", { class: "keys" }, h("li", {}, h("kbd", {}, "M"), " mute or unmute the microphone"), h("li", {}, h("kbd", {}, "V"), " camera on or off"), h("li", {}, h("kbd", {}, "Esc"), " hang up (decline a ringing call)"), h("li", {}, h("kbd", {}, "Enter"), " answer a ringing call")),
       h("button", { class: "btn danger", "data-action": "sign-out", onclick: () => void this.act(() => api.signOut()) }, "Sign out"),
@@ -591,6 +623,7 @@ export class App {
       h("div", { class: "avatar huge pulse" }, initial(c.peer)),
       h("h2", { "data-role": "caller" }, c.peer),
       h("p", { class: "muted" }, "is calling you"),
+      c.stranger ? h("p", { class: "note small", "data-role": "stranger" }, "Not one of your contacts. The call goes through the relay, so neither of you sees the other's address.") : null,
       h("div", { class: "controls" },
         h("button", { class: "round danger", "data-action": "decline", title: "Decline (Esc)", onclick: () => void this.act(() => api.declineCall()) }, "✕"),
         h("button", { class: "round accept", "data-action": "accept", title: "Accept (Enter)", onclick: () => void this.act(() => api.acceptCall()) }, "✆"),

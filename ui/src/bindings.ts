@@ -25,15 +25,21 @@ export type ContactView = {
  */
 username: string, 
 /**
- * "online", "in_call" or "offline".
+ * "online", "in_call" or "offline" (always "offline" until the contact is accepted).
  */
 presence: PresenceView, 
+/**
+ * Accepted, or a request one way or the other.
+ */
+state: ContactStateView, 
 /**
  * The built-in echo test contact.
  */
 echo: boolean, };
 
 export type PresenceView = "online" | "in_call" | "offline";
+
+export type ContactStateView = "accepted" | "requested" | "incoming";
 
 export type CallPhase = "dialling" | "ringing" | "incoming" | "connecting" | "connected";
 
@@ -69,7 +75,12 @@ camera_off: boolean,
 /**
  * The verification code to compare with the other person (`123 456`), once connected.
  */
-verification: string | null, };
+verification: string | null, 
+/**
+ * An incoming call from someone who is not a contact (we let anyone call): it runs
+ * through the relay only.
+ */
+stranger: boolean, };
 
 export type CallEnded = { 
 /**
@@ -614,6 +625,10 @@ online: boolean,
  */
 contacts: Array<ContactView>, 
 /**
+ * People who are not contacts may call us (their calls are relayed); off by default.
+ */
+anyone_may_call: boolean, 
+/**
  * The call in progress.
  */
 call: CallView | null, 
@@ -656,7 +671,11 @@ online: boolean, } | { "type": "contacts",
 /**
  * Contacts.
  */
-contacts: Array<ContactView>, } | { "type": "call", 
+contacts: Array<ContactView>, } | { "type": "privacy", 
+/**
+ * See [`AppStateView::anyone_may_call`].
+ */
+anyone_may_call: boolean, } | { "type": "call", 
 /**
  * The call.
  */

@@ -38,6 +38,7 @@ export const api = {
   setServer: (url: string | null) => invoke<null>("set_server", { url }),
   addContact: (username: string) => invoke<null>("add_contact", { username }),
   removeContact: (username: string) => invoke<null>("remove_contact", { username }),
+  setPrivacy: (anyoneMayCall: boolean) => invoke<null>("set_privacy", { anyoneMayCall }),
   createGuestLink: () => invoke<GuestLink>("create_guest_link"),
   revokeGuestLink: (token: string) => invoke<null>("revoke_guest_link", { token }),
   startCall: (peer: string) => invoke<null>("start_call", { peer }),

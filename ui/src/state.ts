@@ -67,6 +67,9 @@ export function apply(m: Model, e: UiEvent): "render" | "live" {
         m.selected = e.contacts[0]?.username ?? null;
       }
       return "render";
+    case "privacy":
+      m.app.anyone_may_call = e.anyone_may_call;
+      return "render";
     case "call":
       m.app.call = e.call;
       m.lastEnded = null;

@@ -10,13 +10,13 @@ import { usableLanguage } from "./locale";
 import { point } from "./testdata";
 
 const call = (over: Partial<CallView> = {}): CallView => ({
-  call_id: "c1", peer: "echo", outgoing: true, phase: "connected", connected_at_ms: Date.now(), mic_muted: false, camera_off: false, verification: null, ...over,
+  call_id: "c1", peer: "echo", outgoing: true, phase: "connected", connected_at_ms: Date.now(), mic_muted: false, camera_off: false, verification: null, stranger: false, ...over,
 });
 
 function appState(): AppStateView {
   return {
     session: { state: "signed_in", username: "ann" }, server_url: "http://127.0.0.1:4000", embedded: true, online: true,
-    contacts: [{ username: "echo", presence: "online", echo: true }], call: null,
+    contacts: [{ username: "echo", presence: "online", state: "accepted", echo: true }], anyone_may_call: false, call: null,
     frames: { url: "ws://127.0.0.1:1/", secret: "s" }, devices: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
   };
 }

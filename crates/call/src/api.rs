@@ -42,7 +42,8 @@ pub struct ClientConfig {
     pub media: MediaConfig,
     /// Use TURN relays only.
     pub relay_only: bool,
-    /// Accept every incoming call at once (the echo bot).
+    /// Accept every incoming call at once, and every contact request (the echo bot, `dyad
+    /// answer`): an answering machine is everybody's contact.
     pub auto_accept: bool,
     /// How long our invites ring, ms.
     pub invite_lifetime_ms: u64,
@@ -109,6 +110,12 @@ pub enum CallEvent {
     },
     /// The contact list.
     Contacts(Vec<Contact>),
+    /// Whether people who are not contacts may call us (after signing in, and when changed on
+    /// any device).
+    Privacy {
+        /// See [`ClientHandle::set_privacy`].
+        anyone_may_call: bool,
+    },
     /// A contact's presence changed.
     Presence {
         /// Who.
@@ -134,6 +141,9 @@ pub enum CallEvent {
         call_id: String,
         /// Caller.
         from: String,
+        /// The caller is not a contact (we let anyone call): the call uses the relay only, so
+        /// neither side learns the other's address.
+        stranger: bool,
     },
     /// Answered; connecting.
     Connecting {
@@ -195,6 +205,7 @@ pub(crate) enum Command {
 pub(crate) enum ContactCmd {
     Add(String),
     Remove(String),
+    Privacy(bool),
 }
 
 /// Commands for a running client.
@@ -248,11 +259,15 @@ impl ClientHandle {
     pub fn switch_audio(&self, input: AudioInput) -> Result<()> {
         self.send(Command::SwitchAudio(input))
     }
-    /// Adds a contact.
+    /// Asks `user` to be a contact, or accepts their request.
     pub fn add_contact(&self, user: &str) -> Result<()> {
         self.send(Command::Contacts(ContactCmd::Add(user.into())))
     }
-    /// Removes a contact.
+    /// Whether people who are not contacts may call us (their calls are relayed).
+    pub fn set_privacy(&self, anyone_may_call: bool) -> Result<()> {
+        self.send(Command::Contacts(ContactCmd::Privacy(anyone_may_call)))
+    }
+    /// Removes a contact, or withdraws or declines a request.
     pub fn remove_contact(&self, user: &str) -> Result<()> {
         self.send(Command::Contacts(ContactCmd::Remove(user.into())))
     }

@@ -274,6 +274,7 @@ impl CallMachine {
                         to: self.peer.clone(),
                         sdp,
                         lifetime_ms: self.lifetime_ms,
+                        relay_only: false,
                     }));
                 }
                 self.flush_local(&mut out);
@@ -472,6 +473,8 @@ pub enum Route {
         sdp: String,
         /// Glare: it replaces the call we placed, and is accepted at once.
         glare: bool,
+        /// The caller is not a contact: relayed candidates only.
+        relay_only: bool,
     },
     /// About our call: tell the owner and/or feed the machine.
     Call {
@@ -497,11 +500,15 @@ pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> 
         ServerMessage::Presence { username, presence } => {
             Route::Event(CallEvent::Presence { username, presence })
         }
+        ServerMessage::Privacy { anyone_may_call } => {
+            Route::Event(CallEvent::Privacy { anyone_may_call })
+        }
         ServerMessage::Invite {
             call_id,
             from,
             sdp,
             glare,
+            relay_only,
             ..
         } => {
             if current.is_some() && !glare {
@@ -512,6 +519,7 @@ pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> 
                     from,
                     sdp,
                     glare,
+                    relay_only,
                 }
             }
         }
@@ -551,6 +559,7 @@ pub fn route(current: Option<(&str, &Phase, Direction)>, msg: ServerMessage) -> 
                     e.code,
                     dyad_proto::ErrorCode::UnknownUser
                         | dyad_proto::ErrorCode::SelfReference
+                        | dyad_proto::ErrorCode::NotAllowed
                         | dyad_proto::ErrorCode::InvalidField
                         | dyad_proto::ErrorCode::DuplicateCall
                 );

@@ -120,6 +120,15 @@ impl Aiortc {
     }
 }
 
+/// Signs up the account the aiortc peer will use and makes it and `dyad_user` accepted contacts
+/// (only contacts may call each other; the peer signs in to the account it finds).
+async fn aiortc_is_a_contact_of(s: &Server, dyad_user: &str) {
+    dyad_call::signal::register(&s.url, "aiortc", "password of aiortc")
+        .await
+        .expect("aiortc's account");
+    s.befriend(dyad_user, "aiortc").await;
+}
+
 /// A Dyad user that sends the 440 Hz tone and the test pattern and keeps what it hears.
 async fn dyad_user(s: &Server, name: &str) -> (Peer, Arc<std::sync::Mutex<Vec<i16>>>) {
     let mut cfg = ClientConfig::new(s.url.clone(), name, &format!("password of {name}"));
@@ -173,6 +182,7 @@ fn aiortc_received_dyad(summary: &Value, at_least: u64) {
 async fn aiortc_calls_dyad_and_both_decode_the_other() {
     let s = server(ServerConfig::default()).await;
     let (mut dyad, heard) = dyad_user(&s, "dyadbob").await;
+    aiortc_is_a_contact_of(&s, "dyadbob").await;
     let mut peer = Aiortc::start(&s, &["--call", "dyadbob"]);
     peer.until("signed_in").await;
     dyad.incoming().await;
@@ -208,6 +218,7 @@ async fn aiortc_calls_dyad_and_both_decode_the_other() {
 async fn dyad_calls_aiortc_and_both_decode_the_other() {
     let s = server(ServerConfig::default()).await;
     let (mut dyad, heard) = dyad_user(&s, "dyadann").await;
+    aiortc_is_a_contact_of(&s, "dyadann").await;
     let mut peer = Aiortc::start(&s, &["--answer", "--seconds", "6"]);
     peer.until("signed_in").await;
     dyad.h.dial("aiortc").expect("dial");
@@ -301,6 +312,7 @@ async fn on_a_lossy_link_nacks_are_answered_both_ways_and_video_keeps_decoding()
     let net = LossyNet::new(77, 5);
     let s = server_on("198.18.77.1", ServerConfig::default()).await;
     let (mut dyad, _heard) = dyad_user(&s, "dyadlossy").await;
+    aiortc_is_a_contact_of(&s, "dyadlossy").await;
     let mut peer = Aiortc::start_in(
         Some(&net.ns),
         &s,

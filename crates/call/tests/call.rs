@@ -93,6 +93,7 @@ async fn an_unanswered_invite_times_out_and_a_busy_callee_says_so() {
     cfg.invite_lifetime_ms = 5_000;
     let mut alice = client(cfg).await;
     let mut bob = user(&s, "bobby").await;
+    s.befriend("alice", "bobby").await;
     alice.h.dial("bobby").expect("test");
     bob.incoming().await;
     assert_eq!(alice.ended().await.0, EndReason::InviteTimeout);
@@ -116,6 +117,8 @@ async fn the_echo_bot_sends_our_own_frames_back() {
     let echo_cfg = ClientConfig::new(s.url.clone(), "echo", "password of echo").echo();
     let _echo = client(echo_cfg).await;
     let mut alice = user(&s, "alice").await;
+    // The bot accepts every contact request (only contacts may call).
+    befriend_live(&mut alice, "alice", None, "echo").await;
     alice.h.dial("echo").expect("test");
     alice.connected().await;
     let frames = alice.frame_numbers(Duration::from_secs(3)).await;
@@ -158,6 +161,7 @@ async fn a_call_through_the_embedded_turn_server_only() {
     b_cfg.relay_only = true;
     let mut alice = client(a_cfg).await;
     let mut bob = client(b_cfg).await;
+    s.befriend("alice", "bobby").await;
     alice.h.dial("bobby").expect("test");
     bob.incoming().await;
     bob.h.accept().expect("test");
@@ -176,6 +180,81 @@ async fn a_call_through_the_embedded_turn_server_only() {
     relay.close().await;
 }
 
+/// Bob lets anyone call; mallory, not a contact, calls him. The call rings as a stranger's and
+/// runs relay to relay: bob gathers no other candidate and the server passes none, so mallory
+/// never learns bob's address (neither side is configured relay-only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strangers_call_runs_through_the_relay_only() {
+    let port = free_udp_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
+    let mut turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"stranger secret".to_vec(), 600);
+    // Loopback peers allowed, as public addresses would be: so a host candidate of bob's, if
+    // one were used, would connect and show.
+    turn.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
+    let relay = dyad_server::turn::start_embedded_turn(turn.clone())
+        .await
+        .expect("test");
+    let s = server(ServerConfig {
+        turn: Some(TurnConfig::Embedded(turn)),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut bob = user(&s, "bobby").await;
+    let mut mallory = client(ClientConfig::new(
+        s.url.clone(),
+        "mallory",
+        "password of mallory",
+    ))
+    .await;
+    // Not a contact and bob's door closed: refused.
+    mallory.h.dial("bobby").expect("dial");
+    let code = mallory
+        .wait("refusal", |e| match e {
+            CallEvent::Error { code, .. } => Some(code.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(code, "not_allowed");
+    mallory.ended().await;
+    bob.h.set_privacy(true).expect("privacy");
+    bob.wait("privacy open", |e| {
+        matches!(
+            e,
+            CallEvent::Privacy {
+                anyone_may_call: true
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    mallory.h.dial("bobby").expect("dial");
+    let stranger = bob
+        .wait("incoming", |e| match e {
+            CallEvent::Incoming { stranger, .. } => Some(*stranger),
+            _ => None,
+        })
+        .await;
+    assert!(stranger, "the call is marked as a stranger's");
+    bob.h.accept().expect("accept");
+    mallory.connected().await;
+    bob.connected().await;
+    let frames = bob.frame_numbers(Duration::from_secs(2)).await;
+    assert!(
+        frames.len() >= 20 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
+    let theirs = mallory.stats().await.candidate_pair.expect("pair");
+    assert_eq!(
+        theirs.remote_candidate_type, "relay",
+        "mallory reaches bob only at his relay: {theirs:?}"
+    );
+    let ours = bob.stats().await.candidate_pair.expect("pair");
+    assert_eq!(ours.local_candidate_type, "relay", "{ours:?}");
+    mallory.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    relay.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_frames_get_a_keyframe_request_and_the_picture_recovers() {
     let s = server(ServerConfig::default()).await;
@@ -184,6 +263,7 @@ async fn corrupt_frames_get_a_keyframe_request_and_the_picture_recovers() {
     cfg.corrupt_every = Some(20);
     let mut alice = client(cfg).await;
     let mut bob = user(&s, "bobby").await;
+    s.befriend("alice", "bobby").await;
     alice.h.dial("bobby").expect("dial");
     bob.incoming().await;
     bob.h.accept().expect("accept");
@@ -222,6 +302,7 @@ async fn video_that_never_decodes_ends_the_call_media_failed() {
     cfg.corrupt_every = Some(1);
     let mut alice = client(cfg).await;
     let mut bob = user(&s, "bobby").await;
+    s.befriend("alice", "bobby").await;
     alice.h.dial("bobby").expect("dial");
     bob.incoming().await;
     bob.h.accept().expect("accept");
@@ -279,6 +360,8 @@ async fn bad_offers_end_the_call_with_a_reason_and_the_client_keeps_working() {
     let s = server(ServerConfig::default()).await;
     let mut bob = user(&s, "bobby").await;
     let mut raw = raw_peer(&s, "mallory").await;
+    // A hostile peer that bob accepted as a contact (strangers cannot call at all).
+    s.befriend("bobby", "mallory").await;
     let h264_only = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\nc=IN IP4 0.0.0.0\r\na=mid:0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF\r\na=setup:actpass\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:102 H264/90000\r\n";
     for (i, sdp) in ["v=0 this is not SDP\r\nm=nonsense", h264_only]
         .into_iter()
@@ -378,6 +461,7 @@ async fn the_client_reconnects_when_the_server_comes_back() {
         })
         .await;
     let mut bob = client(ClientConfig::new(url, "bobby", "password of bobby")).await;
+    befriend_live(&mut alice, "alice", Some(&mut bob), "bobby").await;
     alice.h.dial("bobby").expect("dial");
     bob.incoming().await;
     bob.h.accept().expect("accept");
@@ -430,6 +514,7 @@ async fn a_tone_arrives_at_its_frequency_and_level() {
     cfg.media.audio = dyad_call::AudioInput::Tone;
     let mut alice = client(cfg).await;
     let mut bob = user(&s, "bobby").await;
+    s.befriend("alice", "bobby").await;
     let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
     bob.h.set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
     alice.h.dial("bobby").expect("dial");

@@ -152,13 +152,29 @@ pub enum Presence {
     Offline,
 }
 
+/// Where a contact stands: presence and calls need both people to have added each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContactState {
+    /// Both added each other: presence is shared and either may call the other.
+    #[default]
+    Accepted,
+    /// You asked; they have not accepted (their presence is not shown: `offline`).
+    Requested,
+    /// They asked you: `contact_add` accepts, `contact_remove` declines.
+    Incoming,
+}
+
 /// A contact and their presence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     /// The contact's username.
     pub username: String,
-    /// Their presence now.
+    /// Their presence now (`offline` unless the contact is accepted).
     pub presence: Presence,
+    /// Accepted, or a request one way or the other.
+    #[serde(default)]
+    pub state: ContactState,
 }
 
 /// Client → server.
@@ -167,19 +183,29 @@ pub struct Contact {
 pub enum ClientMessage {
     /// Keepalive; the server answers `pong`. Send one every `ping_interval_ms`.
     Ping,
-    /// Add a contact (by username); the server answers with `contacts`.
+    /// Ask someone to be a contact, or accept their request (by username); the server answers
+    /// with `contacts`, and the other person's devices get theirs.
     ContactAdd {
         /// Who to add.
         username: String,
     },
-    /// Remove a contact; the server answers with `contacts`.
+    /// Remove a contact, withdraw a request or decline one (both directions go); the server
+    /// answers with `contacts`.
     ContactRemove {
         /// Who to remove.
         username: String,
     },
     /// Ask for the contact list; the server answers with `contacts`.
     ContactList,
-    /// Start a call: ring every device of `to` with this offer.
+    /// Whether people who are not your contacts may call you (off when an account is made).
+    /// Such calls go through the relay only, so the caller never learns your IP address. The
+    /// server answers with `privacy` to every device of yours.
+    SetPrivacy {
+        /// Anyone with an account may ring you.
+        anyone_may_call: bool,
+    },
+    /// Start a call: ring every device of `to` with this offer. Only an accepted contact may be
+    /// called, unless the callee lets anyone call (`not_allowed` otherwise).
     Invite {
         /// New call id chosen by the caller.
         call_id: String,
@@ -190,6 +216,11 @@ pub enum ClientMessage {
         /// How long the callee rings, ms (default 60000).
         #[serde(default = "default_lifetime")]
         lifetime_ms: u64,
+        /// Both sides use relayed candidates only. The server sets it on calls between people
+        /// who are not contacts (and drops every other candidate of such a call); a caller may
+        /// ask for it too.
+        #[serde(default, skip_serializing_if = "is_false")]
+        relay_only: bool,
     },
     /// Callee device: the invite arrived and is ringing here.
     Ringing {
@@ -254,16 +285,21 @@ pub enum ClientMessage {
     },
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
 fn default_lifetime() -> u64 {
     crate::limits::DEFAULT_INVITE_LIFETIME_MS
 }
 
 /// The names of [`ClientMessage`]'s variants on the wire.
-pub const CLIENT_MESSAGE_TYPES: [&str; 14] = [
+pub const CLIENT_MESSAGE_TYPES: [&str; 15] = [
     "ping",
     "contact_add",
     "contact_remove",
     "contact_list",
+    "set_privacy",
     "invite",
     "ringing",
     "answer",
@@ -302,7 +338,8 @@ impl ClientMessage {
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
             | ClientMessage::ContactRemove { .. }
-            | ClientMessage::ContactList => None,
+            | ClientMessage::ContactList
+            | ClientMessage::SetPrivacy { .. } => None,
         }
     }
 
@@ -349,6 +386,7 @@ impl ClientMessage {
             ClientMessage::Ping
             | ClientMessage::Resume { .. }
             | ClientMessage::ContactList
+            | ClientMessage::SetPrivacy { .. }
             | ClientMessage::Ringing { .. }
             | ClientMessage::Reject { .. }
             | ClientMessage::Cancel { .. }
@@ -441,6 +479,11 @@ pub enum ServerMessage {
         #[serde(rename = "ref")]
         reference: String,
     },
+    /// Whether anyone may call you (after `welcome`, and after `set_privacy` on any device).
+    Privacy {
+        /// See [`ClientMessage::SetPrivacy`].
+        anyone_may_call: bool,
+    },
     /// The whole contact list with presence.
     Contacts {
         /// Contacts, sorted by username.
@@ -469,6 +512,10 @@ pub enum ServerMessage {
         /// and its own call was folded into this one, so the client should accept at once.
         #[serde(default)]
         glare: bool,
+        /// The caller is not a contact: answer with relayed candidates only (the server passes
+        /// no other), so neither side learns the other's address.
+        #[serde(default, skip_serializing_if = "is_false")]
+        relay_only: bool,
     },
     /// A callee device is ringing.
     Ringing {
@@ -562,7 +609,8 @@ mod tests {
                 call_id: "call-0001".into(),
                 to: "bob".into(),
                 sdp: "v=0\r\n".into(),
-                lifetime_ms: 60_000
+                lifetime_ms: 60_000,
+                relay_only: false,
             }
         );
     }

@@ -41,6 +41,10 @@ pub struct ServerConfig {
     pub router: RouterConfig,
     /// Where clients find STUN/TURN (`None`: no ICE servers are handed out).
     pub turn: Option<TurnConfig>,
+    /// Every account may call every other directly, contacts or not (a private server whose
+    /// users all know each other). Off: only accepted contacts, or people who let anyone call
+    /// them (relayed). Presence needs accepted contacts either way.
+    pub open_calls: bool,
     /// Serve HTTPS/WSS with this certificate instead of plain HTTP/WS.
     pub tls: Option<TlsSettings>,
 }
@@ -64,6 +68,7 @@ impl Default for ServerConfig {
             throttle: crate::throttle::ThrottleConfig::default(),
             router: RouterConfig::default(),
             turn: None,
+            open_calls: false,
             tls: None,
         }
     }

@@ -29,7 +29,7 @@ use crate::config::ServerConfig;
 use crate::error::ServerError;
 use crate::hub::{ContactChange, HubEvent, Outbox};
 use crate::router::Party;
-use crate::store::{Store, GUEST_PREFIX};
+use crate::store::{CallPermission, Store, GUEST_PREFIX};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -448,6 +448,7 @@ async fn websocket(
     let tag = token_tag(token);
     let expires_at = session.expires_at;
     let (user, contacts, guest_of) = (session.user, session.contacts, session.guest_of);
+    let anyone_may_call = session.anyone_may_call;
     let device = query
         .device
         .ok_or_else(|| ProtoError::new(ErrorCode::InvalidField, "device: required"))?;
@@ -475,7 +476,12 @@ async fn websocket(
         .max_frame_size(MAX_MESSAGE_BYTES * 4)
         .on_upgrade(move |socket| {
             let token = TokenInfo { tag, expires_at };
-            connection(socket, party, contacts, guest_of, token, state)
+            let user = UserInfo {
+                contacts,
+                guest_of,
+                anyone_may_call,
+            };
+            connection(socket, party, user, token, state)
         }))
 }
 
@@ -580,22 +586,33 @@ fn violation_code(e: axum::Error) -> Option<u16> {
     }
 }
 
-/// One WebSocket session. `contacts` were loaded with the token check, so a join never makes the
-/// hub wait for the database.
 /// The token a session was opened with.
 struct TokenInfo {
     tag: u64,
     expires_at: u64,
 }
 
+/// What was read about the user with the token check, so a join never makes the hub wait for
+/// the database.
+struct UserInfo {
+    contacts: Vec<(String, dyad_proto::ContactState)>,
+    guest_of: Option<String>,
+    anyone_may_call: bool,
+}
+
+/// One WebSocket session.
 async fn connection(
     mut socket: WebSocket,
     party: Party,
-    contacts: Vec<String>,
-    guest_of: Option<String>,
+    user: UserInfo,
     token: TokenInfo,
     state: AppState,
 ) {
+    let UserInfo {
+        contacts,
+        guest_of,
+        anyone_may_call,
+    } = user;
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let write = Duration::from_millis(state.config.write_timeout_ms);
     let outbox = Outbox::new();
@@ -625,7 +642,10 @@ async fn connection(
         ping_interval_ms: state.config.ping_interval_ms,
         idle_timeout_ms: state.config.idle_timeout_ms,
     };
-    if send(&mut socket, text(&welcome), write).await {
+    let privacy = ServerMessage::Privacy { anyone_may_call };
+    if send(&mut socket, text(&welcome), write).await
+        && (guest_of.is_some() || send(&mut socket, text(&privacy), write).await)
+    {
         live(&state).insert(conn, (token.tag, outbox.clone()));
         let who = Who {
             party: &party,
@@ -791,8 +811,8 @@ async fn on_incoming(
             Ok(env) if env.message == ClientMessage::Ping => {
                 return reply(send(socket, text(&ServerMessage::Pong), limits.write).await);
             }
-            Ok(envelope) => match guest_rules(state, who, envelope).await {
-                Ok(envelope) => match contact_change(state, who.party, envelope).await {
+            Ok(envelope) => match call_rules(state, who, envelope).await {
+                Ok(envelope) => match stored_change(state, who.party, envelope).await {
                     Ok(event) => {
                         return if to_hub(state, event).await {
                             Next::Read
@@ -809,22 +829,24 @@ async fn on_incoming(
     reply(send(socket, text(&ServerMessage::Error(error)), limits.write).await)
 }
 
-/// What guest accounts may do: call their host, nothing else (no contacts, no presence); and
-/// nobody but its host may call or add a guest (a stranger gets `unknown_user`, as for a name
-/// that does not exist).
-async fn guest_rules(
+/// Who may call whom. Guest accounts call their host and nothing else (no contacts, no
+/// presence), and nobody but its host may call or add a guest (a stranger gets `unknown_user`, as
+/// for a name that does not exist). Everyone else calls accepted contacts, or someone who lets
+/// anyone call — then the call is marked relay-only (the router passes only relayed candidates),
+/// and needs a TURN server; `not_allowed` otherwise.
+async fn call_rules(
     state: &AppState,
     who: Who<'_>,
-    envelope: dyad_proto::ClientEnvelope,
+    mut envelope: dyad_proto::ClientEnvelope,
 ) -> Result<dyad_proto::ClientEnvelope, ProtoError> {
-    let refuse = |code, message: String| {
-        Err(ProtoError::new(code, message).with_ref(envelope.reference.clone()))
-    };
-    match (&envelope.message, who.guest_of) {
+    let reference = envelope.reference.clone();
+    let refuse = |code, message: String| Err(ProtoError::new(code, message).with_ref(reference));
+    match (&mut envelope.message, who.guest_of) {
         (
             ClientMessage::ContactAdd { .. }
             | ClientMessage::ContactRemove { .. }
-            | ClientMessage::ContactList,
+            | ClientMessage::ContactList
+            | ClientMessage::SetPrivacy { .. },
             Some(_),
         ) => refuse(ErrorCode::NotAllowed, "a guest has no contacts".into()),
         (ClientMessage::Invite { to, .. }, Some(host)) if to != host => refuse(
@@ -846,27 +868,69 @@ async fn guest_rules(
                 refuse(ErrorCode::UnknownUser, "no such user".into())
             }
         }
+        (ClientMessage::Invite { to, relay_only, .. }, None) if !state.config.open_calls => {
+            if *to == who.party.user {
+                // The router's own answer (`self_reference`).
+                return Ok(envelope);
+            }
+            match state.store.call_permission(&who.party.user, to).await {
+                Ok(CallPermission::Contact) => Ok(envelope),
+                Ok(CallPermission::Stranger) if state.config.turn.is_some() => {
+                    *relay_only = true;
+                    Ok(envelope)
+                }
+                Ok(CallPermission::Stranger) => refuse(
+                    ErrorCode::NotAllowed,
+                    "calls from people who are not contacts go through a relay, and this \
+                     server has none"
+                        .into(),
+                ),
+                Err(e) => Err(e.to_proto().with_ref(envelope.reference)),
+            }
+        }
         _ => Ok(envelope),
     }
 }
 
-/// The hub event for a message: contact changes are stored here first (the hub never waits for
-/// the database); everything else goes to the hub as it is. A failed change is the error to
-/// send back.
-async fn contact_change(
+/// The hub event for a message: contact and privacy changes are stored here first (the hub
+/// never waits for the database); everything else goes to the hub as it is. A failed change is
+/// the error to send back.
+async fn stored_change(
     state: &AppState,
     party: &Party,
     envelope: dyad_proto::ClientEnvelope,
 ) -> Result<HubEvent, ProtoError> {
     let (result, change) = match &envelope.message {
         ClientMessage::ContactAdd { username } => (
-            state.store.add_contact(&party.user, username).await,
-            ContactChange::Added(username.clone()),
+            state
+                .store
+                .add_contact(&party.user, username)
+                .await
+                .map(Some),
+            ContactChange::Added(username.clone(), dyad_proto::ContactState::Requested),
         ),
         ClientMessage::ContactRemove { username } => (
-            state.store.remove_contact(&party.user, username).await,
+            state
+                .store
+                .remove_contact(&party.user, username)
+                .await
+                .map(|()| None),
             ContactChange::Removed(username.clone()),
         ),
+        ClientMessage::SetPrivacy { anyone_may_call } => {
+            return match state
+                .store
+                .set_anyone_may_call(&party.user, *anyone_may_call)
+                .await
+            {
+                Ok(()) => Ok(HubEvent::Privacy {
+                    party: party.clone(),
+                    anyone_may_call: *anyone_may_call,
+                    reference: envelope.reference,
+                }),
+                Err(e) => Err(e.to_proto().with_ref(envelope.reference)),
+            };
+        }
         _ => {
             return Ok(HubEvent::Message {
                 party: party.clone(),
@@ -875,9 +939,12 @@ async fn contact_change(
         }
     };
     match result {
-        Ok(()) => Ok(HubEvent::Contacts {
+        Ok(now) => Ok(HubEvent::Contacts {
             party: party.clone(),
-            change,
+            change: match (change, now) {
+                (ContactChange::Added(name, _), Some(state)) => ContactChange::Added(name, state),
+                (change, _) => change,
+            },
             reference: envelope.reference,
         }),
         Err(e) => Err(e.to_proto().with_ref(envelope.reference)),

@@ -7,7 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dyad_proto::{ClientEnvelope, ClientMessage, Contact, ErrorCode, ProtoError, ServerMessage};
+use dyad_proto::{
+    ClientEnvelope, ClientMessage, Contact, ContactState, ErrorCode, Presence, ProtoError,
+    ServerMessage,
+};
 use tokio::sync::{mpsc, oneshot, Notify};
 
 use crate::config::ServerConfig;
@@ -147,8 +150,8 @@ impl Outbox {
 /// A contact added or removed (already written to the store by the connection's task).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContactChange {
-    /// `contact_add` succeeded.
-    Added(String),
+    /// `contact_add` succeeded: a request (`Requested`) or, once both asked, `Accepted`.
+    Added(String, ContactState),
     /// `contact_remove` succeeded.
     Removed(String),
 }
@@ -166,8 +169,8 @@ pub enum HubEvent {
         conn: u64,
         /// Where to queue its frames.
         outbox: Arc<Outbox>,
-        /// The user's contacts, loaded from the store by the connection's task.
-        contacts: Vec<String>,
+        /// The user's contacts and requests, loaded from the store by the connection's task.
+        contacts: Vec<(String, ContactState)>,
         /// Accepted, or refused with a reason.
         reply: oneshot::Sender<Result<(), ProtoError>>,
     },
@@ -184,6 +187,15 @@ pub enum HubEvent {
         party: Party,
         /// The message and its ref.
         envelope: ClientEnvelope,
+    },
+    /// `set_privacy`, stored by the connection's task: tell every device of the user.
+    Privacy {
+        /// From whom.
+        party: Party,
+        /// The new setting.
+        anyone_may_call: bool,
+        /// The message's ref, to acknowledge.
+        reference: Option<String>,
     },
     /// A contact change the connection's task has stored.
     Contacts {
@@ -213,9 +225,10 @@ pub struct Hub {
     router: Router,
     /// Connected devices, per user.
     sessions: HashMap<String, Vec<Session>>,
-    /// The contacts of each online user, sorted.
-    contacts: HashMap<String, Vec<String>>,
-    /// The reverse: for each user, the online users who have them as a contact.
+    /// The contacts and requests of each online user, sorted by name.
+    contacts: HashMap<String, Vec<(String, ContactState)>>,
+    /// For each user, the online users who have them as an accepted contact (and so see their
+    /// presence).
     watchers: HashMap<String, Vec<String>>,
     /// Connections whose outbox overflowed while an event was carried out: dropped after it.
     overflowed: RefCell<Vec<(Party, u64)>>,
@@ -321,7 +334,10 @@ impl Hub {
                 // step already (a list loaded before a change another device made is stale).
                 // No entry while online means no contacts.
                 if first_device && !contacts.is_empty() {
-                    for c in &contacts {
+                    for (c, _) in contacts
+                        .iter()
+                        .filter(|(_, s)| *s == ContactState::Accepted)
+                    {
                         self.watchers
                             .entry(c.clone())
                             .or_default()
@@ -351,9 +367,22 @@ impl Hub {
                 change,
                 reference,
             } => {
-                self.contact_change(&party.user, change);
+                let other = self.contact_change(&party.user, change);
                 self.ack(&party, reference);
                 self.send_contacts(&party);
+                // The other person's devices see the request, the acceptance or the removal.
+                for device in self.devices_of(&other) {
+                    self.send_contacts(&Party::new(&other, device));
+                }
+            }
+            HubEvent::Privacy {
+                party,
+                anyone_may_call,
+                reference,
+            } => {
+                self.ack(&party, reference);
+                let msg = frame(&ServerMessage::Privacy { anyone_may_call });
+                self.send_to_user(&party.user, &msg);
             }
         }
     }
@@ -380,8 +409,10 @@ impl Hub {
         devices.swap_remove(i).outbox.close();
         if devices.is_empty() {
             self.sessions.remove(&party.user);
-            for c in self.contacts.remove(&party.user).unwrap_or_default() {
-                self.unwatch(&c, &party.user);
+            for (c, state) in self.contacts.remove(&party.user).unwrap_or_default() {
+                if state == ContactState::Accepted {
+                    self.unwatch(&c, &party.user);
+                }
             }
         }
         self.input(Input::Disconnected(party), None);
@@ -396,32 +427,73 @@ impl Hub {
         }
     }
 
-    fn contact_change(&mut self, owner: &str, change: ContactChange) {
-        // Only the index of online users is kept (the change's device may have left since).
-        if !self.sessions.contains_key(owner) {
+    /// Applies a stored contact change to the index of online users, both sides of it; returns
+    /// the other person.
+    fn contact_change(&mut self, owner: &str, change: ContactChange) -> String {
+        match change {
+            ContactChange::Added(other, state) => {
+                let theirs = match state {
+                    ContactState::Requested => ContactState::Incoming,
+                    s => s,
+                };
+                self.set_contact(owner, &other, Some(state));
+                self.set_contact(&other, owner, Some(theirs));
+                other
+            }
+            ContactChange::Removed(other) => {
+                self.set_contact(owner, &other, None);
+                self.set_contact(&other, owner, None);
+                other
+            }
+        }
+    }
+
+    /// Sets (or removes) `other` in online `user`'s list; `user` watches `other`'s presence
+    /// exactly while it is accepted. Only online users are indexed.
+    fn set_contact(&mut self, user: &str, other: &str, state: Option<ContactState>) {
+        if !self.sessions.contains_key(user) {
             return;
         }
-        match change {
-            ContactChange::Added(c) => {
-                let list = self.contacts.entry(owner.to_string()).or_default();
-                if let Err(i) = list.binary_search(&c) {
-                    list.insert(i, c.clone());
-                    self.watchers.entry(c).or_default().push(owner.to_string());
-                }
-            }
-            ContactChange::Removed(c) => {
-                let Some(list) = self.contacts.get_mut(owner) else {
-                    return;
-                };
-                if let Ok(i) = list.binary_search(&c) {
-                    list.remove(i);
-                    if list.is_empty() {
-                        self.contacts.remove(owner);
+        let list = self.contacts.entry(user.to_string()).or_default();
+        let before = match list.binary_search_by(|(n, _)| n.as_str().cmp(other)) {
+            Ok(i) => {
+                let before = list[i].1;
+                match state {
+                    Some(s) => list[i].1 = s,
+                    None => {
+                        list.remove(i);
                     }
-                    self.unwatch(&c, owner);
                 }
+                Some(before)
             }
+            Err(i) => {
+                if let Some(s) = state {
+                    list.insert(i, (other.to_string(), s));
+                }
+                None
+            }
+        };
+        if list.is_empty() {
+            self.contacts.remove(user);
         }
+        let accepted = |s: Option<ContactState>| s == Some(ContactState::Accepted);
+        if accepted(before) && !accepted(state) {
+            self.unwatch(other, user);
+        } else if accepted(state) && !accepted(before) {
+            self.watchers
+                .entry(other.to_string())
+                .or_default()
+                .push(user.to_string());
+        }
+    }
+
+    fn devices_of(&self, user: &str) -> Vec<String> {
+        self.sessions
+            .get(user)
+            .into_iter()
+            .flatten()
+            .map(|s| s.device.clone())
+            .collect()
     }
 
     /// Drops the connections whose outbox overflowed: their device goes offline at once (its
@@ -492,9 +564,14 @@ impl Hub {
             .get(&party.user)
             .into_iter()
             .flatten()
-            .map(|username| Contact {
+            .map(|(username, state)| Contact {
                 username: username.clone(),
-                presence: self.router.presence(username),
+                presence: if *state == ContactState::Accepted {
+                    self.router.presence(username)
+                } else {
+                    Presence::Offline
+                },
+                state: *state,
             })
             .collect();
         self.send(party, &ServerMessage::Contacts { contacts });

@@ -137,6 +137,8 @@ struct Call {
     lifetime_ms: u64,
     sdp: String,
     glare: bool,
+    /// Only relayed candidates pass (a call between people who are not contacts).
+    relay_only: bool,
     /// Parties of the call whose connection is down, since when; in a restored call, also those
     /// that have not sent `resume` yet.
     away: BTreeMap<Party, u64>,
@@ -169,6 +171,32 @@ pub struct Router {
     /// [`Router::next_deadline`], kept up to date by `handle` (the driver asks after every input;
     /// scanning every call each time cost O(calls) per relayed candidate).
     deadline: Option<u64>,
+}
+
+/// An invite's parts.
+struct NewCall {
+    call_id: String,
+    to: String,
+    sdp: String,
+    lifetime_ms: u64,
+    relay_only: bool,
+}
+
+/// Whether an ICE candidate (`candidate:...` with or without `a=`) is a relayed one (RFC 8839:
+/// `typ relay`).
+fn is_relayed(candidate: &str) -> bool {
+    candidate
+        .split_ascii_whitespace()
+        .skip_while(|w| *w != "typ")
+        .nth(1)
+        == Some("relay")
+}
+
+/// The SDP with every candidate line but the relayed ones removed.
+fn relayed_candidates_only(sdp: &str) -> String {
+    sdp.split_inclusive('\n')
+        .filter(|line| !line.starts_with("a=candidate:") || is_relayed(line))
+        .collect()
 }
 
 fn refuse(code: ErrorCode, message: &str) -> ProtoError {
@@ -250,6 +278,10 @@ impl Router {
                 lifetime_ms: 0,
                 sdp: String::new(),
                 glare: false,
+                // Not in the history: after a server restart the server no longer filters a
+                // stranger's call; the callee's client still gathers relayed candidates only
+                // for it (its policy is per call), which is what keeps its address hidden.
+                relay_only: false,
                 away,
                 unconfirmed,
             },
@@ -365,6 +397,7 @@ impl Router {
                         sdp: call.sdp.clone(),
                         lifetime_ms: call.lifetime_ms,
                         glare: call.glare,
+                        relay_only: call.relay_only,
                     },
                 ));
             }
@@ -500,7 +533,22 @@ impl Router {
                 to,
                 sdp,
                 lifetime_ms,
-            } => self.invite(now_ms, from, call_id, to, sdp, lifetime_ms, out, touched),
+                relay_only,
+            } => {
+                let sdp = if relay_only {
+                    relayed_candidates_only(&sdp)
+                } else {
+                    sdp
+                };
+                let invite = NewCall {
+                    call_id,
+                    to,
+                    sdp,
+                    lifetime_ms,
+                    relay_only,
+                };
+                self.invite(now_ms, from, invite, out, touched)
+            }
             ClientMessage::Ringing { call_id } => {
                 let call = self.call_of(&call_id, &from)?;
                 if call.state != State::Ringing || call.caller == from {
@@ -532,6 +580,11 @@ impl Router {
                 }
                 call.answered.insert(from.device.clone());
                 let to = call.caller.clone();
+                let sdp = if call.relay_only {
+                    relayed_candidates_only(&sdp)
+                } else {
+                    sdp
+                };
                 out.push(Output::Send(
                     to,
                     ServerMessage::Answer {
@@ -655,9 +708,12 @@ impl Router {
             }
             ClientMessage::Candidates {
                 call_id,
-                candidates,
+                mut candidates,
                 end_of_candidates,
             } => {
+                if self.call_of(&call_id, &from)?.relay_only {
+                    candidates.retain(|c| is_relayed(&c.candidate));
+                }
                 let msg = ServerMessage::Candidates {
                     call_id: call_id.clone(),
                     device: from.device.clone(),
@@ -668,7 +724,7 @@ impl Router {
             }
             ClientMessage::Negotiate {
                 call_id,
-                description,
+                mut description,
             } => {
                 let call = self.call_of(&call_id, &from)?;
                 if call.state != State::Connected {
@@ -676,6 +732,9 @@ impl Router {
                         ErrorCode::InvalidState,
                         "negotiate: only on a connected call",
                     ));
+                }
+                if call.relay_only {
+                    description.sdp = relayed_candidates_only(&description.sdp);
                 }
                 let msg = ServerMessage::Negotiate {
                     call_id: call_id.clone(),
@@ -702,7 +761,8 @@ impl Router {
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
             | ClientMessage::ContactRemove { .. }
-            | ClientMessage::ContactList => {
+            | ClientMessage::ContactList
+            | ClientMessage::SetPrivacy { .. } => {
                 Err(refuse(ErrorCode::InvalidState, "not a call message"))
             }
         }
@@ -796,18 +856,21 @@ impl Router {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn invite(
         &mut self,
         now_ms: u64,
         from: Party,
-        call_id: String,
-        to: String,
-        sdp: String,
-        lifetime_ms: u64,
+        invite: NewCall,
         out: &mut Vec<Output>,
         touched: &mut Vec<String>,
     ) -> Result<(), ProtoError> {
+        let NewCall {
+            call_id,
+            to,
+            sdp,
+            lifetime_ms,
+            relay_only,
+        } = invite;
         if to == from.user {
             return Err(refuse(ErrorCode::SelfReference, "you cannot call yourself"));
         }
@@ -850,6 +913,7 @@ impl Router {
                         sdp: call.sdp.clone(),
                         lifetime_ms: call.lifetime_ms,
                         glare: true,
+                        relay_only: call.relay_only,
                     },
                 ));
                 return Ok(());
@@ -907,6 +971,7 @@ impl Router {
                     sdp: sdp.clone(),
                     lifetime_ms,
                     glare,
+                    relay_only,
                 },
             ));
         }
@@ -925,6 +990,7 @@ impl Router {
                 lifetime_ms,
                 sdp,
                 glare,
+                relay_only,
                 away: BTreeMap::new(),
                 unconfirmed: Vec::new(),
             },

@@ -13,7 +13,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use base64::Engine;
 use dyad_proto::limits::MAX_CONTACTS;
-use dyad_proto::{EndReason, ErrorCode, ProtoError};
+use dyad_proto::{ContactState, EndReason, ErrorCode, ProtoError};
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -155,12 +155,58 @@ pub const GUEST_PREFIX: &str = "guest-";
 pub struct SessionInfo {
     /// The username.
     pub user: String,
-    /// Their contacts, sorted (none for a guest).
-    pub contacts: Vec<String>,
+    /// Their contacts and requests either way, sorted by name (none for a guest).
+    pub contacts: Vec<(String, ContactState)>,
+    /// Whether people who are not contacts may call them.
+    pub anyone_may_call: bool,
     /// For a guest account: the one user it can call.
     pub guest_of: Option<String>,
     /// When the token stops working, UNIX seconds (the session is closed then).
     pub expires_at: u64,
+}
+
+/// Whether a call may be placed, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallPermission {
+    /// The two are accepted contacts.
+    Contact,
+    /// Not contacts, but the callee lets anyone call: the call is relayed.
+    Stranger,
+}
+
+/// The contact list from the names a user asked for and the names that asked them (each
+/// space-separated): both ways is accepted. Sorted by name; incoming requests past
+/// [`MAX_CONTACTS`] are left out (nobody's list grows without bound because others ask).
+fn contact_states(outgoing: Option<&str>, incoming: Option<&str>) -> Vec<(String, ContactState)> {
+    let names = |list: Option<&str>| -> std::collections::BTreeSet<String> {
+        list.unwrap_or_default()
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let outgoing = names(outgoing);
+    let incoming = names(incoming);
+    let mut list: Vec<(String, ContactState)> = outgoing
+        .iter()
+        .map(|n| {
+            let state = if incoming.contains(n) {
+                ContactState::Accepted
+            } else {
+                ContactState::Requested
+            };
+            (n.clone(), state)
+        })
+        .collect();
+    list.extend(
+        incoming
+            .iter()
+            .filter(|n| !outgoing.contains(*n))
+            .take(MAX_CONTACTS)
+            .map(|n| (n.clone(), ContactState::Incoming)),
+    );
+    list.sort_by(|a, b| a.0.cmp(&b.0));
+    list
 }
 
 /// The SHA-256 a token is stored and looked up by.
@@ -378,32 +424,74 @@ impl Store {
     /// WebSocket session needs.
     pub async fn open_session(&self, token: &str, now_unix: u64) -> Result<SessionInfo> {
         // Usernames have no spaces (limits.rs), so a space-separated list is unambiguous.
-        let row: Option<(String, i64, Option<String>, Option<String>)> = sqlx::query_as(
+        type Row = (
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            i64,
+        );
+        let row: Option<Row> = sqlx::query_as(
             "SELECT u.username, t.expires_at, \
              (SELECT group_concat(c.username, ' ') FROM contacts \
               JOIN users c ON c.id = contacts.contact_id WHERE contacts.owner_id = u.id), \
-             (SELECT h.username FROM users h WHERE h.id = u.guest_of) \
+             (SELECT group_concat(o.username, ' ') FROM contacts \
+              JOIN users o ON o.id = contacts.owner_id WHERE contacts.contact_id = u.id), \
+             (SELECT h.username FROM users h WHERE h.id = u.guest_of), u.anyone_may_call \
              FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
         )
         .bind(lookup_hash(token)?)
         .fetch_optional(&self.pool)
         .await
         .map_err(db)?;
-        let (user, expires_at, list, guest_of) = row.ok_or_else(unknown_token)?;
+        let (user, expires_at, outgoing, incoming, guest_of, anyone_may_call) =
+            row.ok_or_else(unknown_token)?;
         unexpired(expires_at, now_unix)?;
-        let mut contacts: Vec<String> = list
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        contacts.sort();
         Ok(SessionInfo {
             user,
-            contacts,
+            contacts: contact_states(outgoing.as_deref(), incoming.as_deref()),
             guest_of,
+            anyone_may_call: anyone_may_call != 0,
             expires_at: u64_of(expires_at),
         })
+    }
+
+    /// Whether `caller` may ring `callee`: they are contacts, or the callee lets anyone call (a
+    /// stranger's call, to be relayed); `not_allowed` otherwise, `unknown_user` if there is no
+    /// such callee.
+    pub async fn call_permission(&self, caller: &str, callee: &str) -> Result<CallPermission> {
+        let row: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT e.anyone_may_call, \
+             EXISTS(SELECT 1 FROM contacts WHERE owner_id = r.id AND contact_id = e.id), \
+             EXISTS(SELECT 1 FROM contacts WHERE owner_id = e.id AND contact_id = r.id) \
+             FROM users e, users r WHERE e.username = ? AND r.username = ?",
+        )
+        .bind(callee)
+        .bind(caller)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db)?;
+        match row {
+            None => Err(refused(ErrorCode::UnknownUser, "no such user")),
+            Some((_, 1, 1)) => Ok(CallPermission::Contact),
+            Some((1, _, _)) => Ok(CallPermission::Stranger),
+            Some(_) => Err(refused(
+                ErrorCode::NotAllowed,
+                "you can call only people who accepted you as a contact",
+            )),
+        }
+    }
+
+    /// Sets whether people who are not contacts may call `user`.
+    pub async fn set_anyone_may_call(&self, user: &str, anyone: bool) -> Result<()> {
+        sqlx::query("UPDATE users SET anyone_may_call = ? WHERE username = ?")
+            .bind(i64::from(anyone))
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
     }
 
     /// Mints a one-use guest link for `host`, valid `ttl_secs` from `now_unix`: the token and
@@ -580,13 +668,14 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Adds `contact` to `owner`'s contacts (idempotent). `unknown_user`, `self_reference`, or
-    /// `invalid_field` past [`MAX_CONTACTS`].
+    /// `owner` asks `contact` to be a contact, or accepts their request (idempotent). Returns
+    /// where the two stand now: `Accepted` once both asked, else `Requested`. `unknown_user`,
+    /// `self_reference`, or `invalid_field` past [`MAX_CONTACTS`].
     pub async fn add_contact(
         &self,
         owner: &str,
         contact: &str,
-    ) -> std::result::Result<(), ServerError> {
+    ) -> std::result::Result<ContactState, ServerError> {
         if owner == contact {
             return Err(refused(ErrorCode::SelfReference, "you cannot add yourself"));
         }
@@ -612,14 +701,30 @@ impl Store {
             .execute(&self.pool)
             .await
             .map_err(db)?;
-        Ok(())
+        let mutual: i64 = sqlx::query_scalar(
+            "SELECT EXISTS(SELECT 1 FROM contacts WHERE owner_id = ? AND contact_id = ?)",
+        )
+        .bind(contact_id)
+        .bind(owner_id)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db)?;
+        Ok(if mutual != 0 {
+            ContactState::Accepted
+        } else {
+            ContactState::Requested
+        })
     }
 
-    /// Removes a contact (idempotent).
+    /// Ends what `owner` and `contact` have, whichever way it goes: a contact removed, a request
+    /// withdrawn or declined (idempotent).
     pub async fn remove_contact(&self, owner: &str, contact: &str) -> Result<()> {
         sqlx::query(
-            "DELETE FROM contacts WHERE owner_id = (SELECT id FROM users WHERE username = ?) \
-             AND contact_id = (SELECT id FROM users WHERE username = ?)",
+            "DELETE FROM contacts WHERE \
+             (owner_id = (SELECT id FROM users WHERE username = ?1) \
+              AND contact_id = (SELECT id FROM users WHERE username = ?2)) \
+             OR (owner_id = (SELECT id FROM users WHERE username = ?2) \
+              AND contact_id = (SELECT id FROM users WHERE username = ?1))",
         )
         .bind(owner)
         .bind(contact)

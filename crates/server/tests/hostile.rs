@@ -8,7 +8,7 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use common::{fast, TestServer, SDP, WAIT};
-use dyad_proto::{EndReason, Presence, ServerMessage as S};
+use dyad_proto::{ContactState, EndReason, Presence, ServerMessage as S};
 use dyad_server::ServerConfig;
 use futures_util::SinkExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -130,6 +130,7 @@ async fn stuck_reader(send_queue_bytes: usize, write_timeout_ms: u64) {
     })
     .await;
     let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    srv.befriend("alice", "bob").await;
     let mut a = srv.connect(&ta, "laptop").await;
     let mut b = srv.connect(&tb, "desk").await;
     a.send(&format!(
@@ -377,11 +378,15 @@ async fn presence_follows_contact_changes_across_devices() {
             |m| matches!(m, S::Contacts { contacts } if contacts.len() == 1),
         )
         .await;
-    let b = srv.connect(&tb, "desk").await;
+    // Bob's presence reaches alice only once he accepts her request.
+    let mut b = srv.connect(&tb, "desk").await;
+    b.send(r#"{"type":"contact_add","username":"alice","ref":"accept"}"#)
+        .await;
+    b.expect("ack", |m| matches!(m, S::Ack { .. })).await;
     for d in [&mut laptop, &mut phone] {
         d.expect(
-            "bob online",
-            |m| matches!(m, S::Presence { username, presence: Presence::Online } if username == "bob"),
+            "bob accepted, online",
+            |m| matches!(m, S::Contacts { contacts } if contacts.len() == 1 && contacts[0].state == ContactState::Accepted && contacts[0].presence == Presence::Online),
         )
         .await;
     }
@@ -543,13 +548,16 @@ async fn contacts_come_back_sorted_with_presence_in_a_new_session() {
     else {
         panic!("expect returned another message")
     };
-    let got: Vec<(&str, Presence)> = contacts
+    let got: Vec<(&str, Presence, ContactState)> = contacts
         .iter()
-        .map(|c| (c.username.as_str(), c.presence))
+        .map(|c| (c.username.as_str(), c.presence, c.state))
         .collect();
     assert_eq!(
         got,
-        vec![("bob", Presence::Online), ("carol", Presence::Offline)]
+        vec![
+            ("bob", Presence::Online, ContactState::Accepted),
+            ("carol", Presence::Offline, ContactState::Requested)
+        ]
     );
     srv.stop().await;
 }

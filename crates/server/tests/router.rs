@@ -81,6 +81,7 @@ fn invite(call: &str, to: &str) -> C {
         to: to.into(),
         sdp: SDP.into(),
         lifetime_ms: 30_000,
+        relay_only: false,
     }
 }
 
@@ -92,6 +93,122 @@ fn alice_and_bob() -> (World, Party, Party, Party) {
         w.connect(x);
     }
     (w, a, b1, b2)
+}
+
+#[test]
+fn a_relay_only_call_passes_relayed_candidates_only_both_ways() {
+    let (mut w, a, b1, b2) = alice_and_bob();
+    let host = "candidate:1 1 udp 2130706431 192.0.2.10 5000 typ host";
+    let srflx =
+        "candidate:2 1 udp 1694498815 203.0.113.7 6000 typ srflx raddr 192.0.2.10 rport 5000";
+    let relay =
+        "candidate:3 1 udp 16777215 198.51.100.1 7000 typ relay raddr 203.0.113.7 rport 6000";
+    let sdp = format!("v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=candidate:{}\r\na=candidate:{}\r\na=candidate:{}\r\na=end-of-candidates\r\n", &host[10..], &srflx[10..], &relay[10..]);
+    let out = w.ok(
+        &a,
+        C::Invite {
+            call_id: "call-rely".into(),
+            to: "bob".into(),
+            sdp: sdp.clone(),
+            lifetime_ms: 30_000,
+            relay_only: true,
+        },
+    );
+    let rung = sends(&out);
+    assert_eq!(rung.len(), 2);
+    for (_, m) in &rung {
+        let S::Invite {
+            sdp, relay_only, ..
+        } = m
+        else {
+            panic!("{m:?}")
+        };
+        assert!(*relay_only, "the callee is told to use the relay only");
+        assert!(
+            sdp.contains("typ relay") && !sdp.contains("typ host") && !sdp.contains("typ srflx"),
+            "{sdp}"
+        );
+        assert!(
+            sdp.contains("a=end-of-candidates"),
+            "other lines stay: {sdp}"
+        );
+    }
+    let cands = |list: &[&str]| -> Vec<Candidate> {
+        list.iter()
+            .map(|c| Candidate {
+                candidate: c.to_string(),
+                sdp_mid: Some("0".into()),
+                sdp_mline_index: Some(0),
+            })
+            .collect()
+    };
+    // The callee's host and server-reflexive candidates never reach the caller.
+    let out = w.ok(
+        &b1,
+        C::Candidates {
+            call_id: "call-rely".into(),
+            candidates: cands(&[host, srflx, relay]),
+            end_of_candidates: false,
+        },
+    );
+    let got = sends(&out);
+    assert!(
+        matches!(&got[..], [(p, S::Candidates { candidates, .. })] if *p == a && candidates.len() == 1 && candidates[0].candidate == relay),
+        "{got:?}"
+    );
+    let out = w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-rely".into(),
+            sdp: sdp.clone(),
+        },
+    );
+    let got = sends(&out);
+    assert!(
+        matches!(&got[..], [(_, S::Answer { sdp, .. })] if sdp.contains("typ relay") && !sdp.contains("typ host")),
+        "{got:?}"
+    );
+    // And the caller's go the same way.
+    let out = w.ok(
+        &a,
+        C::Candidates {
+            call_id: "call-rely".into(),
+            candidates: cands(&[host, relay]),
+            end_of_candidates: true,
+        },
+    );
+    for (_, m) in sends(&out) {
+        assert!(
+            matches!(&m, S::Candidates { candidates, .. } if candidates.len() == 1),
+            "{m:?}"
+        );
+    }
+    // An ordinary call between the same two carries everything.
+    w.ok(
+        &a,
+        C::Cancel {
+            call_id: "call-rely".into(),
+        },
+    );
+    let out = w.ok(&a, invite("call-open", "bob"));
+    assert!(sends(&out).iter().all(|(_, m)| matches!(
+        m,
+        S::Invite {
+            relay_only: false,
+            ..
+        }
+    )));
+    let out = w.ok(
+        &b2,
+        C::Candidates {
+            call_id: "call-open".into(),
+            candidates: cands(&[host, relay]),
+            end_of_candidates: false,
+        },
+    );
+    assert!(
+        matches!(&sends(&out)[..], [(_, S::Candidates { candidates, .. })] if candidates.len() == 2)
+    );
 }
 
 #[test]
@@ -706,7 +823,7 @@ proptest::proptest! {
                 0 => Input::Connected(from),
                 1 => Input::Disconnected(from),
                 2 => Input::Tick,
-                3 => Input::Message(from, C::Invite { call_id: call, to: target.user.clone(), sdp: SDP.into(), lifetime_ms: 10_000 }),
+                3 => Input::Message(from, C::Invite { call_id: call, to: target.user.clone(), sdp: SDP.into(), lifetime_ms: 10_000, relay_only: false }),
                 4 => Input::Message(from, C::Ringing { call_id: call }),
                 5 => Input::Message(from, C::Answer { call_id: call, sdp: SDP.into() }),
                 6 => Input::Message(from, C::SelectAnswer { call_id: call, device: target.device.clone() }),

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{fast, TestServer, SDP};
-use dyad_proto::{EndReason, ErrorCode, Presence, ServerMessage as S};
+use dyad_proto::{ContactState, EndReason, ErrorCode, Presence, ServerMessage as S};
 use dyad_server::ServerConfig;
 
 fn invite(call: &str, to: &str, lifetime_ms: u64) -> String {
@@ -223,12 +223,19 @@ async fn contacts_and_presence() {
         )
         .await;
     assert!(
-        matches!(contacts, S::Contacts { contacts } if contacts[0].presence == Presence::Offline)
+        matches!(&contacts, S::Contacts { contacts } if contacts[0].presence == Presence::Offline && contacts[0].state == ContactState::Requested),
+        "{contacts:?}"
     );
-    let b = srv.connect(&tb, "desk").await;
+    let mut b = srv.connect(&tb, "desk").await;
+    b.expect(
+        "alice's request",
+        |m| matches!(m, S::Contacts { contacts } if contacts.len() == 1 && contacts[0].username == "alice" && contacts[0].state == ContactState::Incoming),
+    )
+    .await;
+    b.send(r#"{"type":"contact_add","username":"alice"}"#).await;
     a.expect(
-        "bob online",
-        |m| matches!(m, S::Presence { username, presence: Presence::Online } if username == "bob"),
+        "bob accepted, and is online",
+        |m| matches!(m, S::Contacts { contacts } if contacts[0].state == ContactState::Accepted && contacts[0].presence == Presence::Online),
     )
     .await;
     drop(b);
@@ -251,6 +258,7 @@ async fn contacts_and_presence() {
 async fn answered_on_one_of_two_devices_then_hung_up() {
     let srv = TestServer::start(fast()).await;
     let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    srv.befriend("alice", "bob").await;
     let mut a = srv.connect(&ta, "laptop").await;
     let mut desk = srv.connect(&tb, "desk").await;
     let mut phone = srv.connect(&tb, "phone").await;
@@ -353,6 +361,9 @@ async fn decline_busy_cancel_unavailable_and_timeout() {
         srv.register("bob").await,
         srv.register("carol").await,
     );
+    srv.befriend("alice", "bob").await;
+    srv.befriend("carol", "bob").await;
+    srv.befriend("alice", "carol").await;
     let mut a = srv.connect(&ta, "laptop").await;
     let mut b = srv.connect(&tb, "desk").await;
     let mut c = srv.connect(&tc, "tablet").await;
@@ -391,7 +402,7 @@ async fn decline_busy_cancel_unavailable_and_timeout() {
     );
 
     c.send(&invite("call-nobody", "dave", 30_000)).await;
-    c.expect("unavailable", ended("call-nobody", EndReason::Unavailable))
+    c.expect("no such user", is_error(ErrorCode::UnknownUser))
         .await;
 
     // The shortest lifetime the protocol allows is 5 s: ring, nobody answers, both sides end.
@@ -422,6 +433,7 @@ async fn decline_busy_cancel_unavailable_and_timeout() {
 async fn a_vanished_peer_ends_the_call_after_the_grace() {
     let srv = TestServer::start(fast()).await;
     let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    srv.befriend("alice", "bob").await;
     let mut a = srv.connect(&ta, "laptop").await;
     let mut b = srv.connect(&tb, "desk").await;
     a.send(&invite("call-gone", "bob", 30_000)).await;
@@ -449,6 +461,7 @@ async fn a_vanished_peer_ends_the_call_after_the_grace() {
 async fn glare_over_the_wire_leaves_one_call() {
     let srv = TestServer::start(fast()).await;
     let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    srv.befriend("alice", "bob").await;
     let mut a = srv.connect(&ta, "laptop").await;
     let mut b = srv.connect(&tb, "desk").await;
     a.send(&invite("call-aaaa", "bob", 30_000)).await;
@@ -521,4 +534,156 @@ async fn look_alike_names_are_refused_at_registration() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn strangers_see_no_presence_and_cannot_call_unless_allowed_and_then_only_relayed() {
+    let turn = dyad_server::turn::TurnConfig::External {
+        urls: vec!["turn:198.51.100.1:3478?transport=udp".into()],
+        secret: b"s".to_vec(),
+        ttl_secs: 600,
+    };
+    let srv = TestServer::start(ServerConfig {
+        turn: Some(turn),
+        ..fast()
+    })
+    .await;
+    let (ta, tm) = (srv.register("alice").await, srv.register("mallory").await);
+    let mut a = srv.connect(&ta, "laptop").await;
+    a.expect("privacy: closed by default", |m| {
+        matches!(
+            m,
+            S::Privacy {
+                anyone_may_call: false
+            }
+        )
+    })
+    .await;
+    let mut m = srv.connect(&tm, "evil").await;
+    // A request is all mallory gets: no presence, no call.
+    m.send(r#"{"type":"contact_add","username":"alice","ref":"req"}"#)
+        .await;
+    m.expect(
+        "a request",
+        |x| matches!(x, S::Contacts { contacts } if contacts.first().is_some_and(|c| c.state == ContactState::Requested && c.presence == Presence::Offline)),
+    )
+    .await;
+    a.expect(
+        "an incoming request",
+        |x| matches!(x, S::Contacts { contacts } if contacts.first().is_some_and(|c| c.username == "mallory" && c.state == ContactState::Incoming)),
+    )
+    .await;
+    m.send(&invite("call-strange", "alice", 30_000)).await;
+    m.expect("not allowed", is_error(ErrorCode::NotAllowed))
+        .await;
+    // Alice goes offline and comes back: nobody who only asked may see it, in the session
+    // that asked or in a new one (whose list comes from the store).
+    drop(m);
+    let mut m = srv.connect(&tm, "evil").await;
+    drop(a);
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let mut a = srv.connect(&ta, "laptop").await;
+    // Nothing of alice's presence reached mallory (anything queued so far is seen now).
+    m.send(r#"{"type":"contact_list","ref":"sync"}"#).await;
+    loop {
+        match m.next().await {
+            S::Presence { username, .. } => panic!("mallory saw {username}'s presence"),
+            S::Ack { reference } if reference == "sync" => break,
+            _ => {}
+        }
+    }
+    // Declining removes the request.
+    a.send(r#"{"type":"contact_remove","username":"mallory"}"#)
+        .await;
+    m.expect(
+        "request gone",
+        |x| matches!(x, S::Contacts { contacts } if contacts.is_empty()),
+    )
+    .await;
+    // Alice lets anyone call: mallory's call rings, marked relay-only, without host candidates.
+    a.send(r#"{"type":"set_privacy","anyone_may_call":true,"ref":"open"}"#)
+        .await;
+    a.expect("privacy: open", |x| {
+        matches!(
+            x,
+            S::Privacy {
+                anyone_may_call: true
+            }
+        )
+    })
+    .await;
+    let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 192.0.2.66 5000 typ host\r\na=candidate:2 1 udp 16777215 198.51.100.1 7000 typ relay raddr 0.0.0.0 rport 0\r\n";
+    m.send(&format!(
+        r#"{{"type":"invite","call_id":"call-strange","to":"alice","sdp":{sdp:?}}}"#
+    ))
+    .await;
+    let ring = a
+        .expect("a stranger's call", |x| matches!(x, S::Invite { .. }))
+        .await;
+    assert!(
+        matches!(&ring, S::Invite { relay_only: true, sdp, from, .. } if from == "mallory" && !sdp.contains("typ host") && sdp.contains("typ relay")),
+        "{ring:?}"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_stranger_cannot_call_through_a_server_without_a_relay() {
+    let srv = TestServer::start(fast()).await;
+    let (ta, tm) = (srv.register("alice").await, srv.register("mallory").await);
+    let mut a = srv.connect(&ta, "laptop").await;
+    a.send(r#"{"type":"set_privacy","anyone_may_call":true,"ref":"open"}"#)
+        .await;
+    a.expect(
+        "ack",
+        |x| matches!(x, S::Ack { reference } if reference == "open"),
+    )
+    .await;
+    let mut m = srv.connect(&tm, "evil").await;
+    m.send(&invite("call-strange", "alice", 30_000)).await;
+    m.expect(
+        "not allowed: it would have to be relayed",
+        is_error(ErrorCode::NotAllowed),
+    )
+    .await;
+    // The setting survives a new session.
+    drop(a);
+    let mut a = srv.connect(&ta, "laptop").await;
+    a.expect("still open", |x| {
+        matches!(
+            x,
+            S::Privacy {
+                anyone_may_call: true
+            }
+        )
+    })
+    .await;
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_server_lets_anyone_call_anyone_directly() {
+    let srv = TestServer::start(ServerConfig {
+        open_calls: true,
+        ..fast()
+    })
+    .await;
+    let (ta, tm) = (srv.register("alice").await, srv.register("mallory").await);
+    let mut a = srv.connect(&ta, "laptop").await;
+    let mut m = srv.connect(&tm, "evil").await;
+    m.send(&invite("call-open-1", "alice", 30_000)).await;
+    let ring = a
+        .expect("a call without contacts", |x| matches!(x, S::Invite { .. }))
+        .await;
+    assert!(
+        matches!(
+            ring,
+            S::Invite {
+                relay_only: false,
+                ..
+            }
+        ),
+        "{ring:?}"
+    );
+    srv.stop().await;
 }

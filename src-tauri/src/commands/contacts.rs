@@ -6,13 +6,19 @@ use super::CmdResult;
 use crate::core::Core;
 use crate::ipc::GuestLink;
 
-/// Adds `username` to the contact list.
+/// Asks `username` to be a contact, or accepts their request.
 #[tauri::command]
 pub async fn add_contact(core: State<'_, Core>, username: String) -> CmdResult<()> {
     core.add_contact(&username)
 }
 
-/// Removes `username` from the contact list.
+/// Whether people who are not contacts may call us ("Anyone may call me" in Settings).
+#[tauri::command]
+pub async fn set_privacy(core: State<'_, Core>, anyone_may_call: bool) -> CmdResult<()> {
+    core.set_privacy(anyone_may_call)
+}
+
+/// Removes `username` from the contact list, or withdraws or declines a request.
 #[tauri::command]
 pub async fn remove_contact(core: State<'_, Core>, username: String) -> CmdResult<()> {
     core.remove_contact(&username)

@@ -56,7 +56,7 @@ impl Core {
         Ok(())
     }
 
-    /// Adds a contact.
+    /// Asks someone to be a contact, or accepts their request.
     pub fn add_contact(&self, username: &str) -> Result<()> {
         let u = username.trim();
         if u.is_empty() || u.len() > MAX_USERNAME {
@@ -68,7 +68,13 @@ impl Core {
         Ok(())
     }
 
-    /// Removes a contact.
+    /// Whether people who are not contacts may call us (their calls are relayed).
+    pub fn set_privacy(&self, anyone_may_call: bool) -> Result<()> {
+        self.with_client(|c| c.set_privacy(anyone_may_call))??;
+        Ok(())
+    }
+
+    /// Removes a contact, or withdraws or declines a request.
     pub fn remove_contact(&self, username: &str) -> Result<()> {
         self.with_client(|c| c.remove_contact(username.trim()))??;
         Ok(())

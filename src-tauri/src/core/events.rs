@@ -36,10 +36,19 @@ impl Core {
                         echo: embedded && c.username == ECHO_USER,
                         username: c.username,
                         presence: presence(c.presence),
+                        state: match c.state {
+                            ContactState::Accepted => ContactStateView::Accepted,
+                            ContactState::Requested => ContactStateView::Requested,
+                            ContactState::Incoming => ContactStateView::Incoming,
+                        },
                     })
                     .collect();
                 self.state().contacts = contacts.clone();
                 self.emit(UiEvent::Contacts { contacts });
+            }
+            CallEvent::Privacy { anyone_may_call } => {
+                self.state().anyone_may_call = anyone_may_call;
+                self.emit(UiEvent::Privacy { anyone_may_call });
             }
             CallEvent::Presence {
                 username,
@@ -66,9 +75,14 @@ impl Core {
                     mic_muted: false,
                     camera_off: false,
                     verification: None,
+                    stranger: false,
                 });
             }
-            CallEvent::Incoming { call_id, from } => {
+            CallEvent::Incoming {
+                call_id,
+                from,
+                stranger,
+            } => {
                 self.state().stats = CallStats::new(&call_id, &from);
                 self.set_call(CallView {
                     call_id,
@@ -79,13 +93,19 @@ impl Core {
                     mic_muted: false,
                     camera_off: false,
                     verification: None,
+                    stranger,
                 });
                 let speaker = self.state().settings.devices.speaker.clone();
                 let ringer = devices::Ringer::start(&speaker);
                 self.state().ringer = ringer;
                 let notify = self.0.notify.lock().ok().and_then(|n| n.clone());
                 if let Some(n) = notify {
-                    n("Incoming call", &format!("{from} is calling you"));
+                    let who = if stranger {
+                        format!("{from} (not a contact) is calling you")
+                    } else {
+                        format!("{from} is calling you")
+                    };
+                    n("Incoming call", &who);
                 }
             }
             CallEvent::RemoteRinging { .. } => self.update_call(|c| c.phase = CallPhase::Ringing),

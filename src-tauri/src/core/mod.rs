@@ -26,16 +26,16 @@ use dyad_call::quality::StatsPoint;
 use dyad_call::signal::{self, ServerUrl};
 use dyad_call::stats::MAX_HISTORY;
 use dyad_call::{ClientConfig, ClientHandle};
-use dyad_proto::{EndReason, Presence};
+use dyad_proto::{ContactState, EndReason, Presence};
 
 use crate::devices::{self, Preview};
 use crate::embedded::{Embedded, ECHO_USER};
 use crate::error::{AppError, Result};
 use crate::frames::{FrameHub, Picture};
 use crate::ipc::{
-    AppStateView, CallEnded, CallPhase, CallView, ContactView, DeviceChoice, DeviceList, ErrorKind,
-    ExportFormat, ExportResult, FrameStats, HistoryRow, IpcError, Outcome, PresenceView,
-    SessionView, UiEvent,
+    AppStateView, CallEnded, CallPhase, CallView, ContactStateView, ContactView, DeviceChoice,
+    DeviceList, ErrorKind, ExportFormat, ExportResult, FrameStats, HistoryRow, IpcError, Outcome,
+    PresenceView, SessionView, UiEvent,
 };
 use crate::settings::{check_server_url, Settings, TokenStore};
 use crate::summary::{summarize, SummaryStore};
@@ -86,6 +86,7 @@ struct State {
     generation: u64,
     online: bool,
     contacts: Vec<ContactView>,
+    anyone_may_call: bool,
     call: Option<CallView>,
     preview: Option<Preview>,
     ringer: Option<devices::Ringer>,
@@ -152,6 +153,7 @@ impl Core {
                 generation: 0,
                 online: false,
                 contacts: Vec::new(),
+                anyone_may_call: false,
                 call: None,
                 preview: None,
                 ringer: None,
@@ -212,6 +214,7 @@ impl Core {
             embedded: s.settings.server.is_none(),
             online: s.online,
             contacts: s.contacts.clone(),
+            anyone_may_call: s.anyone_may_call,
             call: s.call.clone(),
             frames: self.0.frames.endpoint(),
             devices: s.settings.devices.clone(),

@@ -26,6 +26,8 @@ pub(super) struct Call {
     /// When the session wants its next `Timeout`.
     pub(super) session_at: Instant,
     pub(super) peer: Option<RtcPeer>,
+    /// Relayed candidates only (a call from someone who is not a contact).
+    pub(super) relay_only: bool,
     pub(super) rtc_rx: mpsc::UnboundedReceiver<RtcEvent>,
     pub(super) rtc_tx: mpsc::UnboundedSender<RtcEvent>,
     pub(super) send_rx: mpsc::UnboundedReceiver<SendEvent>,
@@ -63,6 +65,7 @@ impl Call {
             session,
             session_at: now,
             peer: None,
+            relay_only: false,
             rtc_rx,
             rtc_tx,
             send_rx,

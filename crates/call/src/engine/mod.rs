@@ -220,6 +220,15 @@ impl Client {
             .map(|c| (&c.m.call_id[..], c.m.phase(), c.m.direction));
         match machine::route(current, msg) {
             machine::Route::Ignore => {}
+            machine::Route::Event(CallEvent::Contacts(list)) if self.config.auto_accept => {
+                for c in &list {
+                    if c.state == dyad_proto::ContactState::Incoming {
+                        let username = c.username.clone();
+                        self.send(ClientMessage::ContactAdd { username }).await;
+                    }
+                }
+                self.emit(CallEvent::Contacts(list));
+            }
             machine::Route::Event(e) => self.emit(e),
             machine::Route::Busy(call_id) => self.send(ClientMessage::Reject { call_id }).await,
             machine::Route::Invite {
@@ -227,6 +236,7 @@ impl Client {
                 from,
                 sdp,
                 glare,
+                relay_only,
             } => {
                 if glare {
                     if let Some(old) = self.call.take() {
@@ -234,8 +244,14 @@ impl Client {
                     }
                 }
                 let (m, actions) = CallMachine::incoming(call_id.clone(), from.clone(), sdp);
-                self.call = Some(Call::new(m, &self.config));
-                self.emit(CallEvent::Incoming { call_id, from });
+                let mut call = Call::new(m, &self.config);
+                call.relay_only = relay_only;
+                self.call = Some(call);
+                self.emit(CallEvent::Incoming {
+                    call_id,
+                    from,
+                    stranger: relay_only,
+                });
                 self.run_actions(actions).await;
                 if self.config.auto_accept || glare {
                     self.feed(Input::Accept).await;
@@ -302,6 +318,9 @@ impl Client {
                 let msg = match c {
                     ContactCmd::Add(username) => ClientMessage::ContactAdd { username },
                     ContactCmd::Remove(username) => ClientMessage::ContactRemove { username },
+                    ContactCmd::Privacy(anyone_may_call) => {
+                        ClientMessage::SetPrivacy { anyone_may_call }
+                    }
                 };
                 self.send(msg).await;
             }
@@ -358,7 +377,9 @@ impl Client {
             });
         let config = RtcConfig {
             ice_servers: ice.ice_servers,
-            relay_only: self.config.relay_only,
+            // A stranger's call: our address must not reach them, so no host or reflexive
+            // candidate is even gathered (the server drops any that would pass, too).
+            relay_only: self.config.relay_only || call.relay_only,
         };
         call.peer = Some(RtcPeer::new(&config, call.rtc_tx.clone()).await?);
         Ok(())

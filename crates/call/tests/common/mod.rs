@@ -8,7 +8,7 @@ use std::time::Duration;
 use dyad_call::engine::{CallEvent, ClientConfig, ClientHandle, CountingSink};
 use dyad_call::signal::ServerUrl;
 use dyad_media::read_marker;
-use dyad_proto::EndReason;
+use dyad_proto::{ContactState, EndReason};
 use dyad_server::config::ServerConfig;
 use dyad_server::Store;
 use tokio::sync::{mpsc, oneshot};
@@ -17,7 +17,20 @@ pub const WAIT: Duration = Duration::from_secs(20);
 
 pub struct Server {
     pub url: ServerUrl,
+    /// The server's store: test users are made contacts the way two `contact_add`s would.
+    pub store: Store,
+    /// Who [`user`] signed in so far (each new one becomes everyone's contact).
+    users: std::sync::Mutex<Vec<String>>,
     stop: Option<oneshot::Sender<()>>,
+}
+
+impl Server {
+    /// Makes two signed-up users accepted contacts of each other (only accepted contacts may
+    /// call each other; see crates/server/tests/server.rs for the consent itself).
+    pub async fn befriend(&self, a: &str, b: &str) {
+        self.store.add_contact(a, b).await.expect("contact");
+        self.store.add_contact(b, a).await.expect("contact");
+    }
 }
 
 impl Drop for Server {
@@ -37,6 +50,7 @@ pub async fn server_on(ip: &str, config: ServerConfig) -> Server {
     let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("test");
     let addr = listener.local_addr().expect("test");
     let store = Store::open_in_memory().await.expect("test");
+    let kept = store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(async move {
         dyad_server::run(listener, store, config, async {
@@ -47,6 +61,8 @@ pub async fn server_on(ip: &str, config: ServerConfig) -> Server {
     });
     Server {
         url: ServerUrl::parse(&format!("http://{addr}")).expect("test"),
+        store: kept,
+        users: std::sync::Mutex::new(Vec::new()),
         stop: Some(stop),
     }
 }
@@ -73,13 +89,22 @@ pub async fn client(cfg: ClientConfig) -> Peer {
     }
 }
 
+/// A signed-in user, an accepted contact of every user made before on this server.
 pub async fn user(s: &Server, name: &str) -> Peer {
-    client(ClientConfig::new(
+    let peer = client(ClientConfig::new(
         s.url.clone(),
         name,
         &format!("password of {name}"),
     ))
-    .await
+    .await;
+    let before = s.users.lock().map(|u| u.clone()).unwrap_or_default();
+    for other in before {
+        s.befriend(name, &other).await;
+    }
+    if let Ok(mut u) = s.users.lock() {
+        u.push(name.to_string());
+    }
+    peer
 }
 
 impl Peer {
@@ -147,6 +172,31 @@ impl Peer {
         }
         out
     }
+}
+
+/// `a` (signed in as `a_name`) asks `b_name` to be a contact and waits until the request is
+/// accepted (by `b`, or by itself when `b` is `None`: a bot that accepts every request).
+pub async fn befriend_live(a: &mut Peer, a_name: &str, b: Option<&mut Peer>, b_name: &str) {
+    a.h.add_contact(b_name).expect("contact_add");
+    if let Some(b) = b {
+        b.wait("a contact request", |e| match e {
+            CallEvent::Contacts(list) => list
+                .iter()
+                .any(|c| c.username == a_name && c.state == ContactState::Incoming)
+                .then_some(()),
+            _ => None,
+        })
+        .await;
+        b.h.add_contact(a_name).expect("accept");
+    }
+    a.wait("an accepted contact", |e| match e {
+        CallEvent::Contacts(list) => list
+            .iter()
+            .any(|c| c.username == b_name && c.state == ContactState::Accepted)
+            .then_some(()),
+        _ => None,
+    })
+    .await;
 }
 
 pub fn strictly_increasing(v: &[u32]) -> bool {

@@ -32,6 +32,8 @@ pub fn fast() -> ServerConfig {
 
 pub struct TestServer {
     pub addr: std::net::SocketAddr,
+    /// The server's store (for setting up accounts the way the protocol would).
+    pub store: Store,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -43,6 +45,7 @@ impl TestServer {
     }
 
     pub async fn start_with(store: Store, config: ServerConfig) -> Self {
+        let kept = store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -55,6 +58,7 @@ impl TestServer {
         });
         Self {
             addr,
+            store: kept,
             stop: Some(stop),
             task: Some(task),
         }
@@ -70,6 +74,14 @@ impl TestServer {
                 .expect("server stops")
                 .expect("server task");
         }
+    }
+
+    /// Makes two registered users accepted contacts of each other, as two `contact_add`s
+    /// would (call this before they connect: a live session learns of changes only through
+    /// the protocol).
+    pub async fn befriend(&self, a: &str, b: &str) {
+        self.store.add_contact(a, b).await.expect("contact");
+        self.store.add_contact(b, a).await.expect("contact");
     }
 
     /// One HTTP/1.1 request; returns (status, the response head, parsed JSON body or Null).
