@@ -621,17 +621,19 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
             }
             HistoryEvent::Answered {
                 call_id,
+                caller,
                 device,
                 at_ms,
-            } => store.call_answered(call_id, device, *at_ms).await,
+            } => store.call_answered((caller, call_id), device, *at_ms).await,
             HistoryEvent::Ended {
                 call_id,
+                caller,
                 at_ms,
                 reason,
                 by,
             } => {
                 store
-                    .call_ended(call_id, *at_ms, *reason, by.as_deref())
+                    .call_ended((caller, call_id), *at_ms, *reason, by.as_deref())
                     .await
             }
         };

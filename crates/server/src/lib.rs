@@ -61,7 +61,7 @@ async fn restore_calls(store: &Store, hub: &mut hub::Hub) -> Result<()> {
             _ => {
                 store
                     .call_ended(
-                        &call.call_id,
+                        (&call.caller, &call.call_id),
                         now,
                         dyad_proto::EndReason::ServerRestart,
                         None,

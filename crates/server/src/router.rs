@@ -69,8 +69,10 @@ pub enum HistoryEvent {
     },
     /// The caller selected an answer: the call is up.
     Answered {
-        /// Call id.
+        /// Call id (the caller's: ids are unique per caller).
         call_id: String,
+        /// Caller username.
+        caller: String,
         /// The callee's device that answered.
         device: String,
         /// When, ms.
@@ -78,8 +80,10 @@ pub enum HistoryEvent {
     },
     /// The call ended.
     Ended {
-        /// Call id.
+        /// Call id (the caller's).
         call_id: String,
+        /// Caller username.
+        caller: String,
         /// When, ms.
         at_ms: u64,
         /// Why.
@@ -124,6 +128,9 @@ enum State {
 
 #[derive(Debug)]
 struct Call {
+    /// The id the caller chose. Ids are the caller's own: the router keys calls by caller and
+    /// id ([`key`]), so nobody learns from an invite whether someone else's call has that id.
+    id: String,
     caller: Party,
     callee: String,
     state: State,
@@ -162,12 +169,16 @@ pub struct Router {
     /// A `Vec`, not a set: at most a handful of devices each, and most users have one (a set's
     /// table costs ≈ 100 B more per user; memory per idle session is a goal, benchmarks.md).
     online: HashMap<String, Vec<String>>,
+    /// Calls by [`key`].
     calls: HashMap<String, Call>,
-    /// The ids of the calls each user is in (caller or callee), so that presence, busy checks and
+    /// The keys of the calls each user is in (caller or callee), so that presence, busy checks and
     /// a device's comings and goings cost O(that user's calls), not O(all calls).
     calls_of: HashMap<String, Vec<String>>,
     /// Last presence announced per user (absent = offline).
     announced: HashMap<String, Presence>,
+    /// Invites placed per caller (a token bucket each): one account can't fill someone's history
+    /// or the router with calls.
+    invites: InviteBudget,
     /// [`Router::next_deadline`], kept up to date by `handle` (the driver asks after every input;
     /// scanning every call each time cost O(calls) per relayed candidate).
     deadline: Option<u64>,
@@ -197,6 +208,54 @@ fn relayed_candidates_only(sdp: &str) -> String {
     sdp.split_inclusive('\n')
         .filter(|line| !line.starts_with("a=candidate:") || is_relayed(line))
         .collect()
+}
+
+/// At most [`InviteBudget::BURST`] invites at once per caller, refilled at one per
+/// [`InviteBudget::REFILL_MS`] (10 a minute).
+#[derive(Debug, Default)]
+struct InviteBudget {
+    /// Caller → (tokens left, when counted).
+    callers: HashMap<String, (u32, u64)>,
+}
+
+impl InviteBudget {
+    const BURST: u32 = 10;
+    const REFILL_MS: u64 = 6_000;
+    /// Callers remembered; past this, those back to a full bucket are forgotten.
+    const MAX_CALLERS: usize = 100_000;
+
+    fn allow(&mut self, caller: &str, now_ms: u64) -> bool {
+        if self.callers.len() >= Self::MAX_CALLERS {
+            let full = Self::BURST as u64 * Self::REFILL_MS;
+            self.callers
+                .retain(|_, (_, at)| now_ms.saturating_sub(*at) < full);
+        }
+        let (tokens, at) = self
+            .callers
+            .entry(caller.to_string())
+            .or_insert((Self::BURST, now_ms));
+        let refilled = now_ms.saturating_sub(*at) / Self::REFILL_MS;
+        if refilled > 0 {
+            *tokens = (*tokens)
+                .saturating_add(u32::try_from(refilled).unwrap_or(u32::MAX))
+                .min(Self::BURST);
+            *at += refilled * Self::REFILL_MS;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        if *tokens == Self::BURST {
+            *at = now_ms;
+        }
+        *tokens -= 1;
+        true
+    }
+}
+
+/// A call's key: its caller and the id the caller chose. `/` is in neither usernames nor call
+/// ids (dyad_proto::limits), so the key is unambiguous.
+fn key(caller: &str, call_id: &str) -> String {
+    format!("{caller}/{call_id}")
 }
 
 fn refuse(code: ErrorCode, message: &str) -> ProtoError {
@@ -259,15 +318,17 @@ impl Router {
     /// connected between these two devices, both away since `now_ms`, so each has the reconnect
     /// grace to come back; a party that does not ends it `peer_disconnected`, as any drop does.
     pub fn restore(&mut self, now_ms: u64, call_id: String, caller: Party, callee: Party) {
-        if self.calls.contains_key(&call_id) || caller.user == callee.user {
+        let k = key(&caller.user, &call_id);
+        if self.calls.contains_key(&k) || caller.user == callee.user {
             return;
         }
         let device = callee.device.clone();
         let away = BTreeMap::from([(caller.clone(), now_ms), (callee.clone(), now_ms)]);
         let unconfirmed = vec![caller.clone(), callee.clone()];
         self.insert_call(
-            call_id,
+            k,
             Call {
+                id: call_id,
                 caller,
                 callee: callee.user,
                 state: State::Connected,
@@ -391,7 +452,7 @@ impl Router {
                 out.push(Output::Send(
                     party.clone(),
                     ServerMessage::Invite {
-                        call_id: id,
+                        call_id: call.id.clone(),
                         from: call.caller.user.clone(),
                         device: call.caller.device.clone(),
                         sdp: call.sdp.clone(),
@@ -455,16 +516,17 @@ impl Router {
     fn end_call(
         &mut self,
         now_ms: u64,
-        call_id: &str,
+        call_key: &str,
         reason: EndReason,
         by: Option<&str>,
         skip: Option<&Party>,
         out: &mut Vec<Output>,
         touched: &mut Vec<String>,
     ) {
-        let Some(call) = self.remove_call(call_id) else {
+        let Some(call) = self.remove_call(call_key) else {
             return;
         };
+        let call_id = call.id.as_str();
         let mut parties = vec![call.caller.clone()];
         match call.selected_party() {
             Some(p) => parties.push(p),
@@ -478,6 +540,7 @@ impl Router {
         }
         out.push(Output::History(HistoryEvent::Ended {
             call_id: call_id.into(),
+            caller: call.caller.user.clone(),
             at_ms: now_ms,
             reason,
             by: by.map(Into::into),
@@ -509,8 +572,25 @@ impl Router {
         Some(call)
     }
 
+    /// The key of call `call_id` as `from` names it: their own call with that id, or the call
+    /// with that id they are the callee of.
+    fn key_of(&self, call_id: &str, from: &Party) -> Result<String, ProtoError> {
+        let own = key(&from.user, call_id);
+        if self.calls.contains_key(&own) {
+            return Ok(own);
+        }
+        self.calls_of
+            .get(&from.user)
+            .into_iter()
+            .flatten()
+            .find(|k| self.calls.get(*k).is_some_and(|c| c.id == call_id))
+            .cloned()
+            .ok_or_else(unknown_call)
+    }
+
     fn call_of<'a>(&'a mut self, call_id: &str, from: &Party) -> Result<&'a mut Call, ProtoError> {
-        let call = self.calls.get_mut(call_id).ok_or_else(unknown_call)?;
+        let k = self.key_of(call_id, from)?;
+        let call = self.calls.get_mut(&k).ok_or_else(unknown_call)?;
         let callee_device = call.callee == from.user
             && (call.rung.contains(&from.device) || call.selected.as_deref() == Some(&from.device));
         if call.caller != *from && !callee_device {
@@ -613,6 +693,7 @@ impl Router {
                 call.selected = Some(device.clone());
                 let device_for_history = device.clone();
                 let callee = call.callee.clone();
+                let caller = call.caller.user.clone();
                 let mut others: Vec<String> = call
                     .rung
                     .iter()
@@ -635,6 +716,7 @@ impl Router {
                 }
                 out.push(Output::History(HistoryEvent::Answered {
                     call_id,
+                    caller,
                     device: device_for_history,
                     at_ms: now_ms,
                 }));
@@ -644,6 +726,7 @@ impl Router {
                 self.reject(now_ms, from, &call_id, EndReason::Rejected, out, touched)
             }
             ClientMessage::Cancel { call_id } => {
+                let call_key = self.key_of(&call_id, &from)?;
                 let call = self.call_of(&call_id, &from)?;
                 if call.caller != from || call.state != State::Ringing {
                     return Err(refuse(
@@ -654,7 +737,7 @@ impl Router {
                 let by = from.user.clone();
                 self.end_call(
                     now_ms,
-                    &call_id,
+                    &call_key,
                     EndReason::Cancelled,
                     Some(&by),
                     Some(&from),
@@ -664,6 +747,7 @@ impl Router {
                 Ok(())
             }
             ClientMessage::Hangup { call_id, reason } => {
+                let call_key = self.key_of(&call_id, &from)?;
                 let call = self.call_of(&call_id, &from)?;
                 match call.state {
                     // Before an answer is selected a hang-up is a cancel (caller) or a decline.
@@ -676,7 +760,7 @@ impl Router {
                         };
                         self.end_call(
                             now_ms,
-                            &call_id,
+                            &call_key,
                             reason,
                             Some(&by),
                             Some(&from),
@@ -695,7 +779,7 @@ impl Router {
                         let by = from.user.clone();
                         self.end_call(
                             now_ms,
-                            &call_id,
+                            &call_key,
                             reason.into(),
                             Some(&by),
                             Some(&from),
@@ -812,6 +896,7 @@ impl Router {
         out: &mut Vec<Output>,
         touched: &mut Vec<String>,
     ) -> Result<(), ProtoError> {
+        let call_key = self.key_of(call_id, &from)?;
         let call = self.call_of(call_id, &from)?;
         if call.caller == from || call.state != State::Ringing {
             return Err(refuse(
@@ -846,7 +931,7 @@ impl Router {
         }
         self.end_call(
             now_ms,
-            call_id,
+            &call_key,
             reason,
             Some(&callee),
             Some(&from),
@@ -874,8 +959,20 @@ impl Router {
         if to == from.user {
             return Err(refuse(ErrorCode::SelfReference, "you cannot call yourself"));
         }
-        if self.calls.contains_key(&call_id) {
-            return Err(refuse(ErrorCode::DuplicateCall, "that call id is in use"));
+        // Only the caller's own ids can collide: another user's call with this id is another
+        // call, so an invite tells nothing about calls one is not part of.
+        let call_key = key(&from.user, &call_id);
+        if self.calls.contains_key(&call_key) {
+            return Err(refuse(
+                ErrorCode::DuplicateCall,
+                "you have a call with that id",
+            ));
+        }
+        if !self.invites.allow(&from.user, now_ms) {
+            return Err(refuse(
+                ErrorCode::RateLimited,
+                "too many calls placed: at most 10 a minute",
+            ));
         }
         // Glare: `to` is ringing us right now with a call nobody answered yet.
         let crossing = self
@@ -894,7 +991,12 @@ impl Router {
             .cloned();
         let mut glare = false;
         if let Some(theirs) = crossing {
-            if theirs < call_id {
+            let their_id = self
+                .calls
+                .get(&theirs)
+                .map(|c| c.id.clone())
+                .unwrap_or_default();
+            if their_id < call_id {
                 // Their call survives: ours is folded into it. Ring this device with it, marked
                 // so the client accepts at once.
                 let call = self.calls.get_mut(&theirs).ok_or_else(unknown_call)?;
@@ -907,7 +1009,7 @@ impl Router {
                 out.push(Output::Send(
                     from,
                     ServerMessage::Invite {
-                        call_id: theirs,
+                        call_id: their_id,
                         from: call.caller.user.clone(),
                         device: call.caller.device.clone(),
                         sdp: call.sdp.clone(),
@@ -933,32 +1035,41 @@ impl Router {
         if self.calls_of.contains_key(&from.user) {
             return Err(refuse(ErrorCode::InvalidState, "you are already in a call"));
         }
-        out.push(Output::History(HistoryEvent::Started {
+        let started = HistoryEvent::Started {
             call_id: call_id.clone(),
             caller: from.user.clone(),
             callee: to.clone(),
             caller_device: from.device.clone(),
             at_ms: now_ms,
-        }));
+        };
         let busy = self.calls_of.contains_key(&to);
         let devices: Vec<String> = self.online.get(&to).cloned().unwrap_or_default();
-        let immediate_end = if busy {
+        // A stranger's call (relay-only) learns neither "in a call" nor "offline": both are
+        // `unavailable`, and leave no row in the callee's history (nothing rang).
+        let immediate_end = if busy && !relay_only {
             Some(EndReason::Busy)
-        } else if devices.is_empty() {
+        } else if busy || devices.is_empty() {
             Some(EndReason::Unavailable)
         } else {
             None
         };
         if let Some(reason) = immediate_end {
-            out.push(Output::Send(from, ended(&call_id, reason, None)));
-            out.push(Output::History(HistoryEvent::Ended {
-                call_id,
-                at_ms: now_ms,
-                reason,
-                by: None,
-            }));
+            if !relay_only {
+                out.push(Output::History(started));
+            }
+            out.push(Output::Send(from.clone(), ended(&call_id, reason, None)));
+            if !relay_only {
+                out.push(Output::History(HistoryEvent::Ended {
+                    call_id,
+                    caller: from.user,
+                    at_ms: now_ms,
+                    reason,
+                    by: None,
+                }));
+            }
             return Ok(());
         }
+        out.push(Output::History(started));
         let mut devices = devices;
         devices.sort();
         for d in &devices {
@@ -978,8 +1089,9 @@ impl Router {
         touched.push(from.user.clone());
         touched.push(to.clone());
         self.insert_call(
-            call_id,
+            call_key,
             Call {
+                id: call_id,
                 caller: from,
                 callee: to,
                 state: State::Ringing,

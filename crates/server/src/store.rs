@@ -758,11 +758,17 @@ impl Store {
     }
 
     /// History: the call was answered on the callee's `device`.
-    pub async fn call_answered(&self, call_id: &str, device: &str, at_ms: u64) -> Result<()> {
-        sqlx::query("UPDATE calls SET answered_at_ms = ?, callee_device = ? WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL")
+    pub async fn call_answered(
+        &self,
+        (caller, call_id): (&str, &str),
+        device: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        sqlx::query("UPDATE calls SET answered_at_ms = ?, callee_device = ? WHERE id = (SELECT max(id) FROM calls WHERE call_id = ? AND caller = ?) AND ended_at_ms IS NULL")
             .bind(i64_of(at_ms))
             .bind(device)
             .bind(call_id)
+            .bind(caller)
             .execute(&self.pool)
             .await
             .map_err(db)?;
@@ -796,19 +802,21 @@ impl Store {
     /// History: the call ended. The first end recorded stays.
     pub async fn call_ended(
         &self,
-        call_id: &str,
+        (caller, call_id): (&str, &str),
         at_ms: u64,
         reason: EndReason,
         by: Option<&str>,
     ) -> Result<()> {
         sqlx::query(
             "UPDATE calls SET ended_at_ms = ?, end_reason = ?, ended_by = ? \
-             WHERE id = (SELECT max(id) FROM calls WHERE call_id = ?) AND ended_at_ms IS NULL",
+             WHERE id = (SELECT max(id) FROM calls WHERE call_id = ? AND caller = ?) \
+             AND ended_at_ms IS NULL",
         )
         .bind(i64_of(at_ms))
         .bind(reason.as_str())
         .bind(by)
         .bind(call_id)
+        .bind(caller)
         .execute(&self.pool)
         .await
         .map_err(db)?;

@@ -812,8 +812,8 @@ proptest::proptest! {
         let calls = ["call-0001", "call-0002", "call-0003"];
         let mut r = Router::new(RouterConfig { reconnect_grace_ms: 5_000 });
         let mut now = 0u64;
-        let mut ended: HashMap<String, u32> = HashMap::new();
-        let mut members: HashMap<String, (String, String)> = HashMap::new();
+        // Live calls by (caller, id): ids are each caller's own, two callers may use one id.
+        let mut members: HashMap<(String, String), String> = HashMap::new();
         for (kind, who, other, dt) in steps {
             now += dt / 10;
             let from = parties[who].clone();
@@ -838,14 +838,11 @@ proptest::proptest! {
             for o in out {
                 match o {
                     Output::History(HistoryEvent::Started { call_id, caller, callee, .. }) => {
-                        members.insert(call_id, (caller, callee));
+                        members.insert((caller, call_id), callee);
                     }
-                    Output::History(HistoryEvent::Ended { call_id, .. }) => {
-                        *ended.entry(call_id.clone()).or_default() += 1;
-                        proptest::prop_assert!(ended[&call_id] == 1, "{call_id} ended twice");
-                        // A call id may be reused after it ended.
-                        members.remove(&call_id);
-                        ended.remove(&call_id);
+                    Output::History(HistoryEvent::Ended { call_id, caller, .. }) => {
+                        // Ends once (a call id may be reused after it ended).
+                        proptest::prop_assert!(members.remove(&(caller.clone(), call_id.clone())).is_some(), "{caller}/{call_id} ended twice or never started");
                     }
                     Output::Send(to, msg) => {
                         let id = match &msg {
@@ -854,8 +851,9 @@ proptest::proptest! {
                             | S::Negotiate { call_id, .. } | S::CallEnded { call_id, .. } => call_id.clone(),
                             _ => continue,
                         };
-                        if let Some((caller, callee)) = members.get(&id) {
-                            proptest::prop_assert!(to.user == *caller || to.user == *callee, "{msg:?} sent to outsider {to:?}");
+                        let live: Vec<_> = members.iter().filter(|((_, i), _)| *i == id).collect();
+                        if !live.is_empty() {
+                            proptest::prop_assert!(live.iter().any(|((caller, _), callee)| to.user == *caller || to.user == **callee), "{msg:?} sent to outsider {to:?}");
                         }
                     }
                     _ => {}
@@ -907,4 +905,111 @@ fn a_restored_call_needs_both_parties_to_resume_within_the_grace() {
         w.send(&a, resume("call-0042")),
         Err(ErrorCode::InvalidState)
     );
+}
+
+#[test]
+fn call_ids_are_the_callers_own_so_nobody_can_probe_anothers() {
+    let (mut w, a, b1, _b2) = alice_and_bob();
+    let (m, c) = (p("mallory", "evil"), p("carol", "tablet"));
+    w.connect(&m);
+    w.connect(&c);
+    w.ok(&a, invite("call-0001", "bob"));
+    // mallory uses the id of alice's live call: an ordinary new call of hers, carol rings.
+    let out = w.ok(&m, invite("call-0001", "carol"));
+    assert!(
+        matches!(&sends(&out)[..], [(p, S::Invite { call_id, from, .. })] if *p == c && call_id == "call-0001" && from == "mallory"),
+        "{out:?}"
+    );
+    // Naming alice's call gets mallory nothing: her own call is the one she hangs up.
+    let out = w.ok(
+        &m,
+        C::Hangup {
+            call_id: "call-0001".into(),
+            reason: HangupReason::UserHangup,
+        },
+    );
+    assert!(
+        sends(&out).iter().all(|(p, _)| *p == c),
+        "only carol hears of it: {out:?}"
+    );
+    // Both calls kept apart in the history too.
+    assert!(history(&out)
+        .iter()
+        .all(|h| matches!(h, HistoryEvent::Ended { caller, .. } if caller == "mallory")));
+    // alice's call still rings bob; reusing her own live id is refused.
+    let out = w.ok(
+        &b1,
+        C::Ringing {
+            call_id: "call-0001".into(),
+        },
+    );
+    assert!(matches!(&sends(&out)[..], [(p, S::Ringing { .. })] if *p == a));
+    assert_eq!(
+        w.send(&a, invite("call-0001", "carol")),
+        Err(ErrorCode::DuplicateCall)
+    );
+}
+
+#[test]
+fn a_strangers_call_to_a_busy_or_offline_user_says_unavailable_and_leaves_no_row() {
+    let (mut w, a, _b1, _b2) = alice_and_bob();
+    let m = p("mallory", "evil");
+    w.connect(&m);
+    w.ok(&a, invite("call-0001", "bob"));
+    let stranger = |id: &str, to: &str| C::Invite {
+        call_id: id.into(),
+        to: to.into(),
+        sdp: SDP.into(),
+        lifetime_ms: 30_000,
+        relay_only: true,
+    };
+    for (id, to) in [("call-busy", "bob"), ("call-away", "nobody")] {
+        let out = w.ok(&m, stranger(id, to));
+        assert_eq!(
+            sends(&out),
+            vec![(m.clone(), end(id, EndReason::Unavailable, None))],
+            "{to}"
+        );
+        assert!(history(&out).is_empty(), "no row: {out:?}");
+    }
+    // A contact (not relay-only) hears busy, and it is recorded.
+    let c = p("carol", "tablet");
+    w.connect(&c);
+    let out = w.ok(&c, invite("call-cb", "bob"));
+    assert_eq!(
+        sends(&out),
+        vec![(c.clone(), end("call-cb", EndReason::Busy, None))]
+    );
+    assert_eq!(history(&out).len(), 2);
+}
+
+#[test]
+fn one_caller_places_at_most_ten_calls_a_minute() {
+    let mut w = World::new();
+    let (m, v) = (p("mallory", "evil"), p("victim", "phone"));
+    w.connect(&m);
+    // The victim is offline: each invite ends at once, so only the budget stops them.
+    for i in 0..10 {
+        assert!(
+            w.send(&m, invite(&format!("call-{i:04}"), "victim"))
+                .is_ok(),
+            "{i}"
+        );
+    }
+    assert_eq!(
+        w.send(&m, invite("call-0010", "victim")),
+        Err(ErrorCode::RateLimited)
+    );
+    w.tick(6_000);
+    assert!(
+        w.send(&m, invite("call-0011", "victim")).is_ok(),
+        "one more after 6 s"
+    );
+    assert_eq!(
+        w.send(&m, invite("call-0012", "victim")),
+        Err(ErrorCode::RateLimited)
+    );
+    // Others are not affected.
+    w.connect(&v);
+    assert!(w.send(&v, invite("call-v001", "mallory")).is_ok());
 }

@@ -687,3 +687,48 @@ async fn an_open_server_lets_anyone_call_anyone_directly() {
     );
     srv.stop().await;
 }
+
+/// Two callers may use the same call id at once; each one's history row gets its own answer and
+/// end (the rows were found by id alone before).
+#[tokio::test]
+async fn history_rows_of_two_callers_with_one_call_id_stay_apart() {
+    let store = dyad_server::Store::open_in_memory().await.expect("store");
+    store
+        .call_started("same-id-1", ("alice", "laptop"), "bob", 1_000)
+        .await
+        .expect("row");
+    store
+        .call_started("same-id-1", ("carol", "tablet"), "dave", 1_100)
+        .await
+        .expect("row");
+    store
+        .call_answered(("alice", "same-id-1"), "desk", 1_200)
+        .await
+        .expect("answered");
+    // alice's is the older row: found by id alone, carol's (the newest) would get these.
+    store
+        .call_ended(
+            ("alice", "same-id-1"),
+            1_300,
+            EndReason::UserHangup,
+            Some("bob"),
+        )
+        .await
+        .expect("ended");
+    let alice = store.history("alice", 10).await.expect("history");
+    let carol = store.history("carol", 10).await.expect("history");
+    assert_eq!(
+        (
+            alice[0].answered_at_ms,
+            alice[0].ended_at_ms,
+            alice[0].end_reason.as_deref()
+        ),
+        (Some(1_200), Some(1_300), Some("user_hangup")),
+        "{alice:?}"
+    );
+    assert_eq!(
+        (carol[0].answered_at_ms, carol[0].ended_at_ms),
+        (None, None),
+        "{carol:?}"
+    );
+}
