@@ -111,6 +111,47 @@ async fn an_unanswered_invite_times_out_and_a_busy_callee_says_so() {
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
 }
 
+/// Issue 17 item 1: on the embedded server the echo contact's account had a fixed, published
+/// password and the default device id, so another local user could sign in as it, replace the
+/// bot's connection and receive the victim's "Echo test" call. Now its token is minted from the
+/// store and no password signs in as it; the victim's call still reaches the real bot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_can_sign_in_as_the_local_echo_contact() {
+    use dyad_server::embedded::{EmbeddedServer, ECHO_USER};
+    let server = EmbeddedServer::start(dyad_server::Store::open_in_memory().await.expect("store"))
+        .await
+        .expect("embedded");
+    let url = ServerUrl::parse(&server.url).expect("url");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let token = server.echo_token(now).await.expect("echo token");
+    let _bot = dyad_call::echo::EchoBot::start(url.clone(), ECHO_USER, token)
+        .await
+        .expect("bot");
+    // The password the bot used to have, and a few others: none signs in; the name is taken.
+    for guess in ["dyad echo bot password", "dyad local password", "password of echo"] {
+        assert!(
+            dyad_call::signal::login(&url, ECHO_USER, guess).await.is_err(),
+            "signed in as the echo contact with {guess:?}"
+        );
+    }
+    assert!(dyad_call::signal::register(&url, ECHO_USER, "a brand new password")
+        .await
+        .is_err());
+    // The victim's echo test reaches the bot: its own frames come back.
+    let mut cfg = ClientConfig::new(url, "victim", "");
+    cfg.token = Some(server.local_token("victim", now).await.expect("token"));
+    cfg.register = false;
+    server.add_echo_contact("victim").await.expect("contact");
+    let mut victim = client(cfg).await;
+    victim.h.dial(ECHO_USER).expect("dial");
+    victim.connected().await;
+    let frames = victim.frame_numbers(Duration::from_secs(2)).await;
+    assert!(frames.len() >= 20 && strictly_increasing(&frames), "{frames:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_echo_bot_sends_our_own_frames_back() {
     let s = server(ServerConfig::default()).await;
