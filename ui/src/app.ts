@@ -107,6 +107,7 @@ export class App {
       this.statsCall = e.call.call_id;
       this.stats.reset();
     }
+    if (e.type === "call") this.stats.setVerification(e.call.verification);
     if (e.type === "stats") this.stats.push(e.point);
     if (e.type === "ended") {
       this.stats.hide();

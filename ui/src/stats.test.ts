@@ -131,6 +131,16 @@ describe("statistics screen", () => {
     expect(drawn.get("bitrate")?.points).toBe(6);
   });
 
+  it("shows the verification code once the call has one, and forgets it with the call", async () => {
+    const { app, root } = await inCall();
+    q(root, "[data-role=quality]")!.click();
+    expect(metric(root, "verification")).toBe("—");
+    app.onEvent({ type: "call", call: call({ verification: "218 795" }) });
+    expect(metric(root, "verification")).toBe("218 795");
+    app.onEvent({ type: "call", call: call({ call_id: "c2", verification: null }) });
+    expect(metric(root, "verification")).toBe("—");
+  });
+
   it("says why quality dropped, in the strip and on the indicator", async () => {
     const { app, root } = await inCall();
     app.toggleStats(true);

@@ -442,6 +442,7 @@ export class StatsScreen {
         item("Connection", "path"),
         item("Codecs", "codecs"),
         item("Encryption", "encryption"),
+        item("Verification code", "verification"),
       ),
       h("table", { class: "figures" },
         h("thead", {}, h("tr", {}, h("th", {}, ""), h("th", {}, "Sending video"), h("th", {}, "Receiving video"), h("th", {}, "Sending audio"), h("th", {}, "Receiving audio"))),
@@ -510,8 +511,15 @@ export class StatsScreen {
   }
 
   /** A new call: forget the last one's series. */
+  /** The call's verification code (from both DTLS fingerprints), once connected. */
+  setVerification(code: string | null) {
+    const c = this.cells.get("verification");
+    if (c) c.textContent = code ?? "—";
+  }
+
   reset() {
     this.series.reset();
+    this.setVerification(null);
     this.exportNote.textContent = "";
     if (this.isOpen) this.update();
   }
