@@ -160,12 +160,18 @@ test("the app calls a headless client on its embedded server and sees its test p
   await click("[data-tab=settings]");
   server = await js(`return document.querySelector("[data-role=server-url]").textContent`);
   assert.match(server, /^http:\/\/127\.0\.0\.1:\d+$/);
+  // "Anyone may call me": the server stores it and says so back; off again for the rest.
+  await click("[data-setting=anyone-may-call]");
+  await waitFor("[data-setting=anyone-may-call]:checked");
   await shot("5-settings");
+  await click("[data-setting=anyone-may-call]");
+  await waitFor("[data-setting=anyone-may-call]:not(:checked)");
   const bob = startCli(["answer", "--server", server, "--user", "bob", "--password", "bob password 1"]);
   await sleep(1500);
+  // A contact request: `dyad answer` accepts every request, then bob shows online.
   await type("#new-contact", "bob");
   await click("[data-action=add-contact]");
-  await waitFor("[data-contact=bob][data-presence=online]", 20000);
+  await waitFor("[data-contact=bob][data-state=accepted][data-presence=online]", 20000);
   await click("[data-contact=bob]");
   await click("[data-action=call]");
   await waitFor("[data-screen=in-call]", 20000);
@@ -177,6 +183,10 @@ test("the app calls a headless client on its embedded server and sees its test p
 
 test("a headless client calls the app: ringing screen, accept, frames, the caller hangs up", async () => {
   const carol = startCli(["call", me, "--server", server, "--user", "carol", "--password", "carol password 1", "--seconds", "8"]);
+  // carol is not a contact: her `dyad call` asks first, and waits for the user to accept.
+  await waitFor("[data-contact=carol][data-state=incoming]", 20000);
+  await shot("5b-contact-request");
+  await click("[data-contact=carol] [data-action=accept-contact]");
   await waitFor("[data-screen=incoming]", 20000);
   const caller = await js(`return document.querySelector("[data-role=caller]").textContent`);
   assert.equal(caller, "carol");
@@ -195,6 +205,8 @@ test("a headless client calls the app: ringing screen, accept, frames, the calle
 
 test("a declined call shows in the caller's history as declined", async () => {
   const dan = startCli(["call", me, "--server", server, "--user", "dan", "--password", "dan password 1", "--seconds", "20"]);
+  await waitFor("[data-contact=dan][data-state=incoming]", 20000);
+  await click("[data-contact=dan] [data-action=accept-contact]");
   await waitFor("[data-screen=incoming]", 20000);
   await click("[data-action=decline]");
   await waitFor("[data-screen=home]");
