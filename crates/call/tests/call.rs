@@ -131,15 +131,23 @@ async fn nobody_can_sign_in_as_the_local_echo_contact() {
         .await
         .expect("bot");
     // The password the bot used to have, and a few others: none signs in; the name is taken.
-    for guess in ["dyad echo bot password", "dyad local password", "password of echo"] {
+    for guess in [
+        "dyad echo bot password",
+        "dyad local password",
+        "password of echo",
+    ] {
         assert!(
-            dyad_call::signal::login(&url, ECHO_USER, guess).await.is_err(),
+            dyad_call::signal::login(&url, ECHO_USER, guess)
+                .await
+                .is_err(),
             "signed in as the echo contact with {guess:?}"
         );
     }
-    assert!(dyad_call::signal::register(&url, ECHO_USER, "a brand new password")
-        .await
-        .is_err());
+    assert!(
+        dyad_call::signal::register(&url, ECHO_USER, "a brand new password")
+            .await
+            .is_err()
+    );
     // The victim's echo test reaches the bot: its own frames come back.
     let mut cfg = ClientConfig::new(url, "victim", "");
     cfg.token = Some(server.local_token("victim", now).await.expect("token"));
@@ -149,7 +157,10 @@ async fn nobody_can_sign_in_as_the_local_echo_contact() {
     victim.h.dial(ECHO_USER).expect("dial");
     victim.connected().await;
     let frames = victim.frame_numbers(Duration::from_secs(2)).await;
-    assert!(frames.len() >= 20 && strictly_increasing(&frames), "{frames:?}");
+    assert!(
+        frames.len() >= 20 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
