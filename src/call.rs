@@ -196,33 +196,40 @@ fn print_stats(p: &StatsPoint) {
 /// How long `dyad call` waits for its contact request to be accepted.
 const CONTACT_WAIT: Duration = Duration::from_secs(15);
 
-/// Only accepted contacts may call each other: if `peer` is not one yet, ask (a `dyad answer`
-/// or echo bot accepts at once; a person has [`CONTACT_WAIT`]) and wait for the acceptance.
-async fn ensure_contact(
+/// Asks `peer` to be a contact and waits until they accept (a `dyad answer` or echo bot does at
+/// once; a person has [`CONTACT_WAIT`]). Used when a call was refused `not_allowed`: only
+/// contacts may call each other, unless the callee lets anyone call or the server is open.
+async fn become_contacts(
     h: &ClientHandle,
     ev: &mut tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
     peer: &str,
 ) -> Result<()> {
-    let accepted = |list: &[dyad_proto::Contact]| {
-        list.iter()
-            .any(|c| c.username == peer && c.state == dyad_proto::ContactState::Accepted)
-    };
+    h.add_contact(peer)?;
+    println!("dyad call: {peer} is not a contact yet: asked them to accept you");
     let deadline = Instant::now() + CONTACT_WAIT;
-    let mut asked = false;
     loop {
-        let next = tokio::time::timeout_at(deadline.into(), ev.recv()).await;
-        match next {
+        match tokio::time::timeout_at(deadline.into(), ev.recv()).await {
             Err(_) => bail!(
                 "{peer} has not accepted your contact request (only contacts can call each other)"
             ),
             Ok(None) => bail!("the call engine stopped"),
-            Ok(Some(CallEvent::Contacts(list))) if accepted(&list) => return Ok(()),
-            Ok(Some(CallEvent::Contacts(_))) if !asked => {
-                asked = true;
-                h.add_contact(peer)?;
-                println!("dyad call: asked {peer} to accept you as a contact");
+            Ok(Some(CallEvent::Contacts(list)))
+                if list.iter().any(|c| {
+                    c.username == peer && c.state == dyad_proto::ContactState::Accepted
+                }) =>
+            {
+                return Ok(())
             }
-            Ok(Some(CallEvent::Error { code, message })) => bail!("{code}: {message}"),
+            // What a refused contact_add answers (the refused call's late candidates answer
+            // unknown_call: not ours to stop for).
+            Ok(Some(CallEvent::Error { code, message }))
+                if matches!(
+                    code.as_str(),
+                    "unknown_user" | "self_reference" | "invalid_field"
+                ) =>
+            {
+                bail!("{code}: {message}")
+            }
             Ok(Some(_)) => {}
         }
     }
@@ -250,16 +257,16 @@ async fn call_async(args: &CallArgs) -> Result<()> {
     };
     let (h, mut ev) = dyad_call::start(config(&args.account, url)?).await?;
     h.set_audio_sink(Box::new(CountingSink::default()));
-    ensure_contact(&h, &mut ev, &peer).await?;
     h.dial(&peer)?;
     println!("dyad call: calling {peer}");
+    let mut asked = false;
     let deadline = (args.seconds > 0).then(|| Instant::now() + Duration::from_secs(args.seconds));
     let mut hung_up = false;
     loop {
         let wait = deadline.map_or(Duration::from_secs(3600), |d| {
             d.saturating_duration_since(Instant::now())
         });
-        let ev = tokio::select! {
+        let next = tokio::select! {
             e = ev.recv() => e,
             _ = tokio::time::sleep(wait), if !hung_up => {
                 hung_up = true;
@@ -272,10 +279,10 @@ async fn call_async(args: &CallArgs) -> Result<()> {
                 continue;
             }
         };
-        let Some(ev) = ev else {
+        let Some(event) = next else {
             bail!("the call engine stopped")
         };
-        match ev {
+        match event {
             CallEvent::RemoteRinging { .. } => println!("dyad call: ringing"),
             CallEvent::Connected { verification, .. } => println!(
                 "dyad call: connected; verification code {}",
@@ -286,6 +293,21 @@ async fn call_async(args: &CallArgs) -> Result<()> {
                 after_answer.as_secs_f64() * 1000.0
             ),
             CallEvent::Stats(p) => print_stats(&p),
+            CallEvent::Error { code, .. } if code == "not_allowed" && !asked && !hung_up => {
+                // The dial ends with it (unavailable); call again once we are contacts.
+                asked = true;
+                let ended = tokio::time::timeout(CONTACT_WAIT, async {
+                    while let Some(e) = ev.recv().await {
+                        if matches!(e, CallEvent::Ended { .. }) {
+                            return;
+                        }
+                    }
+                });
+                let _ = ended.await;
+                become_contacts(&h, &mut ev, &peer).await?;
+                h.dial(&peer)?;
+                println!("dyad call: calling {peer}");
+            }
             CallEvent::Error { code, message } => eprintln!("dyad call: {code}: {message}"),
             CallEvent::Ended { reason, stats, .. } => {
                 println!("dyad call: ended ({reason:?})");

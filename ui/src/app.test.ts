@@ -369,9 +369,9 @@ describe("contact requests and privacy", () => {
   it("shows requests both ways: accept or decline one we got, withdraw one we sent, no call until accepted", async () => {
     state = snapshot({
       contacts: [
+        { username: "bob", presence: "offline", state: "requested", echo: false },
         // (the server says offline for requests; the state alone must keep Call off)
-        { username: "bob", presence: "online", state: "requested", echo: false },
-        { username: "carol", presence: "offline", state: "incoming", echo: false },
+        { username: "carol", presence: "online", state: "incoming", echo: false },
       ],
     });
     const { root } = await mount();
@@ -383,9 +383,13 @@ describe("contact requests and privacy", () => {
     expect(q(root, "[data-contact=carol]")?.textContent).toContain("Wants to be your contact");
     expect(q(root, "[data-contact=bob]")?.textContent).toContain("Request sent");
     expect(q(root, "[data-contact=bob] .dot")).toBeNull();
+    // A request we sent: calling is allowed (it rings only if they let anyone call).
     q(root, "[data-contact=bob]")!.click();
-    expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(true);
+    expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(false);
     expect(q(root, "[data-role=who]")?.textContent).toContain("has not accepted");
+    // A request we got: accept first.
+    q(root, "[data-contact=carol]")!.click();
+    expect((q(root, "[data-action=call]") as HTMLButtonElement).disabled).toBe(true);
     q(root, "[data-contact=carol] [data-action=accept-contact]")!.click();
     await flush();
     expect(calls.find((c) => c.cmd === "add_contact")?.args).toEqual({ username: "carol" });

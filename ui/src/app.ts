@@ -537,7 +537,7 @@ export class App {
       h("div", { class: "prejoin-side" },
         h("h2", {}, name ? `Ready to call ${name}?` : "Pick someone to call"),
         who ? h("p", { class: "muted", "data-role": "who" }, who.echo ? "The echo test sends your own video and sound back, so you can check them before a real call."
-          : who.state === "requested" ? `${who.username} has not accepted your contact request yet. You can call each other once they do.`
+          : who.state === "requested" ? `${who.username} has not accepted your contact request yet. A call goes through only if they let anyone call them (then through the relay); once they accept, you can call each other.`
           : who.state === "incoming" ? `${who.username} wants to be your contact. Accept on the left to call each other.`
           : { online: `${who.username} is online.`, in_call: `${who.username} is in another call.`, offline: `${who.username} is offline.` }[who.presence]) : h("p", { class: "muted" }, "Add a contact on the left, or try the echo test."),
         this.picker("camera", "Camera", m),
@@ -545,7 +545,7 @@ export class App {
         h("div", { class: "meter", title: "Microphone level" }, h("div", { class: "meter-fill", "data-role": "mic-meter" })),
         this.picker("speaker", "Speaker", m),
         ...(m.devices?.notes ?? []).map((n) => h("p", { class: "note small" }, n)),
-        h("button", { class: "btn primary call-btn", "data-action": "call", disabled: !who || who.state !== "accepted" || who.presence === "offline", onclick: call }, "Call"),
+        h("button", { class: "btn primary call-btn", "data-action": "call", disabled: !who || who.state === "incoming" || (who.state === "accepted" && who.presence === "offline"), onclick: call }, "Call"),
       ),
     );
   }

@@ -216,9 +216,9 @@ pub enum ClientMessage {
         /// How long the callee rings, ms (default 60000).
         #[serde(default = "default_lifetime")]
         lifetime_ms: u64,
-        /// Both sides use relayed candidates only. The server sets it on calls between people
-        /// who are not contacts (and drops every other candidate of such a call); a caller may
-        /// ask for it too.
+        /// A stranger's call: both sides use relayed candidates only. Set by the server alone
+        /// (on calls between people who are not contacts; it then drops every other candidate of
+        /// the call); what a client sends is ignored.
         #[serde(default, skip_serializing_if = "is_false")]
         relay_only: bool,
     },

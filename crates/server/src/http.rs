@@ -49,6 +49,11 @@ pub struct AppState {
     /// Live WebSocket sessions (by connection id) and the tag of the token each was opened
     /// with: logging the token out closes them.
     pub live: Arc<std::sync::Mutex<LiveSessions>>,
+    /// Keeps the hub's contact index in step with the store. A contact change holds it
+    /// exclusively from its write to the store until its event is queued for the hub, so the
+    /// hub applies changes in the order the store did; a join holds it shared from reading the
+    /// contact list until its `Join` is queued, so no change falls between the two.
+    pub contacts_order: Arc<tokio::sync::RwLock<()>>,
 }
 
 /// See [`AppState::live`]. Small on purpose (≈ 40 B a session, every idle session has one): a
@@ -444,6 +449,7 @@ async fn websocket(
     // restarted server does 19 000 times at once.
     let token =
         token.ok_or_else(|| ProtoError::new(ErrorCode::Unauthorized, "a token is required"))?;
+    let order = state.contacts_order.clone().read_owned().await;
     let session = state.store.open_session(token, now_unix()).await?;
     let tag = token_tag(token);
     let expires_at = session.expires_at;
@@ -480,6 +486,7 @@ async fn websocket(
                 contacts,
                 guest_of,
                 anyone_may_call,
+                order,
             };
             connection(socket, party, user, token, state)
         }))
@@ -598,6 +605,8 @@ struct UserInfo {
     contacts: Vec<(String, dyad_proto::ContactState)>,
     guest_of: Option<String>,
     anyone_may_call: bool,
+    /// Held until the `Join` is queued (see [`AppState::contacts_order`]).
+    order: tokio::sync::OwnedRwLockReadGuard<()>,
 }
 
 /// One WebSocket session.
@@ -612,6 +621,7 @@ async fn connection(
         contacts,
         guest_of,
         anyone_may_call,
+        order,
     } = user;
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let write = Duration::from_millis(state.config.write_timeout_ms);
@@ -624,7 +634,9 @@ async fn connection(
         contacts,
         reply,
     };
-    if !to_hub(&state, join).await {
+    let queued = to_hub(&state, join).await;
+    drop(order);
+    if !queued {
         return close(&mut socket, 1001, "server shutting down").await;
     }
     match accepted.await {
@@ -813,8 +825,10 @@ async fn on_incoming(
             }
             Ok(envelope) => match call_rules(state, who, envelope).await {
                 Ok(envelope) => match stored_change(state, who.party, envelope).await {
-                    Ok(event) => {
-                        return if to_hub(state, event).await {
+                    Ok((event, order)) => {
+                        let queued = to_hub(state, event).await;
+                        drop(order);
+                        return if queued {
                             Next::Read
                         } else {
                             Next::Close(1001, "server shutting down")
@@ -841,6 +855,11 @@ async fn call_rules(
 ) -> Result<dyad_proto::ClientEnvelope, ProtoError> {
     let reference = envelope.reference.clone();
     let refuse = |code, message: String| Err(ProtoError::new(code, message).with_ref(reference));
+    // Only the server decides that a call is a stranger's (it changes what the router hides and
+    // records): whatever the client said is dropped here.
+    if let ClientMessage::Invite { relay_only, .. } = &mut envelope.message {
+        *relay_only = false;
+    }
     match (&mut envelope.message, who.guest_of) {
         (
             ClientMessage::ContactAdd { .. }
@@ -895,18 +914,25 @@ async fn call_rules(
 /// The hub event for a message: contact and privacy changes are stored here first (the hub
 /// never waits for the database); everything else goes to the hub as it is. A failed change is
 /// the error to send back.
+/// A contact change comes back with the guard that orders it (see
+/// [`AppState::contacts_order`]): drop it once the event is queued for the hub.
 async fn stored_change(
     state: &AppState,
     party: &Party,
     envelope: dyad_proto::ClientEnvelope,
-) -> Result<HubEvent, ProtoError> {
+) -> Result<(HubEvent, Option<tokio::sync::OwnedRwLockWriteGuard<()>>), ProtoError> {
+    let is_contact_change = matches!(
+        envelope.message,
+        ClientMessage::ContactAdd { .. } | ClientMessage::ContactRemove { .. }
+    );
+    let order = if is_contact_change {
+        Some(state.contacts_order.clone().write_owned().await)
+    } else {
+        None
+    };
     let (result, change) = match &envelope.message {
         ClientMessage::ContactAdd { username } => (
-            state
-                .store
-                .add_contact(&party.user, username)
-                .await
-                .map(Some),
+            state.store.add_contact(&party.user, username).await,
             ContactChange::Added(username.clone(), dyad_proto::ContactState::Requested),
         ),
         ClientMessage::ContactRemove { username } => (
@@ -914,7 +940,7 @@ async fn stored_change(
                 .store
                 .remove_contact(&party.user, username)
                 .await
-                .map(|()| None),
+                .map(|changed| changed.then_some(dyad_proto::ContactState::Requested)),
             ContactChange::Removed(username.clone()),
         ),
         ClientMessage::SetPrivacy { anyone_may_call } => {
@@ -923,30 +949,44 @@ async fn stored_change(
                 .set_anyone_may_call(&party.user, *anyone_may_call)
                 .await
             {
-                Ok(()) => Ok(HubEvent::Privacy {
-                    party: party.clone(),
-                    anyone_may_call: *anyone_may_call,
-                    reference: envelope.reference,
-                }),
+                Ok(()) => Ok((
+                    HubEvent::Privacy {
+                        party: party.clone(),
+                        anyone_may_call: *anyone_may_call,
+                        reference: envelope.reference,
+                    },
+                    None,
+                )),
                 Err(e) => Err(e.to_proto().with_ref(envelope.reference)),
             };
         }
         _ => {
-            return Ok(HubEvent::Message {
-                party: party.clone(),
-                envelope,
-            })
+            return Ok((
+                HubEvent::Message {
+                    party: party.clone(),
+                    envelope,
+                },
+                None,
+            ))
         }
     };
+    // `now`: the add's new state, `None` when nothing changed (then only the sender's list is
+    // sent again: a repeated add or remove costs the other person nothing).
     match result {
-        Ok(now) => Ok(HubEvent::Contacts {
-            party: party.clone(),
-            change: match (change, now) {
-                (ContactChange::Added(name, _), Some(state)) => ContactChange::Added(name, state),
-                (change, _) => change,
+        Ok(now) => Ok((
+            HubEvent::Contacts {
+                party: party.clone(),
+                change: match (change, now) {
+                    (_, None) => ContactChange::Unchanged,
+                    (ContactChange::Added(name, _), Some(state)) => {
+                        ContactChange::Added(name, state)
+                    }
+                    (change, Some(_)) => change,
+                },
+                reference: envelope.reference,
             },
-            reference: envelope.reference,
-        }),
+            order,
+        )),
         Err(e) => Err(e.to_proto().with_ref(envelope.reference)),
     }
 }

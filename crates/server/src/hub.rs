@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use dyad_proto::limits::MAX_CONTACTS;
 use dyad_proto::{
     ClientEnvelope, ClientMessage, Contact, ContactState, ErrorCode, Presence, ProtoError,
     ServerMessage,
@@ -154,6 +155,9 @@ pub enum ContactChange {
     Added(String, ContactState),
     /// `contact_remove` succeeded.
     Removed(String),
+    /// An add or remove that changed nothing (asked already, or nothing to remove): only the
+    /// sender's list is sent again.
+    Unchanged,
 }
 
 /// What connection tasks tell the hub. Anything that needs the database (the token, the contact
@@ -371,8 +375,10 @@ impl Hub {
                 self.ack(&party, reference);
                 self.send_contacts(&party);
                 // The other person's devices see the request, the acceptance or the removal.
-                for device in self.devices_of(&other) {
-                    self.send_contacts(&Party::new(&other, device));
+                if let Some(other) = other {
+                    for device in self.devices_of(&other) {
+                        self.send_contacts(&Party::new(&other, device));
+                    }
                 }
             }
             HubEvent::Privacy {
@@ -428,9 +434,10 @@ impl Hub {
     }
 
     /// Applies a stored contact change to the index of online users, both sides of it; returns
-    /// the other person.
-    fn contact_change(&mut self, owner: &str, change: ContactChange) -> String {
-        match change {
+    /// the other person, if anything changed.
+    fn contact_change(&mut self, owner: &str, change: ContactChange) -> Option<String> {
+        Some(match change {
+            ContactChange::Unchanged => return None,
             ContactChange::Added(other, state) => {
                 let theirs = match state {
                     ContactState::Requested => ContactState::Incoming,
@@ -445,7 +452,7 @@ impl Hub {
                 self.set_contact(&other, owner, None);
                 other
             }
-        }
+        })
     }
 
     /// Sets (or removes) `other` in online `user`'s list; `user` watches `other`'s presence
@@ -467,7 +474,14 @@ impl Hub {
                 Some(before)
             }
             Err(i) => {
-                if let Some(s) = state {
+                let incoming = || {
+                    list.iter()
+                        .filter(|(_, s)| *s == ContactState::Incoming)
+                        .count()
+                };
+                // As the store does: nobody's list grows without bound because others ask.
+                let full = state == Some(ContactState::Incoming) && incoming() >= MAX_CONTACTS;
+                if let (Some(s), false) = (state, full) {
                     list.insert(i, (other.to_string(), s));
                 }
                 None

@@ -129,6 +129,7 @@ pub async fn run(
         next_conn: Arc::new(AtomicU64::new(1)),
         throttle,
         live: Arc::default(),
+        contacts_order: Arc::default(),
         shutdown: stop_rx.clone(),
     };
     let app = http::app(state);

@@ -193,20 +193,39 @@ struct NewCall {
     relay_only: bool,
 }
 
-/// Whether an ICE candidate (`candidate:...` with or without `a=`) is a relayed one (RFC 8839:
-/// `typ relay`).
+/// Whether an ICE candidate (`candidate:...`, with or without `a=`) is a relayed one. Read by
+/// position as RFC 8839 lays it out and as ICE agents parse it — foundation, component,
+/// transport, priority, address, port, `typ`, type — so `... 5000 x host typ relay` is a host
+/// candidate, not a relayed one; anything malformed counts as not relayed.
 fn is_relayed(candidate: &str) -> bool {
-    candidate
-        .split_ascii_whitespace()
-        .skip_while(|w| *w != "typ")
-        .nth(1)
-        == Some("relay")
+    let value = candidate.trim_start();
+    let value = value.strip_prefix("a=").unwrap_or(value).trim_start();
+    let Some(rest) = value
+        .get(..10)
+        .filter(|p| p.eq_ignore_ascii_case("candidate:"))
+        .and_then(|_| value.get(10..))
+    else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    fields.len() >= 8
+        && fields[6].eq_ignore_ascii_case("typ")
+        && fields[7].eq_ignore_ascii_case("relay")
 }
 
-/// The SDP with every candidate line but the relayed ones removed.
+/// The SDP with every candidate line but the relayed ones removed: any line whose attribute,
+/// however spaced or cased, is a candidate (receivers trim and tolerate those).
 fn relayed_candidates_only(sdp: &str) -> String {
     sdp.split_inclusive('\n')
-        .filter(|line| !line.starts_with("a=candidate:") || is_relayed(line))
+        .filter(|line| {
+            let t = line.trim_start_matches(['\r', ' ', '\t']);
+            let attr = t.strip_prefix("a=").map(str::trim_start);
+            let is_candidate = attr.is_some_and(|a| {
+                a.get(..9)
+                    .is_some_and(|p| p.eq_ignore_ascii_case("candidate"))
+            });
+            !is_candidate || is_relayed(t)
+        })
         .collect()
 }
 
@@ -968,12 +987,7 @@ impl Router {
                 "you have a call with that id",
             ));
         }
-        if !self.invites.allow(&from.user, now_ms) {
-            return Err(refuse(
-                ErrorCode::RateLimited,
-                "too many calls placed: at most 10 a minute",
-            ));
-        }
+
         // Glare: `to` is ringing us right now with a call nobody answered yet.
         let crossing = self
             .calls_of
@@ -990,13 +1004,24 @@ impl Router {
             })
             .cloned();
         let mut glare = false;
+        if self.calls_of.contains_key(&from.user) && crossing.is_none() {
+            return Err(refuse(ErrorCode::InvalidState, "you are already in a call"));
+        }
+        // Spent only by an invite that goes ahead (a refused one changes nothing).
+        if !self.invites.allow(&from.user, now_ms) {
+            return Err(refuse(
+                ErrorCode::RateLimited,
+                "too many calls placed: 10 at once, then one every 6 s",
+            ));
+        }
         if let Some(theirs) = crossing {
             let their_id = self
                 .calls
                 .get(&theirs)
                 .map(|c| c.id.clone())
                 .unwrap_or_default();
-            if their_id < call_id {
+            // The lower id survives; equal ids (each caller's own) are told apart by caller.
+            if (their_id.as_str(), to.as_str()) < (call_id.as_str(), from.user.as_str()) {
                 // Their call survives: ours is folded into it. Ring this device with it, marked
                 // so the client accepts at once.
                 let call = self.calls.get_mut(&theirs).ok_or_else(unknown_call)?;

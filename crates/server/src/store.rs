@@ -669,13 +669,14 @@ impl Store {
     }
 
     /// `owner` asks `contact` to be a contact, or accepts their request (idempotent). Returns
-    /// where the two stand now: `Accepted` once both asked, else `Requested`. `unknown_user`,
-    /// `self_reference`, or `invalid_field` past [`MAX_CONTACTS`].
+    /// where the two stand now — `Accepted` once both asked, else `Requested` — or `None` if
+    /// `owner` had asked already (nothing changed). `unknown_user`, `self_reference`, or
+    /// `invalid_field` past [`MAX_CONTACTS`].
     pub async fn add_contact(
         &self,
         owner: &str,
         contact: &str,
-    ) -> std::result::Result<ContactState, ServerError> {
+    ) -> std::result::Result<Option<ContactState>, ServerError> {
         if owner == contact {
             return Err(refused(ErrorCode::SelfReference, "you cannot add yourself"));
         }
@@ -695,12 +696,16 @@ impl Store {
         if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_CONTACTS {
             return Err(refused(ErrorCode::InvalidField, "contact list is full"));
         }
-        sqlx::query("INSERT OR IGNORE INTO contacts (owner_id, contact_id) VALUES (?, ?)")
-            .bind(owner_id)
-            .bind(contact_id)
-            .execute(&self.pool)
-            .await
-            .map_err(db)?;
+        let inserted =
+            sqlx::query("INSERT OR IGNORE INTO contacts (owner_id, contact_id) VALUES (?, ?)")
+                .bind(owner_id)
+                .bind(contact_id)
+                .execute(&self.pool)
+                .await
+                .map_err(db)?;
+        if inserted.rows_affected() == 0 {
+            return Ok(None);
+        }
         let mutual: i64 = sqlx::query_scalar(
             "SELECT EXISTS(SELECT 1 FROM contacts WHERE owner_id = ? AND contact_id = ?)",
         )
@@ -709,17 +714,17 @@ impl Store {
         .fetch_one(&self.pool)
         .await
         .map_err(db)?;
-        Ok(if mutual != 0 {
+        Ok(Some(if mutual != 0 {
             ContactState::Accepted
         } else {
             ContactState::Requested
-        })
+        }))
     }
 
     /// Ends what `owner` and `contact` have, whichever way it goes: a contact removed, a request
-    /// withdrawn or declined (idempotent).
-    pub async fn remove_contact(&self, owner: &str, contact: &str) -> Result<()> {
-        sqlx::query(
+    /// withdrawn or declined (idempotent). Returns whether there was anything to end.
+    pub async fn remove_contact(&self, owner: &str, contact: &str) -> Result<bool> {
+        let done = sqlx::query(
             "DELETE FROM contacts WHERE \
              (owner_id = (SELECT id FROM users WHERE username = ?1) \
               AND contact_id = (SELECT id FROM users WHERE username = ?2)) \
@@ -731,7 +736,7 @@ impl Store {
         .execute(&self.pool)
         .await
         .map_err(db)?;
-        Ok(())
+        Ok(done.rows_affected() > 0)
     }
 
     /// History: a call was placed (from the caller's `caller_device`).

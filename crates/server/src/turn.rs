@@ -279,7 +279,13 @@ pub async fn start_embedded_turn_with_clock(
         local.ip()
     };
     let mut own = vec![config.public_ip];
-    if !local.ip().is_unspecified() {
+    if local.ip().is_unspecified() {
+        // Listening on every address: each of this host's addresses is "the server's own".
+        match webrtc_util::ifaces::ifaces() {
+            Ok(list) => own.extend(list.iter().filter_map(|i| i.addr.map(|a| a.ip()))),
+            Err(e) => tracing::warn!("TURN: this host's addresses not listed ({e}): only the public IP is refused as a peer"),
+        }
+    } else {
         own.push(local.ip());
     }
     let guard = Arc::new(Guard::new(

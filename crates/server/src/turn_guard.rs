@@ -38,9 +38,18 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 return is_internal_v4(v4);
             }
             let s = v6.segments();
-            // NAT64 (64:ff9b::/96) reaches the IPv4 address in its last 32 bits.
-            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                return is_internal_v4(Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7])));
+            let last32 = Ipv4Addr::from((u32::from(s[6]) << 16) | u32::from(s[7]));
+            // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d) reach
+            // the IPv4 address in their last 32 bits; 6to4 (2002::/16) carries one after 2002.
+            if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (s[..6] == [0; 6] && !v6.is_loopback()) {
+                return is_internal_v4(last32);
+            }
+            if s[0] == 0x2002 {
+                return is_internal_v4(Ipv4Addr::from((u32::from(s[1]) << 16) | u32::from(s[2])));
+            }
+            // Local-use NAT64 (64:ff9b:1::/48, RFC 8215) translates into a site's own network.
+            if s[..3] == [0x64, 0xff9b, 1] {
+                return true;
             }
             v6.is_unspecified()
                 || v6.is_loopback()
@@ -492,6 +501,9 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::808:808",
+            "::7f00:1",
+            "2002:c0a8:101::1",
         ] {
             assert!(is_internal(ip(internal)), "{internal} is internal");
         }
@@ -506,6 +518,7 @@ mod tests {
             "2606:4700::1111",
             "::ffff:8.8.4.4",
             "64:ff9b::808:808",
+            "2002:808:808::1",
         ] {
             assert!(!is_internal(ip(public)), "{public} is public");
         }

@@ -183,11 +183,63 @@ fn a_relay_only_call_passes_relayed_candidates_only_both_ways() {
             "{m:?}"
         );
     }
-    // An ordinary call between the same two carries everything.
+    // Lines dressed up as relayed, or spaced and cased to slip past a prefix match, do not pass.
+    let dressed = "candidate:9 1 udp 2130706431 192.0.2.10 5001 x host typ relay";
+    let out = w.ok(
+        &b1,
+        C::Candidates {
+            call_id: "call-rely".into(),
+            candidates: cands(&[
+                dressed,
+                "CANDIDATE:8 1 udp 1 192.0.2.10 5002 typ host",
+                relay,
+            ]),
+            end_of_candidates: false,
+        },
+    );
+    assert!(
+        matches!(&sends(&out)[..], [(_, S::Candidates { candidates, .. })] if candidates.len() == 1 && candidates[0].candidate == relay),
+        "{out:?}"
+    );
+    let sneaky = format!(
+        "v=0\r\na= candidate:{}\r\n\ra=candidate:{}\r\na=Candidate:{}\r\na=candidate:{}\r\n",
+        &host[10..],
+        &host[10..],
+        &dressed[10..],
+        &relay[10..]
+    );
     w.ok(
         &a,
         C::Cancel {
             call_id: "call-rely".into(),
+        },
+    );
+    let out = w.ok(
+        &a,
+        C::Invite {
+            call_id: "call-rel2".into(),
+            to: "bob".into(),
+            sdp: sneaky,
+            lifetime_ms: 30_000,
+            relay_only: true,
+        },
+    );
+    for (_, m) in sends(&out) {
+        let S::Invite { sdp, .. } = &m else {
+            panic!("{m:?}")
+        };
+        assert_eq!(
+            sdp.matches("andidate").count(),
+            1,
+            "only the relayed line: {sdp:?}"
+        );
+        assert!(!sdp.contains("192.0.2.10 500"), "{sdp:?}");
+    }
+    // An ordinary call between the same two carries everything.
+    w.ok(
+        &a,
+        C::Cancel {
+            call_id: "call-rel2".into(),
         },
     );
     let out = w.ok(&a, invite("call-open", "bob"));
@@ -948,6 +1000,31 @@ fn call_ids_are_the_callers_own_so_nobody_can_probe_anothers() {
         w.send(&a, invite("call-0001", "carol")),
         Err(ErrorCode::DuplicateCall)
     );
+}
+
+#[test]
+fn glare_with_equal_call_ids_leaves_one_call() {
+    let mut w = World::new();
+    let (a, b) = (p("alice", "laptop"), p("bob", "desk"));
+    w.connect(&a);
+    w.connect(&b);
+    w.ok(&a, invite("call-same", "bob"));
+    let out = w.ok(&b, invite("call-same", "alice"));
+    // alice's call survives ("alice" < "bob"): bob's own ends replaced, alice's rings him as glare.
+    let got = sends(&out);
+    assert!(
+        matches!(&got[..], [(p1, S::CallEnded { reason: EndReason::Replaced, .. }), (p2, S::Invite { from, glare: true, .. })] if *p1 == b && *p2 == b && from == "alice"),
+        "{got:?}"
+    );
+    assert_eq!(w.r.active_calls(), 1);
+    let out = w.ok(
+        &b,
+        C::Answer {
+            call_id: "call-same".into(),
+            sdp: SDP.into(),
+        },
+    );
+    assert!(matches!(&sends(&out)[..], [(p, S::Answer { .. })] if *p == a));
 }
 
 #[test]

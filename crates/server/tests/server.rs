@@ -732,3 +732,51 @@ async fn history_rows_of_two_callers_with_one_call_id_stay_apart() {
         "{carol:?}"
     );
 }
+
+#[tokio::test]
+async fn a_client_cannot_mark_its_own_call_relay_only_and_repeated_changes_cost_the_other_nothing()
+{
+    let srv = TestServer::start(fast()).await;
+    let (ta, tb) = (srv.register("alice").await, srv.register("bob").await);
+    let tm = srv.register("mallory").await;
+    srv.befriend("alice", "bob").await;
+    let mut a = srv.connect(&ta, "laptop").await;
+    let mut b = srv.connect(&tb, "desk").await;
+    // relay_only would hide "busy" and the history row: only the server may set it.
+    a.send(&format!(
+        r#"{{"type":"invite","call_id":"call-self","to":"bob","sdp":{SDP:?},"relay_only":true}}"#
+    ))
+    .await;
+    let ring = b.expect("invite", |m| matches!(m, S::Invite { .. })).await;
+    assert!(
+        matches!(
+            ring,
+            S::Invite {
+                relay_only: false,
+                ..
+            }
+        ),
+        "{ring:?}"
+    );
+    // A stranger repeating removes (nothing to remove) makes no list reach bob.
+    let mut m = srv.connect(&tm, "evil").await;
+    for i in 0..5 {
+        m.send(&format!(
+            r#"{{"type":"contact_remove","username":"bob","ref":"rm{i}"}}"#
+        ))
+        .await;
+        m.expect("ack", |x| matches!(x, S::Ack { .. })).await;
+    }
+    b.send(r#"{"type":"contact_list","ref":"sync"}"#).await;
+    let mut lists = 0;
+    loop {
+        match b.next().await {
+            S::Contacts { .. } => lists += 1,
+            S::Ack { reference } if reference == "sync" => break,
+            _ => {}
+        }
+    }
+    // The one list is the answer to bob's own contact_list.
+    assert!(lists <= 2, "{lists} contact lists pushed to bob");
+    srv.stop().await;
+}

@@ -67,6 +67,7 @@ pub async fn start(
         audio_out: Arc::clone(&audio_out),
         backoff: BACKOFF.0,
         reconnect_at: None,
+        accepted: std::collections::HashSet::new(),
         next_ping: Instant::now() + PING_INTERVAL,
     };
     tokio::spawn(client.run(cmd_rx));
@@ -94,6 +95,9 @@ struct Client {
     backoff: Duration,
     reconnect_at: Option<Instant>,
     next_ping: Instant,
+    /// Contact requests accepted so far (auto_accept): each is accepted once, not again on every
+    /// list that still shows it while the acceptance travels.
+    accepted: std::collections::HashSet<String>,
 }
 
 fn new_call_id() -> String {
@@ -222,7 +226,10 @@ impl Client {
             machine::Route::Ignore => {}
             machine::Route::Event(CallEvent::Contacts(list)) if self.config.auto_accept => {
                 for c in &list {
-                    if c.state == dyad_proto::ContactState::Incoming {
+                    if c.state == dyad_proto::ContactState::Incoming
+                        && self.accepted.len() < dyad_proto::limits::MAX_CONTACTS
+                        && self.accepted.insert(c.username.clone())
+                    {
                         let username = c.username.clone();
                         self.send(ClientMessage::ContactAdd { username }).await;
                     }
