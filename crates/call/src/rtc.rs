@@ -435,24 +435,7 @@ impl RtcPeer {
                     });
                     tokio::spawn(async move {
                         while let Ok((pkt, _)) = track.read_rtp().await {
-                            let transport_seq = twcc_id
-                                .and_then(|id| pkt.header.get_extension(id))
-                                .and_then(|mut b| {
-                                    use webrtc::util::Unmarshal;
-                                    TransportCcExtension::unmarshal(&mut b).ok()
-                                })
-                                .map(|e| e.transport_sequence);
-                            let rtp = RtpIn {
-                                kind,
-                                payload_type: pkt.header.payload_type,
-                                ssrc: pkt.header.ssrc,
-                                seq: pkt.header.sequence_number,
-                                timestamp: pkt.header.timestamp,
-                                marker: pkt.header.marker,
-                                payload: pkt.payload,
-                                transport_seq,
-                                arrival: Instant::now(),
-                            };
+                            let rtp = rtp_in(kind, twcc_id, pkt, Instant::now());
                             if tx.send(RtcEvent::Rtp(rtp)).is_err() {
                                 break;
                             }
@@ -675,6 +658,29 @@ impl RtcPeer {
     /// Closes the connection; events stop.
     pub async fn close(&self) {
         let _ = self.pc.close().await;
+    }
+}
+
+/// A received RTP packet as the session's [`RtpIn`], with the transport-wide sequence number
+/// read from the header extension negotiated under `twcc_id`.
+fn rtp_in(kind: Kind, twcc_id: Option<u8>, pkt: rtp::packet::Packet, arrival: Instant) -> RtpIn {
+    let transport_seq = twcc_id
+        .and_then(|id| pkt.header.get_extension(id))
+        .and_then(|mut b| {
+            use webrtc::util::Unmarshal;
+            TransportCcExtension::unmarshal(&mut b).ok()
+        })
+        .map(|e| e.transport_sequence);
+    RtpIn {
+        kind,
+        payload_type: pkt.header.payload_type,
+        ssrc: pkt.header.ssrc,
+        seq: pkt.header.sequence_number,
+        timestamp: pkt.header.timestamp,
+        marker: pkt.header.marker,
+        payload: pkt.payload,
+        transport_seq,
+        arrival,
     }
 }
 
@@ -1012,6 +1018,80 @@ impl Vp8Packetizer {
     pub fn packetize(&mut self, frame: &Bytes) -> Vec<Bytes> {
         use rtp::packetizer::Payloader;
         self.0.payload(RTP_PAYLOAD_MTU, frame).unwrap_or_default()
+    }
+}
+
+/// Entry points for the fuzz targets in `fuzz/` (feature `fuzzing`, never in a normal build):
+/// what arrives from the network, from raw bytes through webrtc-rs's parsers into this module's
+/// own functions, the same way the peer connection's callbacks take it.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// An RTP packet as it reaches the session: webrtc-rs's unmarshal (what `read_rtp` does
+    /// under the track), then [`rtp_in`]. `None` when webrtc-rs refuses the packet.
+    pub fn rtp(kind: Kind, twcc_id: Option<u8>, raw: &[u8], arrival: Instant) -> Option<RtpIn> {
+        use webrtc::util::Unmarshal;
+        let mut buf = Bytes::copy_from_slice(raw);
+        let pkt = rtp::packet::Packet::unmarshal(&mut buf).ok()?;
+        Some(rtp_in(kind, twcc_id, pkt, arrival))
+    }
+
+    /// A compound RTCP packet as the session gets it: webrtc-rs's unmarshal (what `read_rtcp`
+    /// does), then [`decode_rtcp`].
+    pub fn rtcp(raw: &[u8]) -> Vec<Feedback> {
+        let mut buf = Bytes::copy_from_slice(raw);
+        match rtcp::packet::unmarshal(&mut buf) {
+            Ok(packets) => decode_rtcp(&packets),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// What this module does with a remote description's text apart from handing it to the
+    /// peer connection: webrtc-rs's parse (`RTCSessionDescription::offer`/`answer`), the codec
+    /// check on a remote answer, the fingerprint for the verification code, and the SDP
+    /// helpers that read descriptions (on our own in a call; fed anything here).
+    pub fn remote_description(sdp: &str, local_sdp: &str) {
+        let _ = RTCSessionDescription::offer(sdp.to_owned());
+        let _ = RTCSessionDescription::answer(sdp.to_owned());
+        let _ = check_negotiated(sdp);
+        let _ = crate::sas::verification_code(local_sdp, sdp);
+        let _ = bundle_mid(sdp);
+        let tidy = tidy_sdp(sdp);
+        assert!(tidy.len() <= sdp.len(), "tidy_sdp only removes");
+    }
+
+    /// A trickled remote candidate as [`RtcPeer::add_remote_candidate`] hands it to webrtc-rs:
+    /// `RTCPeerConnection::add_ice_candidate` strips `candidate:` and unmarshals the rest.
+    pub fn remote_candidate(candidate: &str) {
+        let value = candidate.strip_prefix("candidate:").unwrap_or(candidate);
+        if value.is_empty() {
+            return;
+        }
+        use webrtc::ice::candidate::Candidate;
+        if let Ok(c) = webrtc::ice::candidate::candidate_base::unmarshal_candidate(value) {
+            let c: Arc<dyn Candidate + Send + Sync> = Arc::new(c);
+            let _ = webrtc::ice_transport::ice_candidate::RTCIceCandidate::from(&c);
+            let _ = c.marshal();
+        }
+    }
+
+    /// The whole remote-offer path: a fresh peer connection applies `offer` and answers it
+    /// ([`RtcPeer::answer`]: negotiation, payload types, [`tidy_sdp`], [`check_negotiated`]).
+    /// Slow (a peer connection per call): the `sdp_answer` target.
+    pub async fn answer_offer(offer: &str) {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let config = RtcConfig {
+            ice_servers: Vec::new(),
+            relay_only: false,
+        };
+        let Ok(mut peer) = RtcPeer::new(&config, tx).await else {
+            return;
+        };
+        let _ = peer.answer(offer).await;
+        let _ = peer.verification_code();
+        peer.close().await;
     }
 }
 

@@ -217,6 +217,13 @@ async fn http(
     let raw = tokio::time::timeout(CONNECT_TIMEOUT, exchange)
         .await
         .map_err(|_| CallError::Unreachable(format!("{server}: no answer in time")))??;
+    split_response(&raw)
+}
+
+/// A raw HTTP/1.1 response (as the server sent it, at most [`MAX_HTTP_RESPONSE`] bytes) split
+/// into its status and body. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>)> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
@@ -230,7 +237,9 @@ async fn http(
     Ok((status, raw[split + 4..].to_vec()))
 }
 
-fn json_or_error<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T> {
+/// A response body as `T` (2xx) or the server's error. Public for the fuzz targets only.
+#[doc(hidden)]
+pub fn json_or_error<T: serde::de::DeserializeOwned>(status: u16, body: &[u8]) -> Result<T> {
     if (200..300).contains(&status) {
         return serde_json::from_slice(body)
             .map_err(|e| CallError::Protocol(format!("bad response body: {e}")));

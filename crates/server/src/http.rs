@@ -194,7 +194,8 @@ fn bad_json(e: serde_json::Error) -> ProtoError {
     ProtoError::new(code, e.to_string())
 }
 
-fn parse_credentials(body: &[u8]) -> Result<Credentials, ApiError> {
+#[doc(hidden)] // public for the fuzz targets only
+pub fn parse_credentials(body: &[u8]) -> Result<Credentials, ApiError> {
     let creds: Credentials = serde_json::from_slice(body).map_err(bad_json)?;
     check_username(&creds.username)?;
     check_password(&creds.password)?;
@@ -354,7 +355,8 @@ async fn history(State(state): State<AppState>, headers: HeaderMap) -> Result<Re
 /// Guest links last 1 min – 7 days.
 const INVITE_TTL: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
 
-fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+#[doc(hidden)] // public for the fuzz targets only
+pub fn parse_json<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -403,7 +405,8 @@ async fn revoke_invite(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct GuestBody {
+#[doc(hidden)] // public for the fuzz targets only
+pub struct GuestBody {
     invite: Option<String>,
 }
 

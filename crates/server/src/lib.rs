@@ -9,6 +9,9 @@ pub mod accept;
 pub mod config;
 pub mod embedded;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod guest;
 pub mod http;
 pub mod hub;

@@ -202,9 +202,9 @@ pub fn system_unix_clock() -> UnixClock {
 /// The embedded server's authentication: a REST username is accepted while unexpired, and its
 /// long-term key is derived from the password our secret gives it. A wrong password then fails
 /// the message-integrity check inside the TURN server.
-struct RestAuth {
-    secret: Vec<u8>,
-    now: UnixClock,
+pub(crate) struct RestAuth {
+    pub(crate) secret: Vec<u8>,
+    pub(crate) now: UnixClock,
 }
 
 impl turn::auth::AuthHandler for RestAuth {
