@@ -14,6 +14,8 @@ pub mod embedded;
 pub mod error;
 pub mod frames;
 pub mod ipc;
+#[cfg(test)]
+mod proptests;
 pub mod settings;
 pub mod summary;
 
