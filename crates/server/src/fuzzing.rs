@@ -2,7 +2,7 @@
 //!
 //! The embedded TURN server's per-datagram path as [`crate::turn::start_embedded_turn`] sets it
 //! up: turn's `Request::handle_request` with our REST-credential [`AuthHandler`] and a static
-//! relay address, answering over a real UDP socket on loopback. One [`Turn`] is one fresh server
+//! relay address, answering over a real UDP socket on loopback (relays on a virtual network). One [`Turn`] is one fresh server
 //! (allocations, nonces), so a fuzz input — a sequence of datagrams — runs the same way every
 //! time.
 
@@ -49,7 +49,11 @@ impl Turn {
             relay_addr_generator: Box::new(RelayAddressGeneratorStatic {
                 relay_address: std::net::Ipv4Addr::LOCALHOST.into(),
                 address: "127.0.0.1".into(),
-                net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
+                // Relays live on a virtual network: what fuzzed requests relay to fuzzed peer
+                // addresses never leaves the process (loopback has other people's sockets).
+                net: Arc::new(webrtc_util::vnet::net::Net::new(Some(
+                    webrtc_util::vnet::net::NetConfig::default(),
+                ))),
             }),
             alloc_close_notify: None,
         }));
