@@ -52,7 +52,8 @@ fuzz_target!(|data: &[u8]| {
         let turn = Turn::new(Arc::clone(&w.conn));
         for datagram in Packets(data).take(16) {
             // The server reads into a 1500-byte buffer: longer datagrams arrive cut.
-            turn.datagram(w.client, &datagram[..datagram.len().min(1500)]).await;
+            turn.datagram(w.client, &datagram[..datagram.len().min(1500)])
+                .await;
         }
         turn.close().await;
     });

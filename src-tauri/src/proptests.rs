@@ -135,7 +135,8 @@ fn query_part(secret: String) -> impl Strategy<Value = String> {
     prop_oneof![
         Just(format!("secret={secret}")),
         "[0-9a-f]{0,40}".prop_map(|s| format!("secret={s}")),
-        prop_oneof![Just("remote"), Just("local"), Just("both")].prop_map(|s| format!("stream={s}")),
+        prop_oneof![Just("remote"), Just("local"), Just("both")]
+            .prop_map(|s| format!("stream={s}")),
         // Characters a request target may hold, so the request line itself stays valid.
         "[a-zA-Z0-9=._~-]{0,20}",
     ]
@@ -156,8 +157,10 @@ fn handshake(secret: String) -> impl Strategy<Value = (Vec<u8>, Vec<String>)> {
             } else {
                 ""
             };
-            format!("GET /?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n{upgrade}X-Extra: {extra}\r\n\r\n")
-                .into_bytes()
+            format!(
+                "GET /?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n{upgrade}X-Extra: {extra}\r\n\r\n"
+            )
+            .into_bytes()
         });
     let head = prop_oneof![head, proptest::collection::vec(any::<u8>(), 0..300)];
     // Acks the page would send once the stream is open: "drawn <seq> <age>", or anything.
@@ -239,7 +242,11 @@ fn frame_socket_handshakes_and_acks_never_break_the_server() {
                 }
             }
             drop(s);
-            prop_assert_eq!(PANICS.load(Ordering::SeqCst), 0, "a panic in the frame server");
+            prop_assert_eq!(
+                PANICS.load(Ordering::SeqCst),
+                0,
+                "a panic in the frame server"
+            );
             Ok(())
         })
         .expect("no handshake breaks the frame server");
