@@ -26,6 +26,10 @@ FUZZ_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/dyad-fuzz-target}
 STABLE_DIR=${FUZZ_STABLE_TARGET_DIR:-$HOME/.cache/dyad-fuzz-stable-target}
 CARGO_FUZZ_TARGETS="signalling http_bodies sdp sdp_answer ice_candidate rtp_assembler rtcp turn"
 PROPTEST_TARGETS="app_settings app_tokens app_frame_socket"
+# Targets that run in several processes of at most this many inputs each, the counts summed:
+# webrtc-rs 0.17.2 keeps ≈ 50–90 KB per closed peer connection (docs/benchmarks.md), so one
+# process answering a million offers would run out of memory, not find bugs.
+declare -A CHUNK=([sdp_answer]=10000)
 declare -A PROPTEST_NAME=(
   [app_settings]=proptests::settings_files_load_or_fail_cleanly
   [app_tokens]=proptests::token_files_read_or_are_replaced
@@ -72,12 +76,24 @@ run_one() {
     local bin="$FUZZ_DIR/x86_64-unknown-linux-gnu/release/$t"
     local before
     before=$(ls "fuzz/artifacts/$t" | wc -l)
-    (cd fuzz && nice -n 19 "$bin" "corpus/$t" -runs="$INPUTS" -max_total_time="$MAX_SECONDS" \
-      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-      -artifact_prefix="artifacts/$t/") >"$OUT/$t.log" 2>&1
-    rc=$?
+    local chunk=${CHUNK[$t]:-$INPUTS} left_time n
+    runs=0 rc=0
+    : >"$OUT/$t.log"
+    while [ "$runs" -lt "$INPUTS" ] && [ $rc = 0 ]; do
+      left_time=$(( MAX_SECONDS - ($(date +%s) - start) ))
+      [ $left_time -le 0 ] && break
+      n=$(( INPUTS - runs < chunk ? INPUTS - runs : chunk ))
+      (cd fuzz && nice -n 19 "$bin" "corpus/$t" -runs="$n" -max_total_time="$left_time" \
+        -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="artifacts/$t/") >>"$OUT/$t.log" 2>&1
+      rc=$?
+      n=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/$t.log" | grep -o '[0-9]*$' | tail -1)
+      [ -z "$n" ] && break
+      runs=$(( runs + n ))
+      # A process stopped by the time cap ran fewer than it was given: that was the last.
+      [ "$left_time" -le 1 ] && break
+    done
     end=$(date +%s)
-    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/$t.log" | grep -o '[0-9]*$' | tail -1)
     crashes=$(( $(ls "fuzz/artifacts/$t" | wc -l) - before ))
     if [ $rc != 0 ] && [ "$crashes" = 0 ]; then crashes=1; note="exit $rc: see $OUT/$t.log"; fi
     [ -z "$runs" ] && runs="?"
