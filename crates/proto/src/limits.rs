@@ -66,8 +66,9 @@ pub fn check_new_username(name: &str) -> Result<(), ProtoError> {
 }
 
 /// What a name looks like to a reader: separators dropped and characters that pass for others
-/// folded (`0`→`o`, `1`/`i`→`l`, `3`→`e`, `4`→`a`, `5`→`s`, `7`→`t`, `8`→`b`, `rn`→`m`,
-/// `vv`→`w`). Two accounts may not share one, so `al1ce`, `a.lice` and `alice` are one name.
+/// folded (`0`→`o`, `1`/`i`→`l`, `2`→`z`, `3`→`e`, `4`→`a`, `5`→`s`, `6`/`8`→`b`, `7`→`t`,
+/// `9`→`g`, `rn`→`m`, `vv`→`w`). Two accounts may not share one, so `al1ce`, `a.lice` and
+/// `alice` are one name.
 pub fn username_skeleton(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -75,11 +76,13 @@ pub fn username_skeleton(name: &str) -> String {
             '_' | '.' | '-' => continue,
             '0' => 'o',
             '1' | 'i' => 'l',
+            '2' => 'z',
             '3' => 'e',
             '4' => 'a',
             '5' => 's',
+            '6' | '8' => 'b',
             '7' => 't',
-            '8' => 'b',
+            '9' => 'g',
             other => other,
         };
         out.push(folded);
@@ -203,6 +206,8 @@ mod tests {
         assert_eq!(username_skeleton("rnartin"), username_skeleton("martin"));
         assert_eq!(username_skeleton("vvendy"), username_skeleton("wendy"));
         assert_eq!(username_skeleton("b0b"), username_skeleton("bob"));
+        assert_eq!(username_skeleton("9reg"), username_skeleton("greg"));
+        assert_eq!(username_skeleton("li2"), username_skeleton("liz"));
         for different in ["alicia", "bob", "alex", "malice"] {
             assert_ne!(username_skeleton(different), alice, "{different}");
         }

@@ -270,7 +270,12 @@ async fn register(
     if let Some(limited) = throttled(&state, admission.as_ref(), None) {
         return Ok(limited);
     }
-    if creds.username.starts_with(GUEST_PREFIX) {
+    // `guest-` names are guest links' (and `guest.`/`guest_` would pass for them).
+    let guest_like = creds
+        .username
+        .strip_prefix("guest")
+        .is_some_and(|rest| rest.starts_with(['-', '.', '_']));
+    if guest_like {
         return Err(ProtoError::new(
             ErrorCode::InvalidField,
             format!("username: names starting with {GUEST_PREFIX} are for guest links"),

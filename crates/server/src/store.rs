@@ -855,3 +855,60 @@ impl Store {
             .collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 0004 fills in existing names with the folding written in SQL: it must give
+    /// what `username_skeleton` gives (else an old name and a new look-alike would not collide).
+    #[tokio::test]
+    async fn the_migrations_sql_folding_matches_username_skeleton() {
+        let store = Store::open_in_memory().await.expect("store");
+        let names: Vec<String> = [
+            "alice",
+            "al1ce",
+            "a.l-i_ce",
+            "rnartin",
+            "vvendy",
+            "b0b",
+            "s3v3n",
+            "x4-5y",
+            "li2",
+            "9reg",
+            "6ob",
+            "tom7",
+            "8ill",
+            "rrn",
+            "vvv",
+            "0123456789",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        store
+            .provision_users(&names, "!", 0, 60)
+            .await
+            .expect("users without a skeleton");
+        let migration = include_str!("../migrations/0004_username_skeleton.sql");
+        let update = &migration[migration.find("UPDATE OR IGNORE").expect("the backfill")..];
+        // Unique index: look-alikes among these keep NULL, as on a real server; compare the rest.
+        sqlx::query(update)
+            .execute(&store.pool)
+            .await
+            .expect("backfill");
+        let rows: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT username, skeleton FROM users ORDER BY id")
+                .fetch_all(&store.pool)
+                .await
+                .expect("rows");
+        let mut filled = 0;
+        for (name, skeleton) in rows {
+            if let Some(s) = skeleton {
+                assert_eq!(s, dyad_proto::limits::username_skeleton(&name), "{name}");
+                filled += 1;
+            }
+        }
+        assert!(filled >= 12, "{filled}");
+    }
+}

@@ -516,6 +516,8 @@ async fn look_alike_names_are_refused_at_registration() {
         ("alice-", 400, "invalid_field"),
         ("alice_", 400, "invalid_field"),
         ("ali..ce", 400, "invalid_field"),
+        ("guest.1234abcd", 400, "invalid_field"),
+        ("guest_1234abcd", 400, "invalid_field"),
     ] {
         let body = format!(r#"{{"username":"{name}","password":"a good password"}}"#);
         let (got, v) = srv
