@@ -93,7 +93,8 @@ pub fn advance(s: &mut CallSession, now: &mut Instant, ms: u64) {
 /// element longer than the extension block. The RTP target skips such inputs so that fuzzing goes
 /// on past them into our own code.
 pub fn upstream_rtp_panics(raw: &[u8]) -> bool {
-    if raw.len() < 12 || raw[0] >> 6 != 2 || raw[0] & 0x10 == 0 {
+    // rtp 0.17.2 does not check the version: neither does this.
+    if raw.len() < 12 || raw[0] & 0x10 == 0 {
         return false;
     }
     let start = 12 + 4 * usize::from(raw[0] & 0x0f);
@@ -108,11 +109,12 @@ pub fn upstream_rtp_panics(raw: &[u8]) -> bool {
     let mut i = 0;
     if profile == 0xBEDE {
         while i < ext.len() {
-            let (id, len) = (ext[i] >> 4, usize::from(ext[i] & 0x0f) + 1);
-            if id == 0 {
+            // As rtp reads it: only a zero byte is padding (id 0 with a length is an element).
+            if ext[i] == 0 {
                 i += 1;
                 continue;
             }
+            let (id, len) = (ext[i] >> 4, usize::from(ext[i] & 0x0f) + 1);
             if id == 15 {
                 break;
             }
@@ -121,7 +123,7 @@ pub fn upstream_rtp_panics(raw: &[u8]) -> bool {
             }
             i += 1 + len;
         }
-    } else if profile & 0xfff0 == 0x1000 {
+    } else if profile == 0x1000 {
         while i < ext.len() {
             if ext[i] == 0 {
                 i += 1;
