@@ -66,9 +66,9 @@ pub fn check_new_username(name: &str) -> Result<(), ProtoError> {
 }
 
 /// What a name looks like to a reader: separators dropped and characters that pass for others
-/// folded (`0`→`o`, `1`/`i`→`l`, `2`→`z`, `3`→`e`, `4`→`a`, `5`→`s`, `6`/`8`→`b`, `7`→`t`,
+/// folded (`0`→`o`, `1`/`i`→`l`, `2`→`z`, `3`→`e`, `4`→`a`, `5`→`s`, `7`→`t`, `8`→`b`,
 /// `9`→`g`, `rn`→`m`, `vv`→`w`). Two accounts may not share one, so `al1ce`, `a.lice` and
-/// `alice` are one name.
+/// `alice` are one name. No two digits fold alike: `user6` and `user8` stay two names.
 pub fn username_skeleton(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for c in name.chars() {
@@ -80,7 +80,7 @@ pub fn username_skeleton(name: &str) -> String {
             '3' => 'e',
             '4' => 'a',
             '5' => 's',
-            '6' | '8' => 'b',
+            '8' => 'b',
             '7' => 't',
             '9' => 'g',
             other => other,
@@ -208,6 +208,10 @@ mod tests {
         assert_eq!(username_skeleton("b0b"), username_skeleton("bob"));
         assert_eq!(username_skeleton("9reg"), username_skeleton("greg"));
         assert_eq!(username_skeleton("li2"), username_skeleton("liz"));
+        let digits: std::collections::HashSet<String> = (0..10)
+            .map(|d| username_skeleton(&format!("user{d}")))
+            .collect();
+        assert_eq!(digits.len(), 10, "numbered names stay apart: {digits:?}");
         for different in ["alicia", "bob", "alex", "malice"] {
             assert_ne!(username_skeleton(different), alice, "{different}");
         }
