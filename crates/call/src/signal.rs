@@ -348,6 +348,8 @@ pub struct Connection {
     pub device: String,
     /// How often to ping.
     pub ping_interval: Duration,
+    /// Whether people who are not contacts may call us, as `welcome` said.
+    pub anyone_may_call: bool,
 }
 
 impl std::fmt::Debug for Connection {
@@ -384,14 +386,17 @@ impl Connection {
             ws,
             device: device.into(),
             ping_interval: Duration::from_secs(15),
+            anyone_may_call: false,
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, conn.recv()).await {
             Ok(Ok(Some(ServerMessage::Welcome {
                 device,
                 ping_interval_ms,
+                anyone_may_call,
                 ..
             }))) => {
                 conn.device = device;
+                conn.anyone_may_call = anyone_may_call;
                 conn.ping_interval = Duration::from_millis(ping_interval_ms.clamp(1_000, 60_000));
                 Ok(conn)
             }

@@ -470,6 +470,10 @@ pub enum ServerMessage {
         ping_interval_ms: u64,
         /// A connection silent for this long is closed and its device counted offline.
         idle_timeout_ms: u64,
+        /// Whether people who are not contacts may call this user (see
+        /// [`ClientMessage::SetPrivacy`]; later changes come as `privacy`).
+        #[serde(default)]
+        anyone_may_call: bool,
     },
     /// Answer to `ping`.
     Pong,
@@ -479,7 +483,8 @@ pub enum ServerMessage {
         #[serde(rename = "ref")]
         reference: String,
     },
-    /// Whether anyone may call you (after `welcome`, and after `set_privacy` on any device).
+    /// Whether anyone may call you, after `set_privacy` on any of your devices (the value at
+    /// connect time is in `welcome`).
     Privacy {
         /// See [`ClientMessage::SetPrivacy`].
         anyone_may_call: bool,

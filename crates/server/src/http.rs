@@ -661,11 +661,9 @@ async fn connection(
         device: party.device.clone(),
         ping_interval_ms: state.config.ping_interval_ms,
         idle_timeout_ms: state.config.idle_timeout_ms,
+        anyone_may_call,
     };
-    let privacy = ServerMessage::Privacy { anyone_may_call };
-    if send(&mut socket, text(&welcome), write).await
-        && (guest_of.is_some() || send(&mut socket, text(&privacy), write).await)
-    {
+    if send(&mut socket, text(&welcome), write).await {
         live(&state).insert(conn, (token.tag, outbox.clone()));
         let who = Who {
             party: &party,

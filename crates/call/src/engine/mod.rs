@@ -55,6 +55,9 @@ pub async fn start(
         username: session.username.clone(),
         device: conn.device.clone(),
     });
+    let _ = ev_tx.send(CallEvent::Privacy {
+        anyone_may_call: conn.anyone_may_call,
+    });
     let client = Client {
         config,
         token: session.token,

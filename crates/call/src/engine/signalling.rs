@@ -35,10 +35,12 @@ impl Client {
     pub(super) async fn try_reconnect(&mut self) {
         match Connection::connect(&self.config.server, &self.token, &self.config.device).await {
             Ok(conn) => {
+                let anyone_may_call = conn.anyone_may_call;
                 self.conn = Some(conn);
                 self.reconnect_at = None;
                 self.next_ping = Instant::now() + PING_INTERVAL;
                 self.emit(CallEvent::SignallingRestored);
+                self.emit(CallEvent::Privacy { anyone_may_call });
                 self.resume_call().await;
                 while let Some(m) = self.queued.pop_front() {
                     if let Some(c) = &mut self.conn {

@@ -151,9 +151,17 @@ impl TestServer {
         let mut c = Client {
             ws,
             device: device.into(),
+            anyone_may_call: false,
         };
         match c.next().await {
-            ServerMessage::Welcome { device: d, .. } => assert_eq!(d, device),
+            ServerMessage::Welcome {
+                device: d,
+                anyone_may_call,
+                ..
+            } => {
+                assert_eq!(d, device);
+                c.anyone_may_call = anyone_may_call;
+            }
             other => panic!("expected welcome, got {other:?}"),
         }
         c
@@ -169,6 +177,8 @@ impl TestServer {
 pub struct Client {
     pub ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>,
     pub device: String,
+    /// What `welcome` said of the user's privacy setting.
+    pub anyone_may_call: bool,
 }
 
 impl Client {
