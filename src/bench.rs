@@ -5,7 +5,9 @@
 //! Accounts and tokens are provisioned straight into the server's database in one transaction
 //! (hashing thousands of passwords through `/v1/register` would take minutes). Workers bind to
 //! different 127.0.0.x source addresses, because one source address has only ~28 000 ephemeral
-//! ports, and each process here may hold at most 20 000 descriptors.
+//! ports. Each process may hold as many descriptors as its limit allows: the coordinator raises
+//! its soft limit to the hard one (and, run as root, the hard one to what the sessions need),
+//! and the server and workers it starts inherit that.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr};
@@ -196,9 +198,48 @@ fn start_server(db: &Path) -> Result<(Killed, SocketAddr)> {
     Ok((Killed(child), addr))
 }
 
+/// Raises this process's descriptor limit to at least `want` if it can (soft up to the hard
+/// limit; the hard limit too when privileged), and says what it is now.
+fn raise_descriptor_limit(want: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct passed, nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
+    }
+    if limit.rlim_cur >= want {
+        return limit.rlim_cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: want.max(limit.rlim_cur),
+        rlim_max: want.max(limit.rlim_max),
+    };
+    // SAFETY: as above. Refused without CAP_SYS_RESOURCE when the hard limit must grow.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        return raised.rlim_cur;
+    }
+    let soft = libc::rlimit {
+        rlim_cur: limit.rlim_max,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: as above; raising the soft limit to the hard one is always allowed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &soft) } == 0 {
+        return soft.rlim_cur;
+    }
+    limit.rlim_cur
+}
+
 async fn coordinator(args: &SignallingArgs) -> Result<()> {
     if args.sessions < 2 * args.workers || args.workers == 0 || args.workers > 200 {
         bail!("need at least 2 sessions per worker and 1..=200 workers");
+    }
+    // The server holds a descriptor per session (plus its listener, database, logs...).
+    let want = args.sessions as u64 + 1_024;
+    let limit = raise_descriptor_limit(want);
+    if limit < want {
+        println!("descriptor limit {limit} (< {want}): sessions past it will fail to connect");
     }
     let dir = std::env::temp_dir().join(format!("dyad-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
