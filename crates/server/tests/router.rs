@@ -886,6 +886,23 @@ proptest::proptest! {
                 11 => Input::Message(from, C::Negotiate { call_id: call, description: SessionDescription { kind: SdpKind::Offer, sdp: SDP.into() } }),
                 _ => Input::Tick,
             };
+            // The call a message names, resolved as the router must: the sender's own call with
+            // that id, else the one with that id they are the callee of.
+            let named = match &input {
+                Input::Message(from, m) if !matches!(m, C::Invite { .. }) => m.call_id().and_then(|id| {
+                    let own = (from.user.clone(), id.to_string());
+                    if members.contains_key(&own) {
+                        let callee = members[&own].clone();
+                        Some((own.0, callee))
+                    } else {
+                        members
+                            .iter()
+                            .find(|((_, i), callee)| i == id && **callee == from.user)
+                            .map(|((caller, _), callee)| (caller.clone(), callee.clone()))
+                    }
+                }),
+                _ => None,
+            };
             let Ok(out) = r.handle(now, input) else { continue };
             for o in out {
                 match o {
@@ -903,6 +920,12 @@ proptest::proptest! {
                             | S::Negotiate { call_id, .. } | S::CallEnded { call_id, .. } => call_id.clone(),
                             _ => continue,
                         };
+                        // What is relayed for a named call goes to that call's parties only (two
+                        // callers' calls may share an id).
+                        let relayed = matches!(&msg, S::Ringing { .. } | S::Answer { .. } | S::SelectAnswer { .. } | S::Candidates { .. } | S::Negotiate { .. });
+                        if let (true, Some((caller, callee))) = (relayed, &named) {
+                            proptest::prop_assert!(to.user == *caller || to.user == *callee, "{msg:?} of {caller}'s call sent to {to:?}");
+                        }
                         let live: Vec<_> = members.iter().filter(|((_, i), _)| *i == id).collect();
                         if !live.is_empty() {
                             proptest::prop_assert!(live.iter().any(|((caller, _), callee)| to.user == *caller || to.user == **callee), "{msg:?} sent to outsider {to:?}");
