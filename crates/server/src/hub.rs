@@ -290,8 +290,9 @@ impl Hub {
     }
 
     /// Brings back a call that was up when the server stopped (see [`Router::restore`]).
-    pub fn restore(&mut self, call_id: String, caller: Party, callee: Party) {
-        self.router.restore(now_ms(), call_id, caller, callee);
+    pub fn restore(&mut self, call_id: String, caller: Party, callee: Party, relay_only: bool) {
+        self.router
+            .restore(now_ms(), call_id, caller, callee, relay_only);
     }
 
     /// Carries out one event.
@@ -628,9 +629,16 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
                 callee,
                 caller_device,
                 at_ms,
+                relay_only,
             } => {
                 store
-                    .call_started(call_id, (caller, caller_device), callee, *at_ms)
+                    .call_started(
+                        call_id,
+                        (caller, caller_device),
+                        callee,
+                        *at_ms,
+                        *relay_only,
+                    )
                     .await
             }
             HistoryEvent::Answered {

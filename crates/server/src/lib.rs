@@ -58,6 +58,7 @@ async fn restore_calls(store: &Store, hub: &mut hub::Hub) -> Result<()> {
                     call.call_id,
                     router::Party::new(call.caller, caller_device),
                     router::Party::new(call.callee, callee_device),
+                    call.relay_only,
                 );
                 restored += 1;
             }

@@ -66,6 +66,9 @@ pub enum HistoryEvent {
         caller_device: String,
         /// When, ms.
         at_ms: u64,
+        /// A stranger's call (relayed candidates only): kept with the call so that a restart
+        /// keeps filtering it.
+        relay_only: bool,
     },
     /// The caller selected an answer: the call is up.
     Answered {
@@ -336,7 +339,14 @@ impl Router {
     /// Brings back a call that was up when the server stopped (from the history table): it is
     /// connected between these two devices, both away since `now_ms`, so each has the reconnect
     /// grace to come back; a party that does not ends it `peer_disconnected`, as any drop does.
-    pub fn restore(&mut self, now_ms: u64, call_id: String, caller: Party, callee: Party) {
+    pub fn restore(
+        &mut self,
+        now_ms: u64,
+        call_id: String,
+        caller: Party,
+        callee: Party,
+        relay_only: bool,
+    ) {
         let k = key(&caller.user, &call_id);
         if self.calls.contains_key(&k) || caller.user == callee.user {
             return;
@@ -358,10 +368,7 @@ impl Router {
                 lifetime_ms: 0,
                 sdp: String::new(),
                 glare: false,
-                // Not in the history: after a server restart the server no longer filters a
-                // stranger's call; the callee's client still gathers relayed candidates only
-                // for it (its policy is per call), which is what keeps its address hidden.
-                relay_only: false,
+                relay_only,
                 away,
                 unconfirmed,
             },
@@ -1066,6 +1073,7 @@ impl Router {
             callee: to.clone(),
             caller_device: from.device.clone(),
             at_ms: now_ms,
+            relay_only,
         };
         let busy = self.calls_of.contains_key(&to);
         let devices: Vec<String> = self.online.get(&to).cloned().unwrap_or_default();

@@ -40,7 +40,8 @@ pub use dyad_proto::http::CallRecord;
 /// `id, host_id, host, expires_at, used_at, revoked_at` of an invites row.
 type InviteRow = (i64, i64, String, i64, Option<i64>, Option<i64>);
 
-/// `call_id, caller, caller_device, callee, callee_device, answered_at_ms` of a calls row.
+/// `call_id, caller, caller_device, callee, callee_device, answered_at_ms, relay_only` of a calls
+/// row.
 type OpenCallRow = (
     String,
     String,
@@ -48,6 +49,7 @@ type OpenCallRow = (
     String,
     Option<String>,
     Option<i64>,
+    i64,
 );
 
 /// A call the history shows with no end (see [`Store::open_calls`]).
@@ -65,6 +67,8 @@ pub struct OpenCall {
     pub callee_device: Option<String>,
     /// Whether an answer was selected.
     pub answered: bool,
+    /// A stranger's call: relayed candidates only.
+    pub relay_only: bool,
 }
 
 /// The database. Cheap to clone (a connection pool).
@@ -746,16 +750,18 @@ impl Store {
         (caller, caller_device): (&str, &str),
         callee: &str,
         at_ms: u64,
+        relay_only: bool,
     ) -> Result<()> {
         sqlx::query(
-            "INSERT INTO calls (call_id, caller, caller_device, callee, started_at_ms) \
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO calls (call_id, caller, caller_device, callee, started_at_ms, relay_only) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(call_id)
         .bind(caller)
         .bind(caller_device)
         .bind(callee)
         .bind(i64_of(at_ms))
+        .bind(i64::from(relay_only))
         .execute(&self.pool)
         .await
         .map_err(db)?;
@@ -783,8 +789,8 @@ impl Store {
     /// Calls with no end in the history: those that were live when the server last stopped.
     pub async fn open_calls(&self) -> Result<Vec<OpenCall>> {
         let rows: Vec<OpenCallRow> = sqlx::query_as(
-            "SELECT call_id, caller, caller_device, callee, callee_device, answered_at_ms \
-                 FROM calls WHERE ended_at_ms IS NULL ORDER BY id",
+            "SELECT call_id, caller, caller_device, callee, callee_device, answered_at_ms, \
+             relay_only FROM calls WHERE ended_at_ms IS NULL ORDER BY id",
         )
         .fetch_all(&self.pool)
         .await
@@ -792,13 +798,16 @@ impl Store {
         Ok(rows
             .into_iter()
             .map(
-                |(call_id, caller, caller_device, callee, callee_device, answered)| OpenCall {
-                    call_id,
-                    caller,
-                    caller_device,
-                    callee,
-                    callee_device,
-                    answered: answered.is_some(),
+                |(call_id, caller, caller_device, callee, callee_device, answered, relay_only)| {
+                    OpenCall {
+                        call_id,
+                        caller,
+                        caller_device,
+                        callee,
+                        callee_device,
+                        answered: answered.is_some(),
+                        relay_only: relay_only != 0,
+                    }
                 },
             )
             .collect())

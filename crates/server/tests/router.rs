@@ -944,7 +944,7 @@ fn a_restored_call_needs_both_parties_to_resume_within_the_grace() {
     let (a, b, x) = (p("alice", "laptop"), p("bob", "desk"), p("eve", "pc"));
     // Both come back and resume: the call lives past the grace, and only its parties may resume.
     let mut w = World::new();
-    w.r.restore(w.now, "call-0040".into(), a.clone(), b.clone());
+    w.r.restore(w.now, "call-0040".into(), a.clone(), b.clone(), false);
     assert_eq!(w.r.active_calls(), 1);
     for q in [&a, &b, &x] {
         w.connect(q);
@@ -957,7 +957,7 @@ fn a_restored_call_needs_both_parties_to_resume_within_the_grace() {
     assert_eq!(w.r.active_calls(), 1);
     // Connected again but never resumed: over at the grace, like a party that never came back.
     let mut w = World::new();
-    w.r.restore(w.now, "call-0041".into(), a.clone(), b.clone());
+    w.r.restore(w.now, "call-0041".into(), a.clone(), b.clone(), false);
     w.connect(&a);
     w.connect(&b);
     w.ok(&a, resume("call-0041"));
@@ -1112,4 +1112,36 @@ fn one_caller_places_at_most_ten_calls_a_minute() {
     // Others are not affected.
     w.connect(&v);
     assert!(w.send(&v, invite("call-v001", "mallory")).is_ok());
+}
+
+#[test]
+fn a_strangers_call_brought_back_after_a_restart_stays_relay_only() {
+    let (a, b) = (p("alice", "laptop"), p("bob", "desk"));
+    let mut w = World::new();
+    w.r.restore(w.now, "call-0042".into(), a.clone(), b.clone(), true);
+    w.connect(&a);
+    w.connect(&b);
+    let out = w.ok(
+        &b,
+        C::Candidates {
+            call_id: "call-0042".into(),
+            candidates: vec![
+                Candidate {
+                    candidate: "candidate:1 1 udp 2130706431 192.0.2.10 5000 typ host".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_mline_index: Some(0),
+                },
+                Candidate {
+                    candidate: "candidate:3 1 udp 16777215 198.51.100.1 7000 typ relay raddr 0.0.0.0 rport 0".into(),
+                    sdp_mid: Some("0".into()),
+                    sdp_mline_index: Some(0),
+                },
+            ],
+            end_of_candidates: false,
+        },
+    );
+    assert!(
+        matches!(&sends(&out)[..], [(to, S::Candidates { candidates, .. })] if *to == a && candidates.len() == 1 && candidates[0].candidate.contains("typ relay")),
+        "{out:?}"
+    );
 }

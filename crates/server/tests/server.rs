@@ -681,11 +681,11 @@ async fn an_open_server_lets_anyone_call_anyone_directly() {
 async fn history_rows_of_two_callers_with_one_call_id_stay_apart() {
     let store = dyad_server::Store::open_in_memory().await.expect("store");
     store
-        .call_started("same-id-1", ("alice", "laptop"), "bob", 1_000)
+        .call_started("same-id-1", ("alice", "laptop"), "bob", 1_000, false)
         .await
         .expect("row");
     store
-        .call_started("same-id-1", ("carol", "tablet"), "dave", 1_100)
+        .call_started("same-id-1", ("carol", "tablet"), "dave", 1_100, true)
         .await
         .expect("row");
     store
@@ -704,6 +704,14 @@ async fn history_rows_of_two_callers_with_one_call_id_stay_apart() {
         .expect("ended");
     let alice = store.history("alice", 10).await.expect("history");
     let carol = store.history("carol", 10).await.expect("history");
+    // The open one is carol's, remembered as a stranger's (relay-only) call for a restart.
+    let open = store.open_calls().await.expect("open calls");
+    assert_eq!(
+        open.iter()
+            .map(|c| (c.caller.as_str(), c.relay_only))
+            .collect::<Vec<_>>(),
+        vec![("carol", true)]
+    );
     assert_eq!(
         (
             alice[0].answered_at_ms,
