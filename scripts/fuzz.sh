@@ -24,7 +24,7 @@ MAX_SECONDS=${2:-1200}
 JOBS=${FUZZ_JOBS:-1}
 FUZZ_DIR=${FUZZ_TARGET_DIR:-$HOME/.cache/dyad-fuzz-target}
 STABLE_DIR=${FUZZ_STABLE_TARGET_DIR:-$HOME/.cache/dyad-fuzz-stable-target}
-CARGO_FUZZ_TARGETS="signalling http_bodies sdp sdp_answer ice_candidate rtp_assembler rtcp turn"
+CARGO_FUZZ_TARGETS="signalling http_bodies sdp sdp_answer ice_candidate rtp_assembler rtcp turn turn_guard"
 PROPTEST_TARGETS="app_settings app_tokens app_frame_socket"
 # Targets that run in several processes of at most this many inputs each, the counts summed:
 # webrtc-rs 0.17.2 keeps ≈ 50–90 KB per closed peer connection (docs/benchmarks.md), so one

@@ -96,3 +96,67 @@ impl Turn {
 pub fn check_credentials(rest_username: &str, password: &str) {
     let _ = crate::turn::check_turn_credentials(SECRET, rest_username, password, NOW_UNIX);
 }
+
+/// The embedded TURN server's guard (`turn_guard.rs`) as its two sockets use it: the Allocate
+/// check on every datagram from a client (STUN parse, USERNAME/REALM, MESSAGE-INTEGRITY, the
+/// quota and the 486 answer), the success responses and allocation ends that move the quota,
+/// and the peer filter on any address.
+pub struct Guard(Arc<crate::turn_guard::Guard>);
+
+impl std::fmt::Debug for Guard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guard").finish_non_exhaustive()
+    }
+}
+
+impl Guard {
+    /// A guard with `quota` allocations per account, no allowed networks, own address 198.51.100.1
+    /// with live relay ports 50 000–50 009.
+    pub fn new(quota: usize) -> Self {
+        let guard = crate::turn_guard::Guard::new(
+            crate::turn_guard::PeerPolicy {
+                allow: Vec::new(),
+                own: vec![std::net::Ipv4Addr::new(198, 51, 100, 1).into()],
+            },
+            quota,
+            REALM.into(),
+            SECRET.to_vec(),
+            Arc::new(|| NOW_UNIX),
+        );
+        for port in 50_000..50_010 {
+            guard.relay_opened(port);
+        }
+        Guard(Arc::new(guard))
+    }
+
+    /// A datagram from `client` to the listening socket: the 486 answer if the guard refuses it.
+    pub fn datagram(&self, client: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
+        if datagram.starts_with(&[0x00, 0x03]) {
+            self.0.judge_allocate(datagram, client)
+        } else {
+            None
+        }
+    }
+
+    /// The server answered `client`'s Allocate with success.
+    pub fn granted(&self, client: SocketAddr) {
+        self.0.allocations().granted(client);
+    }
+
+    /// `client`'s allocation under `rest_username` ended.
+    pub fn ended(&self, rest_username: &str, client: SocketAddr) {
+        self.0.allocation_ended(rest_username, client);
+    }
+
+    /// How many allocations the account in `rest_username` holds.
+    pub fn held(&self, rest_username: &str) -> usize {
+        self.0
+            .allocations()
+            .held(crate::turn_guard::rest_user(rest_username))
+    }
+
+    /// Whether a relay may exchange datagrams with `peer`.
+    pub fn permits(&self, peer: SocketAddr) -> bool {
+        self.0.permits(peer)
+    }
+}

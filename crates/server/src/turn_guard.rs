@@ -210,7 +210,7 @@ impl Guard {
         }
     }
 
-    fn permits(&self, peer: SocketAddr) -> bool {
+    pub(crate) fn permits(&self, peer: SocketAddr) -> bool {
         let ports = self
             .relay_ports
             .lock()
@@ -222,7 +222,7 @@ impl Guard {
         ok
     }
 
-    fn allocations(&self) -> std::sync::MutexGuard<'_, Allocations> {
+    pub(crate) fn allocations(&self) -> std::sync::MutexGuard<'_, Allocations> {
         self.allocations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -257,7 +257,7 @@ impl Guard {
     /// For an Allocate request from `client`: `None` lets the server handle it, `Some(answer)` is
     /// the 486 to send instead. Only requests whose credentials check out are counted, so nobody
     /// can use up another account's quota by naming it.
-    fn judge_allocate(&self, datagram: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
+    pub(crate) fn judge_allocate(&self, datagram: &[u8], client: SocketAddr) -> Option<Vec<u8>> {
         let mut m = Message::new();
         m.unmarshal_binary(datagram).ok()?;
         let rest_username = TextAttribute::get_from_as(&m, ATTR_USERNAME).ok()?.text;
