@@ -192,13 +192,15 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_through_the_embedded_turn_server_only() {
+/// A signalling server handing out an embedded TURN server on loopback; `loopback_peers`: it
+/// relays to loopback addresses too (else, as by default, only to public ones and its own relays).
+async fn server_with_turn(loopback_peers: bool) -> (Server, dyad_server::turn::EmbeddedTurn) {
     let port = free_udp_port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    // No peer networks allowed: both sides are relayed, so each relay's peer is the other relay
-    // on the server's own address, which the guard allows for live relays only.
-    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"turn test secret".to_vec(), 600);
+    let mut turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"turn test secret".to_vec(), 600);
+    if loopback_peers {
+        turn.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
+    }
     let relay = dyad_server::turn::start_embedded_turn(turn.clone())
         .await
         .expect("test");
@@ -207,6 +209,14 @@ async fn a_call_through_the_embedded_turn_server_only() {
         ..ServerConfig::default()
     })
     .await;
+    (s, relay)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_the_embedded_turn_server_only() {
+    // No peer networks allowed: both sides are relayed, so each relay's peer is the other relay
+    // on the server's own address, which the guard allows for live relays only.
+    let (s, relay) = server_with_turn(false).await;
     let mut a_cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
     a_cfg.relay_only = true;
     let mut b_cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
@@ -237,20 +247,9 @@ async fn a_call_through_the_embedded_turn_server_only() {
 /// never learns bob's address (neither side is configured relay-only).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_strangers_call_runs_through_the_relay_only() {
-    let port = free_udp_port();
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    let mut turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"stranger secret".to_vec(), 600);
     // Loopback peers allowed, as public addresses would be: so a host candidate of bob's, if
     // one were used, would connect and show.
-    turn.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
-    let relay = dyad_server::turn::start_embedded_turn(turn.clone())
-        .await
-        .expect("test");
-    let s = server(ServerConfig {
-        turn: Some(TurnConfig::Embedded(turn)),
-        ..ServerConfig::default()
-    })
-    .await;
+    let (s, relay) = server_with_turn(true).await;
     let mut bob = user(&s, "bobby").await;
     let mut mallory = client(ClientConfig::new(
         s.url.clone(),

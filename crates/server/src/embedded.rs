@@ -79,20 +79,16 @@ impl EmbeddedServer {
         self.local_token(ECHO_USER, now_unix).await
     }
 
-    /// Makes two local accounts accepted contacts of each other (idempotent), as two
-    /// `contact_add`s would: for benchmarks that run both ends of a call here.
+    /// Makes two local accounts accepted contacts of each other (idempotent): for benchmarks
+    /// that run both ends of a call here.
     pub async fn make_contacts(&self, a: &str, b: &str) -> Result<()> {
-        self.store.add_contact(a, b).await?;
-        self.store.add_contact(b, a).await?;
-        Ok(())
+        self.store.make_contacts(a, b).await
     }
 
     /// Makes the echo contact and `username` accepted contacts of each other (idempotent): the
     /// local user asked for it by starting the app, and the bot accepts everyone.
     pub async fn add_echo_contact(&self, username: &str) -> Result<()> {
-        self.store.add_contact(username, ECHO_USER).await?;
-        self.store.add_contact(ECHO_USER, username).await?;
-        Ok(())
+        self.store.make_contacts(username, ECHO_USER).await
     }
 
     /// Stops the server and waits (bounded by the server's own drain) for it to finish.

@@ -131,7 +131,7 @@ impl Guard {
 
     /// A datagram from `client` to the listening socket: the 486 answer if the guard refuses it.
     pub fn datagram(&self, client: SocketAddr, datagram: &[u8]) -> Option<Vec<u8>> {
-        if datagram.starts_with(&[0x00, 0x03]) {
+        if datagram.starts_with(&crate::turn_guard::ALLOCATE_REQUEST) {
             self.0.judge_allocate(datagram, client)
         } else {
             None

@@ -615,6 +615,15 @@ impl Router {
     }
 
     fn call_of<'a>(&'a mut self, call_id: &str, from: &Party) -> Result<&'a mut Call, ProtoError> {
+        Ok(self.keyed_call_of(call_id, from)?.1)
+    }
+
+    /// [`Router::call_of`] with the call's key (for ending it).
+    fn keyed_call_of<'a>(
+        &'a mut self,
+        call_id: &str,
+        from: &Party,
+    ) -> Result<(String, &'a mut Call), ProtoError> {
         let k = self.key_of(call_id, from)?;
         let call = self.calls.get_mut(&k).ok_or_else(unknown_call)?;
         let callee_device = call.callee == from.user
@@ -622,7 +631,7 @@ impl Router {
         if call.caller != *from && !callee_device {
             return Err(unknown_call());
         }
-        Ok(call)
+        Ok((k, call))
     }
 
     fn message(
@@ -752,8 +761,7 @@ impl Router {
                 self.reject(now_ms, from, &call_id, EndReason::Rejected, out, touched)
             }
             ClientMessage::Cancel { call_id } => {
-                let call_key = self.key_of(&call_id, &from)?;
-                let call = self.call_of(&call_id, &from)?;
+                let (call_key, call) = self.keyed_call_of(&call_id, &from)?;
                 if call.caller != from || call.state != State::Ringing {
                     return Err(refuse(
                         ErrorCode::InvalidState,
@@ -773,8 +781,7 @@ impl Router {
                 Ok(())
             }
             ClientMessage::Hangup { call_id, reason } => {
-                let call_key = self.key_of(&call_id, &from)?;
-                let call = self.call_of(&call_id, &from)?;
+                let (call_key, call) = self.keyed_call_of(&call_id, &from)?;
                 match call.state {
                     // Before an answer is selected a hang-up is a cancel (caller) or a decline.
                     State::Ringing if call.caller == from => {
@@ -922,8 +929,7 @@ impl Router {
         out: &mut Vec<Output>,
         touched: &mut Vec<String>,
     ) -> Result<(), ProtoError> {
-        let call_key = self.key_of(call_id, &from)?;
-        let call = self.call_of(call_id, &from)?;
+        let (call_key, call) = self.keyed_call_of(call_id, &from)?;
         if call.caller == from || call.state != State::Ringing {
             return Err(refuse(
                 ErrorCode::InvalidState,

@@ -725,6 +725,15 @@ impl Store {
         }))
     }
 
+    /// Makes `a` and `b` accepted contacts of each other (idempotent), as two `contact_add`s
+    /// would: for local accounts the embedded server sets up, benchmarks and tests. A live
+    /// session learns of it only at its next connect (the hub's index is not told).
+    pub async fn make_contacts(&self, a: &str, b: &str) -> Result<()> {
+        self.add_contact(a, b).await?;
+        self.add_contact(b, a).await?;
+        Ok(())
+    }
+
     /// Ends what `owner` and `contact` have, whichever way it goes: a contact removed, a request
     /// withdrawn or declined (idempotent). Returns whether there was anything to end.
     pub async fn remove_contact(&self, owner: &str, contact: &str) -> Result<bool> {

@@ -24,7 +24,7 @@ use webrtc_util::Conn;
 use crate::turn::UnixClock;
 
 /// The first two bytes of an Allocate request and of its success response (RFC 5389 §6).
-const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
+pub(crate) const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
 const ALLOCATE_SUCCESS: [u8; 2] = [0x01, 0x03];
 
 /// Whether an address is one nobody on the internet should reach through our relay: this host,

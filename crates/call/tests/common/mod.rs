@@ -28,8 +28,7 @@ impl Server {
     /// Makes two signed-up users accepted contacts of each other (only accepted contacts may
     /// call each other; see crates/server/tests/server.rs for the consent itself).
     pub async fn befriend(&self, a: &str, b: &str) {
-        self.store.add_contact(a, b).await.expect("contact");
-        self.store.add_contact(b, a).await.expect("contact");
+        self.store.make_contacts(a, b).await.expect("contacts");
     }
 }
 

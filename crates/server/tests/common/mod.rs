@@ -80,8 +80,7 @@ impl TestServer {
     /// would (call this before they connect: a live session learns of changes only through
     /// the protocol).
     pub async fn befriend(&self, a: &str, b: &str) {
-        self.store.add_contact(a, b).await.expect("contact");
-        self.store.add_contact(b, a).await.expect("contact");
+        self.store.make_contacts(a, b).await.expect("contacts");
     }
 
     /// One HTTP/1.1 request; returns (status, the response head, parsed JSON body or Null).
