@@ -512,6 +512,14 @@ async fn worker(args: &WorkerArgs) -> Result<()> {
         tokio::spawn(async move {
             while let Some(Ok(msg)) = stream.next().await {
                 let Message::Text(text) = msg else { continue };
+                // Presence frames are only counted: parsing thousands of them would load the
+                // shared cores and show up as the server's latency.
+                if text.starts_with(r#"{"type":"presence""#) {
+                    if let Ok(mut t) = tally.lock() {
+                        t.presence += 1;
+                    }
+                    continue;
+                }
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
                     continue;
                 };
@@ -537,12 +545,6 @@ async fn worker(args: &WorkerArgs) -> Result<()> {
                         format!(
                             r#"{{"type":"hangup","call_id":"{call_id}","reason":"user_hangup"}}"#
                         )
-                    }
-                    Some("presence") => {
-                        if let Ok(mut t) = tally.lock() {
-                            t.presence += 1;
-                        }
-                        continue;
                     }
                     _ => continue,
                 };

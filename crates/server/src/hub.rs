@@ -236,6 +236,11 @@ pub struct Hub {
     watchers: HashMap<String, Vec<String>>,
     /// Connections whose outbox overflowed while an event was carried out: dropped after it.
     overflowed: RefCell<Vec<(Party, u64)>>,
+    /// Presence changes still being handed to their watchers' devices, oldest first (see
+    /// [`Hub::fan_out`]).
+    fanouts: VecDeque<Fanout>,
+    /// How many watcher devices in `fanouts` still wait for their frame.
+    fanout_backlog: usize,
     config: ServerConfig,
     history: mpsc::UnboundedSender<HistoryEvent>,
 }
@@ -247,6 +252,25 @@ impl std::fmt::Debug for Hub {
             .finish_non_exhaustive()
     }
 }
+
+/// One presence change on its way to the devices that were watching when it happened.
+#[derive(Debug)]
+struct Fanout {
+    frame: Frame,
+    /// Each watching device: who (for an overflow), which connection, its outbox.
+    targets: Vec<(Party, u64, Arc<Outbox>)>,
+    /// How many of `targets` have it.
+    done: usize,
+}
+
+/// Watcher devices handed a presence frame per [`FANOUT_PERIOD`] (more when a backlog builds
+/// up). A fan-out to 1 000 watchers at once is 1 000 connection tasks woken and 1 000 writes in
+/// one burst, which on a small server delays every message relayed meanwhile by milliseconds;
+/// spread over ≈ 30 ms it costs the others next to nothing, and presence is not in a hurry.
+pub const FANOUT_CHUNK: usize = 32;
+
+/// How often the hub hands out the next [`FANOUT_CHUNK`] of presence frames.
+pub const FANOUT_PERIOD: Duration = Duration::from_millis(1);
 
 fn frame(msg: &ServerMessage) -> Frame {
     Arc::from(msg.to_json())
@@ -261,14 +285,49 @@ impl Hub {
             contacts: HashMap::new(),
             watchers: HashMap::new(),
             overflowed: RefCell::new(Vec::new()),
+            fanouts: VecDeque::new(),
+            fanout_backlog: 0,
             config,
             history,
         }
     }
 
     /// Runs until every sender of `events` is gone.
+    ///
+    /// Presence is paced and events come first: while fan-outs are pending, the next
+    /// [`FANOUT_CHUNK`] watcher devices get theirs every [`FANOUT_PERIOD`], and every event that
+    /// arrives meanwhile is carried out at once.
     pub async fn run(mut self, mut events: mpsc::Receiver<HubEvent>) {
+        let mut next_chunk = tokio::time::Instant::now();
         loop {
+            if !self.fanouts.is_empty() {
+                tokio::select! {
+                    biased;
+                    event = events.recv() => match event {
+                        Some(event) => self.event(event),
+                        None => {
+                            self.fan_out(usize::MAX);
+                            return;
+                        }
+                    },
+                    () = tokio::time::sleep_until(next_chunk) => {
+                        if self
+                            .router
+                            .next_deadline()
+                            .is_some_and(|at| at <= now_ms())
+                        {
+                            self.input(Input::Tick, None);
+                        }
+                        // A backlog (everyone back online after a restart) drains within
+                        // about 100 chunks, however large.
+                        self.fan_out(FANOUT_CHUNK.max(self.fanout_backlog / 100));
+                        next_chunk = tokio::time::Instant::now() + FANOUT_PERIOD;
+                    }
+                }
+                self.drop_overflowed();
+                continue;
+            }
+            next_chunk = tokio::time::Instant::now();
             let deadline = self.router.next_deadline();
             let sleep = async {
                 match deadline {
@@ -358,6 +417,8 @@ impl Hub {
             HubEvent::Message { party, envelope } => {
                 let ClientEnvelope { reference, message } = envelope;
                 if message == ClientMessage::ContactList {
+                    // A list carries presence: no older change may arrive after it.
+                    self.fan_out(usize::MAX);
                     self.ack(&party, reference);
                     self.send_contacts(&party);
                 } else {
@@ -372,6 +433,7 @@ impl Hub {
                 change,
                 reference,
             } => {
+                self.fan_out(usize::MAX);
                 let other = self.contact_change(&party.user, change);
                 self.ack(&party, reference);
                 self.send_contacts(&party);
@@ -559,16 +621,53 @@ impl Hub {
                             let Some(watchers) = self.watchers.get(&user) else {
                                 continue;
                             };
-                            let msg = frame(&ServerMessage::Presence {
+                            let frame = frame(&ServerMessage::Presence {
                                 username: user.clone(),
                                 presence,
                             });
-                            for watcher in watchers {
-                                self.send_to_user(watcher, &msg);
-                            }
+                            // The devices watching now: one that joins later gets the
+                            // presence of now in its contact list instead.
+                            let targets = watchers
+                                .iter()
+                                .flat_map(|w| {
+                                    self.sessions.get(w).into_iter().flatten().map(move |s| {
+                                        (Party::new(w, &s.device), s.conn, s.outbox.clone())
+                                    })
+                                })
+                                .collect::<Vec<_>>();
+                            self.fanout_backlog += targets.len();
+                            self.fanouts.push_back(Fanout {
+                                frame,
+                                targets,
+                                done: 0,
+                            });
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Hands pending presence frames to up to `budget` watcher devices, oldest change first (so
+    /// each device sees one user's changes in order).
+    fn fan_out(&mut self, mut budget: usize) {
+        while budget > 0 {
+            let Some(fanout) = self.fanouts.front_mut() else {
+                return;
+            };
+            let end = fanout.targets.len().min(fanout.done.saturating_add(budget));
+            for (party, conn, outbox) in &fanout.targets[fanout.done..end] {
+                if outbox.push(fanout.frame.clone(), self.config.send_queue_bytes)
+                    == Pushed::Overflow
+                {
+                    self.overflowed.borrow_mut().push((party.clone(), *conn));
+                }
+            }
+            budget -= end - fanout.done;
+            self.fanout_backlog -= end - fanout.done;
+            fanout.done = end;
+            if fanout.done == fanout.targets.len() {
+                self.fanouts.pop_front();
             }
         }
     }
@@ -668,6 +767,96 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn queued(outbox: &Outbox) -> Vec<String> {
+        outbox.lock().frames.iter().map(|f| f.to_string()).collect()
+    }
+
+    fn join(party: &Party, conn: u64, contacts: &[&str]) -> (HubEvent, Arc<Outbox>) {
+        let outbox = Outbox::new();
+        let (reply, _) = oneshot::channel();
+        let contacts = contacts
+            .iter()
+            .map(|c| (c.to_string(), ContactState::Accepted))
+            .collect();
+        let event = HubEvent::Join {
+            party: party.clone(),
+            conn,
+            outbox: outbox.clone(),
+            contacts,
+            reply,
+        };
+        (event, outbox)
+    }
+
+    /// One user with 1 000 watchers comes online while someone else's message is queued: the
+    /// message is handed out before most watchers have the presence frame, the frame goes out
+    /// a chunk per period, and every watcher gets it once.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_big_presence_fan_out_is_paced_and_does_not_hold_back_other_messages() {
+        let (history, _rx) = mpsc::unbounded_channel();
+        let mut hub = Hub::new(ServerConfig::default(), history);
+        let watchers: Vec<Arc<Outbox>> = (0..1000)
+            .map(|i| {
+                let (event, outbox) = join(&Party::new(format!("w{i}"), "d"), i, &["star"]);
+                hub.event(event);
+                outbox
+            })
+            .collect();
+        let bystander = Party::new("bystander", "d");
+        let (event, bystander_box) = join(&bystander, 5000, &[]);
+        hub.event(event);
+        bystander_box.lock().frames.clear();
+        for w in &watchers {
+            w.lock().frames.clear();
+        }
+        let (events, rx) = mpsc::channel(16);
+        let (star, _star_box) = join(&Party::new("star", "d"), 6000, &[]);
+        events.send(star).await.expect("queue");
+        events
+            .send(HubEvent::Privacy {
+                party: bystander.clone(),
+                anyone_may_call: true,
+                reference: Some("r1".into()),
+            })
+            .await
+            .expect("queue");
+        let hub = tokio::spawn(hub.run(rx));
+        // Let the hub run until it waits.
+        tokio::task::yield_now().await;
+        let got = queued(&bystander_box);
+        assert!(
+            got.iter().any(|f| f.contains("\"privacy\"")),
+            "the bystander's frame is out: {got:?}"
+        );
+        let served = || watchers.iter().filter(|w| !queued(w).is_empty()).count();
+        assert!(
+            served() <= FANOUT_CHUNK,
+            "the message waited for {} watchers' presence",
+            served()
+        );
+        // Paced: a chunk per period, not all at once (a lower bound: sleeps never end early).
+        let started = std::time::Instant::now();
+        while served() < watchers.len() {
+            tokio::time::sleep(FANOUT_PERIOD).await;
+        }
+        let chunks = watchers.len().div_ceil(FANOUT_CHUNK) as u32;
+        assert!(
+            started.elapsed() >= FANOUT_PERIOD * (chunks - 2),
+            "all {} watchers served in {:?}",
+            watchers.len(),
+            started.elapsed()
+        );
+        // Each watcher once.
+        tokio::task::yield_now().await;
+        for w in &watchers {
+            let frames = queued(w);
+            assert_eq!(frames.len(), 1, "{frames:?}");
+            assert!(frames[0].contains("\"star\""), "{frames:?}");
+        }
+        drop(events);
+        hub.await.expect("hub ends");
+    }
 
     #[tokio::test]
     async fn outbox_is_fifo_bounded_in_bytes_and_closes_after_draining() {
