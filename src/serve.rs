@@ -81,27 +81,8 @@ fn random_secret() -> Result<Vec<u8>> {
     Ok(secret)
 }
 
-/// Serve blocks of 8 KiB and more (hyper's per-connection HTTP read buffer among them) with mmap,
-/// so they go back to the system when freed instead of fragmenting the heap between the small,
-/// long-lived allocations of idle sessions: 11.9 → 7.5 KiB of RSS per idle WebSocket session,
-/// measured with `dyad bench signalling` (docs/benchmarks.md). glibc only.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only sets a tuning parameter of glibc's allocator; it is called once,
-        // before the runtime starts any thread, with a valid option and value.
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, 8192) };
-        if ok != 1 {
-            tracing::warn!(
-                "mallopt(M_MMAP_THRESHOLD) refused; idle sessions will cost more memory"
-            );
-        }
-    }
-}
-
 /// Runs the server until Ctrl-C or SIGTERM.
 pub fn run(args: &ServeArgs) -> Result<()> {
-    tune_allocator();
     let runtime = tokio::runtime::Runtime::new().context("tokio runtime")?;
     runtime.block_on(serve(args))
 }
