@@ -1,11 +1,13 @@
-//! Talking to the signalling server: the three HTTP calls a client needs (register, login, ICE
-//! servers) and the WebSocket session (see docs/protocol.md).
+//! Talking to the signalling server: the HTTP calls a client needs (register, login, ICE
+//! servers, history, guest links, logout) and the WebSocket session (see docs/protocol.md).
 //!
-//! HTTP is a minimal HTTP/1.1 client (one request per connection, `Content-Length` bodies, at
-//! most [`MAX_HTTP_RESPONSE`] bytes): the server is ours and speaks exactly that, and it saves a
-//! dependency tree the size of reqwest's. `http://` and `https://` (rustls; the system's CA bundle,
-//! plus the PEM file in `DYAD_CA_FILE` or [`ServerUrl::trusting`] for a self-signed server); the
-//! WebSocket follows as `ws://` or `wss://`.
+//! HTTP/1.1 is hyper's client (one request per connection; bodies of any framing, at most
+//! [`MAX_HTTP_RESPONSE`] bytes). `http://` and `https://` (rustls, trusting the operating
+//! system's CA certificates, plus the PEM file in `DYAD_CA_FILE` or [`ServerUrl::trusting`] for
+//! a self-signed server); the WebSocket follows as `ws://` or `wss://`. Both go through an HTTP
+//! proxy when `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` say so (with `NO_PROXY`, as curl reads
+//! them) or [`ServerUrl::through_proxy`] names one: a `CONNECT` tunnel (hyper-util's), with TLS
+//! to the server inside it, as browsers do.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +15,17 @@ use std::time::Duration;
 use dyad_proto::http::{Credentials, IceConfig, Session};
 use dyad_proto::{ClientMessage, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::BodyExt;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+use tower::ServiceExt;
 
 use crate::error::{CallError, Result};
 
@@ -30,16 +38,29 @@ pub const CLOSE_REPLACED: u16 = 4009;
 /// How long any one HTTP exchange or WebSocket connect may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where the system's CA certificates are (Debian and derivatives; others fall back to
-/// `DYAD_CA_FILE`).
-pub const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// A signalling server's address, from `http://host:port` or `https://host:port`.
+/// A signalling server's address, from `http://host:port` or `https://host:port`, and how to
+/// reach it (directly or through a proxy).
 #[derive(Debug, Clone)]
 pub struct ServerUrl {
     host_port: String,
     tls: Option<Arc<rustls::ClientConfig>>,
     roots: Vec<CertificateDer<'static>>,
+    proxy: Arc<Matcher>,
+}
+
+/// The operating system's trusted CA certificates (on Linux the distribution's bundle, or
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`). Read once per process.
+fn system_roots() -> Vec<CertificateDer<'static>> {
+    static ROOTS: std::sync::OnceLock<Vec<CertificateDer<'static>>> = std::sync::OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::warn!("system CA certificates: {e}");
+            }
+            found.certs
+        })
+        .clone()
 }
 
 impl PartialEq for ServerUrl {
@@ -88,12 +109,13 @@ impl ServerUrl {
             host_port: host_port.into(),
             tls: None,
             roots: Vec::new(),
+            proxy: Arc::new(Matcher::from_env()),
         };
         if tls {
             if ServerName::try_from(me.host().to_string()).is_err() {
                 return Err(CallError::BadUrl(url.into()));
             }
-            me.roots = pem_certs(std::path::Path::new(SYSTEM_CA_BUNDLE));
+            me.roots = system_roots();
             if let Some(extra) = std::env::var_os("DYAD_CA_FILE") {
                 me.roots.extend(pem_certs(std::path::Path::new(&extra)));
             }
@@ -118,6 +140,38 @@ impl ServerUrl {
         Ok(self)
     }
 
+    /// Reaches the server through the HTTP proxy at `proxy` (`http://host:port`, optionally
+    /// `http://user:password@host:port`) whatever the environment says; `None` connects
+    /// directly.
+    pub fn through_proxy(mut self, proxy: Option<&str>) -> Result<Self> {
+        self.proxy = match proxy {
+            None => Arc::new(Matcher::builder().build()),
+            Some(p) => {
+                if !p.starts_with("http://") || p.parse::<hyper::Uri>().is_err() {
+                    return Err(CallError::BadUrl(format!(
+                        "{p}: a proxy is http://host:port"
+                    )));
+                }
+                Arc::new(Matcher::builder().all(p.to_string()).build())
+            }
+        };
+        Ok(self)
+    }
+
+    /// The proxy this server is reached through, if any (`http://host:port`).
+    pub fn proxy(&self) -> Option<String> {
+        let dst = self.uri().ok()?;
+        let via = self.proxy.intercept(&dst)?;
+        Some(via.uri().to_string())
+    }
+
+    fn uri(&self) -> Result<hyper::Uri> {
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        format!("{scheme}://{}/", self.host_port)
+            .parse()
+            .map_err(|_| CallError::BadUrl(self.to_string()))
+    }
+
     /// `host:port`.
     pub fn host_port(&self) -> &str {
         &self.host_port
@@ -137,11 +191,40 @@ impl ServerUrl {
         self.tls.is_some()
     }
 
+    /// A TCP stream to the server, or to the proxy and tunnelled on to the server.
+    async fn tcp(&self) -> Result<TcpStream> {
+        let dst = self.uri()?;
+        let Some(via) = self.proxy.intercept(&dst) else {
+            return TcpStream::connect(self.host_port())
+                .await
+                .map_err(|e| CallError::Unreachable(format!("{self}: {e}")));
+        };
+        let proxy = via.uri().clone();
+        if proxy.scheme_str() != Some("http") {
+            return Err(CallError::Unreachable(format!(
+                "{self}: proxy {proxy}: only http:// proxies (HTTP CONNECT) are supported"
+            )));
+        }
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        let mut tunnel = Tunnel::new(proxy.clone(), http);
+        if let Some(auth) = via.basic_auth() {
+            tunnel = tunnel.with_auth(auth.clone());
+        }
+        // CONNECT names the server as host:port; the tunnel takes it from this URI.
+        let target: hyper::Uri = format!("http://{}", self.host_port)
+            .parse()
+            .map_err(|_| CallError::BadUrl(self.to_string()))?;
+        let io = tunnel
+            .oneshot(target)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("{self} through proxy {proxy}: {e}")))?;
+        Ok(io.into_inner())
+    }
+
     /// A connected stream to the server: TCP, wrapped in TLS for https.
     async fn open(&self) -> Result<Box<dyn Io>> {
-        let tcp = TcpStream::connect(self.host_port())
-            .await
-            .map_err(|e| CallError::Unreachable(format!("{self}: {e}")))?;
+        let tcp = self.tcp().await?;
         let _ = tcp.set_nodelay(true);
         let Some(config) = &self.tls else {
             return Ok(Box::new(tcp));
@@ -194,47 +277,50 @@ async fn http(
     token: Option<&str>,
     body: &[u8],
 ) -> Result<(u16, Vec<u8>)> {
+    let failed = |e: &dyn std::fmt::Display| CallError::Unreachable(format!("{server}: {e}"));
+    let mut request = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(hyper::header::HOST, server.host_port())
+        .header(hyper::header::CONTENT_TYPE, "application/json");
+    if let Some(t) = token {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let request = request
+        .body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(
+            body,
+        )))
+        .map_err(|e| CallError::Protocol(format!("HTTP request: {e}")))?;
     let exchange = async {
-        let mut s = server.open().await?;
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\n\r\n",
-            server.host_port(),
-            body.len()
-        );
-        s.write_all(head.as_bytes()).await?;
-        s.write_all(body).await?;
-        let mut raw = Vec::new();
-        let mut limited = s.take(MAX_HTTP_RESPONSE as u64 + 1);
-        limited.read_to_end(&mut raw).await?;
-        if raw.len() > MAX_HTTP_RESPONSE {
-            return Err(CallError::Protocol("HTTP response too large".into()));
-        }
-        Ok(raw)
+        let io = server.open().await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+            .await
+            .map_err(|e| failed(&e))?;
+        // The connection is driven beside the request and ends with it.
+        let driver = tokio::spawn(connection);
+        let response = sender.send_request(request).await.map_err(|e| failed(&e))?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), MAX_HTTP_RESPONSE)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    CallError::Protocol("HTTP response too large".into())
+                } else {
+                    failed(&e)
+                }
+            })?
+            .to_bytes()
+            .to_vec();
+        drop(sender);
+        driver.abort();
+        Ok((status, body))
     };
-    let raw = tokio::time::timeout(CONNECT_TIMEOUT, exchange)
+    tokio::time::timeout(CONNECT_TIMEOUT, exchange)
         .await
-        .map_err(|_| CallError::Unreachable(format!("{server}: no answer in time")))??;
-    split_response(&raw)
-}
-
-/// A raw HTTP/1.1 response (as the server sent it, at most [`MAX_HTTP_RESPONSE`] bytes) split
-/// into its status and body. Public for the fuzz targets only.
-#[doc(hidden)]
-pub fn split_response(raw: &[u8]) -> Result<(u16, Vec<u8>)> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| CallError::Protocol("HTTP response without a header end".into()))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok())
-        .ok_or_else(|| CallError::Protocol("HTTP response without a status".into()))?;
-    Ok((status, raw[split + 4..].to_vec()))
+        .map_err(|_| CallError::Unreachable(format!("{server}: no answer in time")))?
 }
 
 /// A response body as `T` (2xx) or the server's error. Public for the fuzz targets only.
