@@ -9,8 +9,8 @@ use std::time::Duration;
 use dyad_call::engine::CallEvent;
 use dyad_call::signal::ServerUrl;
 use dyad_call::{CallError, ClientConfig};
-use dyad_server::tls::TlsSettings;
-use dyad_server::{ServerConfig, Store};
+
+mod common;
 
 /// A tinyproxy process that is killed when dropped.
 struct Tinyproxy(Child);
@@ -77,26 +77,8 @@ fn connects_logged(dir: &std::path::Path, target: &str) -> usize {
 
 #[tokio::test]
 async fn sign_in_and_session_go_through_an_http_proxy_and_fail_clearly_without_it() {
-    let issued =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-    let dir = std::env::temp_dir().join(format!("dyad-call-proxy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
-    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let config = ServerConfig {
-        tls: Some(TlsSettings::from_pem_files(&cert, &key).expect("PEM")),
-        ..ServerConfig::default()
-    };
-    let store = Store::open_in_memory().await.expect("store");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(dyad_server::run(listener, store, config, async {
-        let _ = stopped.await;
-    }));
+    let tls = common::tls_server("proxy").await;
+    let (port, dir) = (tls.port, tls.dir.clone());
     let proxy_port = free_tcp_port();
     let proxy = tinyproxy(&dir, proxy_port).await;
     let proxy_url = format!("http://127.0.0.1:{proxy_port}");
@@ -105,7 +87,7 @@ async fn sign_in_and_session_go_through_an_http_proxy_and_fail_clearly_without_i
     // Named in code: HTTPS sign-in and the WSS session, both tunnelled.
     let server = ServerUrl::parse(&format!("https://{target}"))
         .expect("valid URL")
-        .trusting(issued.cert.pem().as_bytes())
+        .trusting(tls.cert_pem.as_bytes())
         .expect("a PEM certificate")
         .through_proxy(Some(&proxy_url))
         .expect("a proxy URL");
@@ -149,7 +131,7 @@ async fn sign_in_and_session_go_through_an_http_proxy_and_fail_clearly_without_i
     std::env::set_var("HTTPS_PROXY", &proxy_url);
     let from_env = ServerUrl::parse(&format!("https://{target}"))
         .expect("valid URL")
-        .trusting(issued.cert.pem().as_bytes())
+        .trusting(tls.cert_pem.as_bytes())
         .expect("a PEM certificate");
     assert_eq!(from_env.proxy().as_deref(), Some(&*format!("{proxy_url}/")));
     let before = connects_logged(&dir, &target);
@@ -174,6 +156,4 @@ async fn sign_in_and_session_go_through_an_http_proxy_and_fail_clearly_without_i
         .clone()
         .through_proxy(Some("socks5://127.0.0.1:1080"))
         .is_err());
-    let _ = stop.send(());
-    let _ = std::fs::remove_dir_all(dir);
 }

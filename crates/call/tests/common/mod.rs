@@ -66,6 +66,55 @@ pub async fn server_on(ip: &str, config: ServerConfig) -> Server {
     }
 }
 
+/// A server with a self-signed certificate for `localhost` on 127.0.0.1 (any free port); its
+/// files live in a temporary directory that goes with it.
+pub struct TlsServer {
+    pub port: u16,
+    /// The certificate, to trust.
+    pub cert_pem: String,
+    /// The temporary directory (other files of the test may go there too).
+    pub dir: std::path::PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub async fn tls_server(name: &str) -> TlsServer {
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!("dyad-call-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
+    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let config = ServerConfig {
+        tls: Some(dyad_server::tls::TlsSettings::from_pem_files(&cert, &key).expect("PEM")),
+        ..ServerConfig::default()
+    };
+    let store = Store::open_in_memory().await.expect("store");
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(dyad_server::run(listener, store, config, async {
+        let _ = stopped.await;
+    }));
+    TlsServer {
+        port,
+        cert_pem: issued.cert.pem(),
+        dir,
+        stop: Some(stop),
+    }
+}
+
 pub struct Peer {
     pub h: ClientHandle,
     pub ev: mpsc::UnboundedReceiver<CallEvent>,
