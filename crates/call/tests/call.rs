@@ -61,6 +61,29 @@ async fn a_call_carries_video_and_audio_both_ways_and_hangs_up() {
     assert_eq!((ra, rb), (EndReason::UserHangup, EndReason::UserHangup));
     assert!(!hist.snapshots.is_empty());
     assert!(hist.to_json().contains("\"inboundVideo\""));
+    // The server's history row has the pair each side selected and the time to connect (its
+    // writer runs behind the hub: wait for the end to be written).
+    let mut row = None;
+    for _ in 0..100 {
+        let rows = s.store.history("alice", 1).await.expect("history");
+        if rows.first().is_some_and(|r| r.ended_at_ms.is_some()) {
+            row = rows.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let row = row.expect("the call's history row, ended");
+    for path in [&row.caller_path, &row.callee_path] {
+        let path = path.as_deref().unwrap_or_default();
+        assert!(
+            path.starts_with("host/") && path.ends_with(" udp"),
+            "on loopback both sides use a host candidate over UDP: {row:?}"
+        );
+    }
+    assert!(
+        row.connect_ms.is_some_and(|ms| ms < 20_000),
+        "time to connect recorded: {row:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

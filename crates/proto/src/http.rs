@@ -67,6 +67,16 @@ pub struct CallRecord {
     pub end_reason: Option<String>,
     /// Who ended it; absent when the server did.
     pub ended_by: Option<String>,
+    /// The candidate pair the caller's side reported (`local/remote protocol`, e.g.
+    /// `relay/srflx udp`); absent until it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_path: Option<String>,
+    /// The same, as the callee's side saw it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callee_path: Option<String>,
+    /// From the answer to the first path report, ms (server clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<u64>,
 }
 
 /// `POST /v1/invites` body (may be empty): how long the guest link stays usable.

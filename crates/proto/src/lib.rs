@@ -14,8 +14,9 @@ pub mod ws;
 
 pub use error::{ErrorCode, ProtoError};
 pub use ws::{
-    parse_client_message, Candidate, ClientEnvelope, ClientMessage, Contact, ContactState,
-    EndReason, HangupReason, Presence, SdpKind, ServerMessage, SessionDescription,
+    parse_client_message, Candidate, CandidateKind, ClientEnvelope, ClientMessage, Contact,
+    ContactState, EndReason, HangupReason, PathProtocol, Presence, SdpKind, ServerMessage,
+    SessionDescription,
 };
 
 /// The protocol version this crate speaks. The server announces it in `welcome`; a client that

@@ -46,6 +46,32 @@ pub struct SessionDescription {
     pub sdp: String,
 }
 
+/// An ICE candidate's type (RFC 8445 §5.1.1), as in a call's `path`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CandidateKind {
+    /// An address of the device itself.
+    Host,
+    /// Its address outside a NAT, learned from a STUN server.
+    Srflx,
+    /// An address learned from the peer's connectivity checks.
+    Prflx,
+    /// An address on a TURN relay.
+    Relay,
+}
+
+/// The transport a call's selected candidate pair runs on: UDP, or TCP / TLS to a TURN relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PathProtocol {
+    /// UDP.
+    Udp,
+    /// TCP.
+    Tcp,
+    /// TLS over TCP.
+    Tls,
+}
+
 /// Why a client hangs up (Matrix VoIP v1 reasons).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -283,6 +309,20 @@ pub enum ClientMessage {
         /// The call.
         call_id: String,
     },
+    /// Either party of a connected call: the candidate pair its ICE agent selected, as it
+    /// sees it (sent when media starts and whenever the pair changes). The server keeps it in
+    /// the call's history row, with the time from the answer to the first report, so an
+    /// operator sees how many calls need the relay and how long calls take to connect.
+    Path {
+        /// The call.
+        call_id: String,
+        /// This side's candidate type.
+        local: CandidateKind,
+        /// The other side's candidate type, as learned here.
+        remote: CandidateKind,
+        /// The transport of the pair.
+        protocol: PathProtocol,
+    },
 }
 
 fn is_false(b: &bool) -> bool {
@@ -294,7 +334,7 @@ fn default_lifetime() -> u64 {
 }
 
 /// The names of [`ClientMessage`]'s variants on the wire.
-pub const CLIENT_MESSAGE_TYPES: [&str; 15] = [
+pub const CLIENT_MESSAGE_TYPES: [&str; 16] = [
     "ping",
     "contact_add",
     "contact_remove",
@@ -310,6 +350,7 @@ pub const CLIENT_MESSAGE_TYPES: [&str; 15] = [
     "candidates",
     "negotiate",
     "resume",
+    "path",
 ];
 
 /// A client message with the client's optional `ref`, echoed in the `ack` or `error` it causes.
@@ -334,7 +375,8 @@ impl ClientMessage {
             | ClientMessage::Hangup { call_id, .. }
             | ClientMessage::Candidates { call_id, .. }
             | ClientMessage::Negotiate { call_id, .. }
-            | ClientMessage::Resume { call_id } => Some(call_id),
+            | ClientMessage::Resume { call_id }
+            | ClientMessage::Path { call_id, .. } => Some(call_id),
             ClientMessage::Ping
             | ClientMessage::ContactAdd { .. }
             | ClientMessage::ContactRemove { .. }
@@ -385,6 +427,7 @@ impl ClientMessage {
             ClientMessage::Negotiate { description, .. } => check_sdp(&description.sdp),
             ClientMessage::Ping
             | ClientMessage::Resume { .. }
+            | ClientMessage::Path { .. }
             | ClientMessage::ContactList
             | ClientMessage::SetPrivacy { .. }
             | ClientMessage::Ringing { .. }

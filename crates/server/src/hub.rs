@@ -746,6 +746,17 @@ pub async fn write_history(store: Store, mut events: mpsc::UnboundedReceiver<His
                 device,
                 at_ms,
             } => store.call_answered((caller, call_id), device, *at_ms).await,
+            HistoryEvent::Path {
+                call_id,
+                caller,
+                by_caller,
+                path,
+                at_ms,
+            } => {
+                store
+                    .call_path((caller, call_id), *by_caller, path, *at_ms)
+                    .await
+            }
             HistoryEvent::Ended {
                 call_id,
                 caller,

@@ -17,7 +17,10 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use dyad_proto::{ClientMessage, EndReason, ErrorCode, Presence, ProtoError, ServerMessage};
+use dyad_proto::{
+    CandidateKind, ClientMessage, EndReason, ErrorCode, PathProtocol, Presence, ProtoError,
+    ServerMessage,
+};
 
 /// One device of one user: the unit messages are delivered to (Matrix's "party").
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -78,6 +81,19 @@ pub enum HistoryEvent {
         caller: String,
         /// The callee's device that answered.
         device: String,
+        /// When, ms.
+        at_ms: u64,
+    },
+    /// A party reported the candidate pair its call runs on.
+    Path {
+        /// Call id (the caller's).
+        call_id: String,
+        /// Caller username.
+        caller: String,
+        /// Whether the caller reported it (else the callee).
+        by_caller: bool,
+        /// `local/remote protocol` as that party sees it, e.g. `relay/srflx udp`.
+        path: String,
         /// When, ms.
         at_ms: u64,
     },
@@ -873,6 +889,43 @@ impl Router {
                 }
                 call.unconfirmed.retain(|p| *p != from);
                 call.away.remove(&from);
+                Ok(())
+            }
+            ClientMessage::Path {
+                call_id,
+                local,
+                remote,
+                protocol,
+            } => {
+                let call = self.call_of(&call_id, &from)?;
+                if call.state != State::Connected {
+                    return Err(refuse(
+                        ErrorCode::InvalidState,
+                        "path: only on a connected call",
+                    ));
+                }
+                let by_caller = call.caller == from;
+                if !by_caller && call.selected_party().as_ref() != Some(&from) {
+                    return Err(unknown_call());
+                }
+                let word = |k: CandidateKind| match k {
+                    CandidateKind::Host => "host",
+                    CandidateKind::Srflx => "srflx",
+                    CandidateKind::Prflx => "prflx",
+                    CandidateKind::Relay => "relay",
+                };
+                let protocol = match protocol {
+                    PathProtocol::Udp => "udp",
+                    PathProtocol::Tcp => "tcp",
+                    PathProtocol::Tls => "tls",
+                };
+                out.push(Output::History(HistoryEvent::Path {
+                    call_id,
+                    caller: call.caller.user.clone(),
+                    by_caller,
+                    path: format!("{}/{} {protocol}", word(local), word(remote)),
+                    at_ms: now_ms,
+                }));
                 Ok(())
             }
             ClientMessage::Ping

@@ -795,6 +795,36 @@ impl Store {
         Ok(())
     }
 
+    /// Records the candidate pair one party of an answered, unfinished call reported; the
+    /// first report of the call also sets the time to connect (from the answer, server clock).
+    pub async fn call_path(
+        &self,
+        (caller, call_id): (&str, &str),
+        by_caller: bool,
+        path: &str,
+        at_ms: u64,
+    ) -> Result<()> {
+        let column = if by_caller {
+            "caller_path"
+        } else {
+            "callee_path"
+        };
+        let sql = format!(
+            "UPDATE calls SET {column} = ?, connect_ms = coalesce(connect_ms, max(0, ? - answered_at_ms)) \
+             WHERE id = (SELECT max(id) FROM calls WHERE call_id = ? AND caller = ?) \
+             AND answered_at_ms IS NOT NULL AND ended_at_ms IS NULL"
+        );
+        sqlx::query(&sql)
+            .bind(path)
+            .bind(i64_of(at_ms))
+            .bind(call_id)
+            .bind(caller)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
     /// Calls with no end in the history: those that were live when the server last stopped.
     pub async fn open_calls(&self) -> Result<Vec<OpenCall>> {
         let rows: Vec<OpenCallRow> = sqlx::query_as(
@@ -849,8 +879,8 @@ impl Store {
     /// The calls `user` took part in, newest first, at most `limit`.
     pub async fn history(&self, user: &str, limit: u32) -> Result<Vec<CallRecord>> {
         let rows = sqlx::query(
-            "SELECT call_id, caller, callee, started_at_ms, answered_at_ms, ended_at_ms, end_reason, ended_by \
-             FROM calls WHERE caller = ? OR callee = ? ORDER BY started_at_ms DESC, id DESC LIMIT ?",
+            "SELECT call_id, caller, callee, started_at_ms, answered_at_ms, ended_at_ms, end_reason, ended_by, \
+             caller_path, callee_path, connect_ms FROM calls WHERE caller = ? OR callee = ? ORDER BY started_at_ms DESC, id DESC LIMIT ?",
         )
         .bind(user)
         .bind(user)
@@ -869,6 +899,9 @@ impl Store {
                 ended_at_ms: r.get::<Option<i64>, _>(5).map(u64_of),
                 end_reason: r.get(6),
                 ended_by: r.get(7),
+                caller_path: r.get(8),
+                callee_path: r.get(9),
+                connect_ms: r.get::<Option<i64>, _>(10).map(u64_of),
             })
             .collect())
     }

@@ -1145,3 +1145,64 @@ fn a_strangers_call_brought_back_after_a_restart_stays_relay_only() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_connected_calls_parties_report_their_path_for_the_history_and_nobody_else_may() {
+    use dyad_proto::{CandidateKind as K, PathProtocol};
+    let (mut w, a, b1, b2) = alice_and_bob();
+    let path = |local, remote, protocol| C::Path {
+        call_id: "call-0009".into(),
+        local,
+        remote,
+        protocol,
+    };
+    w.ok(&a, invite("call-0009", "bob"));
+    w.ok(
+        &b1,
+        C::Answer {
+            call_id: "call-0009".into(),
+            sdp: SDP.into(),
+        },
+    );
+    // Not connected yet: nothing to report.
+    assert_eq!(
+        w.send(&a, path(K::Host, K::Host, PathProtocol::Udp)),
+        Err(ErrorCode::InvalidState)
+    );
+    w.ok(
+        &a,
+        C::SelectAnswer {
+            call_id: "call-0009".into(),
+            device: "desk".into(),
+        },
+    );
+    // The device that did not answer, and someone outside the call, have no say.
+    assert_eq!(
+        w.send(&b2, path(K::Relay, K::Relay, PathProtocol::Tls)),
+        Err(ErrorCode::UnknownCall)
+    );
+    let mallory = p("mallory", "x");
+    w.connect(&mallory);
+    assert_eq!(
+        w.send(&mallory, path(K::Relay, K::Relay, PathProtocol::Tls)),
+        Err(ErrorCode::UnknownCall)
+    );
+    // Each party's report goes to the history only, marked with its side.
+    let out = w.ok(&a, path(K::Relay, K::Srflx, PathProtocol::Tcp));
+    assert!(sends(&out).is_empty(), "a path is not relayed: {out:?}");
+    assert_eq!(
+        history(&out),
+        vec![HistoryEvent::Path {
+            call_id: "call-0009".into(),
+            caller: "alice".into(),
+            by_caller: true,
+            path: "relay/srflx tcp".into(),
+            at_ms: w.now,
+        }]
+    );
+    let out = w.ok(&b1, path(K::Prflx, K::Relay, PathProtocol::Udp));
+    assert!(matches!(
+        &history(&out)[..],
+        [HistoryEvent::Path { by_caller: false, path, .. }] if path == "prflx/relay udp"
+    ));
+}

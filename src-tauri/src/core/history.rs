@@ -151,6 +151,9 @@ mod tests {
             ended_at_ms: ended.then_some(12_500),
             end_reason: ended.then(|| reason.to_string()),
             ended_by: None,
+            caller_path: None,
+            callee_path: None,
+            connect_ms: None,
         }
     }
 

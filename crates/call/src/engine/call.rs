@@ -14,10 +14,10 @@ use crate::api::{CallEvent, ClientConfig};
 use crate::error::Result;
 use crate::machine::{CallMachine, Input, Phase};
 use crate::media::{AudioPacket, DecodeEvent, MediaRuntime, MediaWiring, SendEvent};
-use crate::rtc::{ConnState, Kind, RtcEvent, RtcPeer};
+use crate::rtc::{ConnState, Kind, PathInfo, RtcEvent, RtcPeer};
 use crate::session::{self, CallSession, ClockAnchor, Output, SessionConfig, SessionEvent};
 use crate::stats::StatsHistory;
-use dyad_proto::EndReason;
+use dyad_proto::{CandidateKind, ClientMessage, EndReason, PathProtocol};
 
 /// One call: its state machine, its media session, and the I/O they drive.
 pub(super) struct Call {
@@ -40,6 +40,8 @@ pub(super) struct Call {
     pub(super) muted: (bool, bool),
     /// What the session said that the call machine must hear (media failed).
     pub(super) for_machine: VecDeque<Input>,
+    /// The candidate pair last reported to the server (`path`), so it is sent once per change.
+    pub(super) reported_path: Option<ClientMessage>,
 }
 
 impl Call {
@@ -77,6 +79,7 @@ impl Call {
             history: StatsHistory::default(),
             muted: (false, false),
             for_machine: VecDeque::new(),
+            reported_path: None,
         }
     }
 
@@ -158,7 +161,47 @@ impl Call {
     }
 }
 
+/// The `path` message for a selected pair, if its types and protocol are known ones.
+fn path_message(call_id: &str, p: &PathInfo) -> Option<ClientMessage> {
+    let kind = |t: &str| match t {
+        "host" => Some(CandidateKind::Host),
+        "srflx" => Some(CandidateKind::Srflx),
+        "prflx" => Some(CandidateKind::Prflx),
+        "relay" => Some(CandidateKind::Relay),
+        _ => None,
+    };
+    let protocol = match p.protocol.as_str() {
+        "udp" => PathProtocol::Udp,
+        "tcp" => PathProtocol::Tcp,
+        "tls" => PathProtocol::Tls,
+        _ => return None,
+    };
+    Some(ClientMessage::Path {
+        call_id: call_id.to_string(),
+        local: kind(&p.local_candidate_type)?,
+        remote: kind(&p.remote_candidate_type)?,
+        protocol,
+    })
+}
+
 impl Client {
+    /// Tells the server the call's candidate pair when media starts and whenever it changes
+    /// (for the history: how calls connect, and how fast).
+    async fn report_path(&mut self, p: &PathInfo) {
+        let Some(call) = &mut self.call else { return };
+        if !matches!(call.m.phase(), Phase::Connected) {
+            return;
+        }
+        let Some(msg) = path_message(&call.m.call_id, p) else {
+            return;
+        };
+        if call.reported_path.as_ref() == Some(&msg) {
+            return;
+        }
+        call.reported_path = Some(msg.clone());
+        self.send(msg).await;
+    }
+
     pub(super) async fn finish(&mut self, mut call: Call) {
         // Stops the media threads (the decoder publishes nothing after this), then clears the
         // picture, so the next call never starts on this one's last frame.
@@ -242,6 +285,9 @@ impl Client {
     }
 
     pub(super) async fn on_rtc_event(&mut self, ev: RtcEvent) {
+        if let RtcEvent::Path { path: Some(p), .. } = &ev {
+            self.report_path(p).await;
+        }
         let Some(call) = &mut self.call else { return };
         let input = match ev {
             RtcEvent::LocalCandidate(c) => return self.feed(Input::LocalCandidate(c)).await,
