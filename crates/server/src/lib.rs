@@ -21,6 +21,7 @@ pub mod throttle;
 pub mod tls;
 pub mod turn;
 pub mod turn_guard;
+pub mod turn_tcp;
 
 use std::future::Future;
 use std::sync::atomic::AtomicU64;

@@ -16,6 +16,8 @@ use sha1::Sha1;
 
 use crate::error::{Result, ServerError};
 use crate::turn_guard::{Guard, GuardedListener, GuardedRelayGenerator, PeerPolicy};
+use crate::turn_tcp;
+use webrtc_util::Conn;
 
 /// Where clients find STUN/TURN, and the shared secret their credentials are made with.
 #[derive(Debug, Clone)]
@@ -153,7 +155,12 @@ pub fn ice_config(config: &TurnConfig, username: &str, now_unix: u64) -> IceConf
                     credential: None,
                 },
                 IceServer {
-                    urls: vec![format!("turn:{host}?transport=udp")],
+                    // TCP for networks that block UDP (browsers use it; webrtc-rs 0.17 skips
+                    // it), relayed over UDP all the same.
+                    urls: vec![
+                        format!("turn:{host}?transport=udp"),
+                        format!("turn:{host}?transport=tcp"),
+                    ],
                     username: Some(user),
                     credential: Some(credential),
                 },
@@ -231,6 +238,9 @@ pub struct EmbeddedTurn {
     server: turn::server::Server,
     local: SocketAddr,
     guard: Arc<Guard>,
+    /// Ends the TURN-over-TCP listener and its connections.
+    stop_tcp: tokio::sync::watch::Sender<bool>,
+    tcp: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for EmbeddedTurn {
@@ -253,8 +263,14 @@ impl EmbeddedTurn {
         self.guard.refused()
     }
 
+    /// The TCP address TURN over TCP is served on (the UDP one's, if it was free).
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.tcp
+    }
+
     /// Stops it (allocations are closed).
     pub async fn close(self) {
+        self.stop_tcp.send_replace(true);
         if let Err(e) = self.server.close().await {
             tracing::warn!("closing TURN server: {e}");
         }
@@ -307,34 +323,131 @@ pub async fn start_embedded_turn_with_clock(
             on_end.allocation_ended(&info.username, info.five_tuple.src_addr);
         }
     });
-    let server = turn::server::Server::new(turn::server::config::ServerConfig {
-        conn_configs: vec![turn::server::config::ConnConfig {
-            conn: Arc::new(GuardedListener {
-                inner: Arc::new(socket),
-                guard: guard.clone(),
-            }),
-            relay_addr_generator: Box::new(GuardedRelayGenerator {
-                relay_address: config.public_ip,
-                bind: relay_bind,
-                net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
-                guard: guard.clone(),
-            }),
-        }],
+    let settings = TurnSettings {
+        public_ip: config.public_ip,
+        relay_bind,
         realm: config.realm.clone(),
-        auth_handler: Arc::new(RestAuth {
-            secret: config.secret.clone(),
-            now,
-        }),
-        channel_bind_timeout: Duration::from_secs(0),
-        alloc_close_notify: Some(ended_tx),
-    })
-    .await
-    .map_err(|e| ServerError::Turn(e.to_string()))?;
+        secret: config.secret.clone(),
+        now,
+        guard: guard.clone(),
+        ended: ended_tx,
+    };
+    let server = settings.server(Arc::new(socket)).await?;
+    // TURN over TCP on the same port, for networks that block UDP.
+    let (stop_tcp, stopped) = tokio::sync::watch::channel(false);
+    let tcp = match tokio::net::TcpListener::bind(local).await {
+        Ok(listener) => {
+            let addr = listener.local_addr().ok();
+            tokio::spawn(serve_tcp(listener, settings, stopped));
+            addr
+        }
+        Err(e) => {
+            tracing::warn!("TURN over TCP not served on {local}: {e}");
+            None
+        }
+    };
     Ok(EmbeddedTurn {
         server,
         local,
         guard,
+        stop_tcp,
+        tcp,
     })
+}
+
+/// What each TURN server of the embedded one shares: the UDP one and one per TCP connection.
+#[derive(Clone)]
+struct TurnSettings {
+    public_ip: IpAddr,
+    relay_bind: IpAddr,
+    realm: String,
+    secret: Vec<u8>,
+    now: UnixClock,
+    guard: Arc<Guard>,
+    ended: tokio::sync::mpsc::Sender<turn::allocation::AllocationInfo>,
+}
+
+impl TurnSettings {
+    /// A TURN server reading `conn` (relays on UDP, guarded, with the REST credentials).
+    async fn server(&self, conn: Arc<dyn Conn + Send + Sync>) -> Result<turn::server::Server> {
+        turn::server::Server::new(turn::server::config::ServerConfig {
+            conn_configs: vec![turn::server::config::ConnConfig {
+                conn: Arc::new(GuardedListener {
+                    inner: conn,
+                    guard: self.guard.clone(),
+                }),
+                relay_addr_generator: Box::new(GuardedRelayGenerator {
+                    relay_address: self.public_ip,
+                    bind: self.relay_bind,
+                    net: Arc::new(webrtc_util::vnet::net::Net::new(None)),
+                    guard: self.guard.clone(),
+                }),
+            }],
+            realm: self.realm.clone(),
+            auth_handler: Arc::new(RestAuth {
+                secret: self.secret.clone(),
+                now: self.now.clone(),
+            }),
+            channel_bind_timeout: Duration::from_secs(0),
+            alloc_close_notify: Some(self.ended.clone()),
+        })
+        .await
+        .map_err(|e| ServerError::Turn(e.to_string()))
+    }
+}
+
+/// Accepts TURN-over-TCP connections until `stop`: each gets a TURN server of its own, closed
+/// (with its allocations, which frees their quota) when the connection ends.
+async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    settings: TurnSettings,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(turn_tcp::MAX_CONNECTIONS));
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("TURN/TCP accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::debug!(
+                "TURN/TCP: {peer} refused, {} connections open",
+                turn_tcp::MAX_CONNECTIONS
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Ok(local) = stream.local_addr() else {
+            continue;
+        };
+        let settings = settings.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let conn = Arc::new(turn_tcp::StreamConn::new(stream, local, peer));
+            let server = match settings.server(conn.clone()).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!("TURN/TCP server for {peer}: {e}");
+                    return;
+                }
+            };
+            tokio::select! {
+                () = conn.ended() => {}
+                _ = stop.changed() => {}
+            }
+            if let Err(e) = server.close().await {
+                tracing::debug!("TURN/TCP server for {peer} closing: {e}");
+            }
+            drop(slot);
+        });
+    }
 }
 
 #[cfg(test)]
@@ -388,7 +501,10 @@ mod tests {
         );
         assert_eq!(
             ice.ice_servers[1].urls,
-            vec!["turn:192.0.2.1:3478?transport=udp".to_string()]
+            vec![
+                "turn:192.0.2.1:3478?transport=udp".to_string(),
+                "turn:192.0.2.1:3478?transport=tcp".to_string()
+            ]
         );
         assert_eq!(ice.ice_servers[1].username.as_deref(), Some("700:carol"));
         assert_eq!(ice.ttl_secs, 600);

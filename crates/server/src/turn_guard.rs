@@ -299,7 +299,7 @@ impl Guard {
 
 /// The TURN server's listening socket, with the allocation quota in front of it.
 pub(crate) struct GuardedListener {
-    pub(crate) inner: Arc<tokio::net::UdpSocket>,
+    pub(crate) inner: Arc<dyn Conn + Send + Sync>,
     pub(crate) guard: Arc<Guard>,
 }
 
@@ -342,7 +342,7 @@ impl Conn for GuardedListener {
     }
 
     fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        Ok(self.inner.local_addr()?)
+        self.inner.local_addr()
     }
 
     fn remote_addr(&self) -> Option<SocketAddr> {

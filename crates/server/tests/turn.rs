@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyad_server::turn::{start_embedded_turn_with_clock, turn_credentials, EmbeddedTurnConfig};
+use dyad_server::turn_tcp::StreamConn;
 use tokio::net::UdpSocket;
 use turn::client::{Client, ClientConfig};
 use webrtc_util::Conn;
@@ -383,4 +384,118 @@ async fn coturn_accepts_our_credentials_and_refuses_bad_ones() {
 
 fn tracing_note(e: &str) {
     eprintln!("coturn not ready yet: {e}");
+}
+
+/// Allocates a relay over a TCP connection to the embedded server's TURN-over-TCP port.
+async fn allocate_over_tcp(
+    server: SocketAddr,
+    user: &str,
+    pass: &str,
+) -> Result<(Client, impl Conn), String> {
+    let stream = tokio::net::TcpStream::connect(server)
+        .await
+        .map_err(|e| e.to_string())?;
+    let local = stream.local_addr().map_err(|e| e.to_string())?;
+    let conn = Arc::new(StreamConn::new(stream, local, server));
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: server.to_string(),
+        turn_serv_addr: server.to_string(),
+        username: user.into(),
+        password: pass.into(),
+        realm: "dyad.test".into(),
+        software: "dyad-test".into(),
+        rto_in_ms: 1_000,
+        conn,
+        vnet: None,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    client.listen().await.map_err(|e| e.to_string())?;
+    let relay = tokio::time::timeout(WAIT, client.allocate())
+        .await
+        .map_err(|_| "allocation timed out".to_string())?
+        .map_err(|e| e.to_string())?;
+    Ok((client, relay))
+}
+
+#[tokio::test]
+async fn turn_over_tcp_relays_over_udp_and_a_closed_connection_frees_its_quota() {
+    let secret = b"tcp-secret".to_vec();
+    let now = now_unix();
+    let mut config = loopback_turn(&secret);
+    config.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
+    config.allocations_per_user = 1;
+    let server = start_embedded_turn_with_clock(config, Arc::new(move || now))
+        .await
+        .expect("start");
+    let tcp = server.tcp_addr().expect("TURN over TCP is served");
+    assert_eq!(tcp, server.local_addr(), "on the UDP port's number");
+    let (user, pass) = turn_credentials(&secret, "alice", now, 600);
+    // The first connection runs through a forwarder the test can cut, as a network would.
+    let forwarder = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let via = forwarder.local_addr().expect("addr");
+    let cut = tokio::spawn(async move {
+        let (mut inbound, _) = forwarder.accept().await.expect("accept");
+        let mut outbound = tokio::net::TcpStream::connect(tcp).await.expect("connect");
+        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    });
+    let (_client, relay) = allocate_over_tcp(via, &user, &pass)
+        .await
+        .expect("allocation over TCP");
+    // Out to a UDP peer and back, through the TCP connection; then enough messages of odd sizes
+    // that the channel is bound and ChannelData (padded to 4 bytes on TCP) carries them.
+    relay_carries_traffic(&relay).await;
+    let peer = UdpSocket::bind("127.0.0.1:0").await.expect("peer");
+    let peer_addr = peer.local_addr().expect("addr");
+    let relayed = relay.local_addr().expect("relayed");
+    let mut buf = [0u8; 64];
+    for i in 0..6 {
+        let out = format!("out {i}{}", "x".repeat(i));
+        relay
+            .send_to(out.as_bytes(), peer_addr)
+            .await
+            .expect("send");
+        let (n, _) = tokio::time::timeout(WAIT, peer.recv_from(&mut buf))
+            .await
+            .expect("peer receives")
+            .expect("recv");
+        assert_eq!(&buf[..n], out.as_bytes());
+        let back = format!("back {i}{}", "y".repeat(i));
+        peer.send_to(back.as_bytes(), relayed).await.expect("send");
+        let (n, _) = tokio::time::timeout(WAIT, relay.recv_from(&mut buf))
+            .await
+            .expect("the client receives over TCP")
+            .expect("recv");
+        assert_eq!(&buf[..n], back.as_bytes());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The quota (1) is taken: a second connection of the same account is refused.
+    assert!(allocate_over_tcp(tcp, &user, &pass).await.is_err());
+    // The first connection is cut (no goodbye from the client): the server ends its
+    // allocation and frees the quota.
+    cut.abort();
+    let mut again = Err(String::new());
+    for _ in 0..20 {
+        again = allocate_over_tcp(tcp, &user, &pass).await;
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_client, relay) = again.expect("allocation after the first connection closed");
+    relay_carries_traffic(&relay).await;
+    // Bytes that are not TURN end the connection.
+    let mut junk = tokio::net::TcpStream::connect(tcp).await.expect("connect");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    junk.write_all(b"GET / HTTP/1.1\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(WAIT, junk.read(&mut buf))
+        .await
+        .expect("the server closes it");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    server.close().await;
 }
