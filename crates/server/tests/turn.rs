@@ -35,6 +35,18 @@ async fn allocate(
             .await
             .map_err(|e| e.to_string())?,
     );
+    allocate_on(conn, server, realm, user, pass, 100).await
+}
+
+/// Allocates a relay on `server` through `conn` (UDP, or a stream cut into messages).
+async fn allocate_on(
+    conn: Arc<dyn Conn + Send + Sync>,
+    server: SocketAddr,
+    realm: &str,
+    user: &str,
+    pass: &str,
+    rto_in_ms: u16,
+) -> Result<(Client, impl Conn), String> {
     let client = Client::new(ClientConfig {
         stun_serv_addr: server.to_string(),
         turn_serv_addr: server.to_string(),
@@ -42,7 +54,7 @@ async fn allocate(
         password: pass.into(),
         realm: realm.into(),
         software: "dyad-test".into(),
-        rto_in_ms: 100,
+        rto_in_ms,
         conn,
         vnet: None,
     })
@@ -397,25 +409,8 @@ async fn allocate_over_tcp(
         .map_err(|e| e.to_string())?;
     let local = stream.local_addr().map_err(|e| e.to_string())?;
     let conn = Arc::new(StreamConn::new(stream, local, server));
-    let client = Client::new(ClientConfig {
-        stun_serv_addr: server.to_string(),
-        turn_serv_addr: server.to_string(),
-        username: user.into(),
-        password: pass.into(),
-        realm: "dyad.test".into(),
-        software: "dyad-test".into(),
-        rto_in_ms: 1_000,
-        conn,
-        vnet: None,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    client.listen().await.map_err(|e| e.to_string())?;
-    let relay = tokio::time::timeout(WAIT, client.allocate())
-        .await
-        .map_err(|_| "allocation timed out".to_string())?
-        .map_err(|e| e.to_string())?;
-    Ok((client, relay))
+    // No retransmissions over TCP: one attempt, a second of patience.
+    allocate_on(conn, server, "dyad.test", user, pass, 1_000).await
 }
 
 #[tokio::test]
