@@ -126,10 +126,16 @@ async fn serve(args: &ServeArgs) -> Result<()> {
             let server = dyad_server::turn::start_embedded_turn(cfg.clone())
                 .await
                 .context("embedded TURN")?;
-            say(format_args!(
-                "dyad serve: STUN/TURN on udp {}",
-                server.local_addr()
-            ));
+            match server.tcp_addr() {
+                Some(tcp) => say(format_args!(
+                    "dyad serve: STUN/TURN on udp {} and tcp {tcp}",
+                    server.local_addr()
+                )),
+                None => say(format_args!(
+                    "dyad serve: STUN/TURN on udp {} (tcp port taken: no TURN over TCP)",
+                    server.local_addr()
+                )),
+            }
             Some(server)
         }
         _ => None,
@@ -151,9 +157,20 @@ async fn serve(args: &ServeArgs) -> Result<()> {
     say(format_args!(
         "dyad serve: {scheme}://{addr} (database: {where_})"
     ));
+    // TURN over TLS on the HTTPS port (ALPN stun.turn), for networks that allow only TLS.
+    let turn_over_tls = match (&embedded, &tls) {
+        (Some(server), Some(_)) => {
+            say(format_args!(
+                "dyad serve: TURN over TLS on {addr} (ALPN stun.turn)"
+            ));
+            Some(server.streams())
+        }
+        _ => None,
+    };
     let config = ServerConfig {
         turn,
         tls,
+        turn_over_tls,
         open_calls: args.open_calls,
         router: dyad_server::router::RouterConfig {
             reconnect_grace_ms: args.reconnect_grace_ms,

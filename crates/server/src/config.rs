@@ -47,6 +47,10 @@ pub struct ServerConfig {
     pub open_calls: bool,
     /// Serve HTTPS/WSS with this certificate instead of plain HTTP/WS.
     pub tls: Option<TlsSettings>,
+    /// With `tls`: TLS clients asking for ALPN `stun.turn` on the HTTPS port go to this
+    /// embedded TURN server (TURN over TLS on 443, for networks that allow nothing else), and
+    /// `/v1/ice` lists `turns:<host the client reached>?transport=tcp`.
+    pub turn_over_tls: Option<crate::turn_tcp::TurnStreams>,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +74,7 @@ impl Default for ServerConfig {
             turn: None,
             open_calls: false,
             tls: None,
+            turn_over_tls: None,
         }
     }
 }

@@ -341,14 +341,54 @@ async fn ice(
     headers: HeaderMap,
 ) -> Result<Json<IceConfig>, ApiError> {
     let username = authenticate(&state, bearer(&headers)).await?;
-    let config = match &state.config.turn {
+    let mut config = match &state.config.turn {
         Some(turn) => crate::turn::ice_config(turn, &username, now_unix()),
         None => IceConfig {
             ice_servers: vec![],
             ttl_secs: 0,
         },
     };
+    // TURN over TLS on this very port, under the name the client reached it by (which is the
+    // certificate's, or the client could not have asked).
+    if state.config.tls.is_some() && state.config.turn_over_tls.is_some() {
+        if let Some(host) = headers
+            .get(axum::http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(turns_host)
+        {
+            if let Some(turn) = config.ice_servers.iter_mut().find(|s| s.username.is_some()) {
+                turn.urls.push(format!("turns:{host}?transport=tcp"));
+            }
+        }
+    }
     Ok(Json(config))
+}
+
+/// `host:port` for a `turns:` URL from a request's Host header (443 when it names none), or
+/// `None` when it is not a plain host name or address.
+fn turns_host(host: &str) -> Option<String> {
+    let ok = !host.is_empty()
+        && host.len() <= 255
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if !ok {
+        return None;
+    }
+    let has_port = match host.rsplit_once(':') {
+        Some((h, port)) => {
+            !port.is_empty()
+                && port.chars().all(|c| c.is_ascii_digit())
+                && !h.ends_with(':')
+                && (!h.contains(':') || h.ends_with(']'))
+        }
+        None => false,
+    };
+    Some(if has_port {
+        host.to_string()
+    } else {
+        format!("{host}:443")
+    })
 }
 
 async fn history(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {

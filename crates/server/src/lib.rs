@@ -116,6 +116,7 @@ pub async fn run(
     let writer = tokio::spawn(hub::write_history(store.clone(), history_rx));
     let (stop_tx, stop_rx) = watch::channel(false);
     let tls = config.tls.clone();
+    let turn_over_tls = config.turn_over_tls.clone();
     let admissions = accept::Admissions::new(config.admission);
     let timeouts = accept::Timeouts {
         head: Duration::from_millis(config.request_timeout_ms),
@@ -145,7 +146,7 @@ pub async fn run(
     tokio::spawn(purge_tokens(store_for_purge, purge_every, stop_rx.clone()));
     match tls {
         Some(tls) => {
-            let listener = tls::TlsListener::new(listener, &tls)?;
+            let listener = tls::TlsListener::new(listener, &tls, turn_over_tls)?;
             accept::serve(listener, app, admissions, timeouts, stop_rx).await;
         }
         None => {

@@ -63,7 +63,7 @@ impl TlsSettings {
             .with_no_client_auth()
             .with_single_cert(chain, key)
             .map_err(|e| bad("certificate and key", e))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"http/1.1".to_vec(), crate::turn_tcp::ALPN_TURN.to_vec()];
         Ok(Self {
             config: Arc::new(config),
         })
@@ -78,8 +78,13 @@ pub struct TlsListener {
 }
 
 impl TlsListener {
-    /// Starts accepting on `listener` with these settings.
-    pub fn new(listener: TcpListener, tls: &TlsSettings) -> Result<Self> {
+    /// Starts accepting on `listener` with these settings; a client that asks for ALPN
+    /// `stun.turn` is handed to `turn` (or closed, without one).
+    pub fn new(
+        listener: TcpListener,
+        tls: &TlsSettings,
+        turn: Option<crate::turn_tcp::TurnStreams>,
+    ) -> Result<Self> {
         let local = listener.local_addr()?;
         let acceptor = TlsAcceptor::from(tls.config.clone());
         let (tx, ready) = mpsc::channel(256);
@@ -98,9 +103,24 @@ impl TlsListener {
                     return;
                 }
                 crate::accepted(&mut tcp);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
+                let (acceptor, tx, turn) = (acceptor.clone(), tx.clone(), turn.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls))
+                            if tls.get_ref().1.alpn_protocol()
+                                == Some(crate::turn_tcp::ALPN_TURN) =>
+                        {
+                            match (&turn, tls.get_ref().0.local_addr()) {
+                                (Some(turn), Ok(local)) => {
+                                    if !turn.hand_over((Box::new(tls), local, peer)) {
+                                        tracing::debug!("TURN over TLS from {peer}: TURN server busy or stopped");
+                                    }
+                                }
+                                _ => tracing::debug!(
+                                    "TURN over TLS from {peer}: no embedded TURN server"
+                                ),
+                            }
+                        }
                         Ok(Ok(tls)) => {
                             let _ = tx.send((tls, peer)).await;
                         }

@@ -241,6 +241,7 @@ pub struct EmbeddedTurn {
     /// Ends the TURN-over-TCP listener and its connections.
     stop_tcp: tokio::sync::watch::Sender<bool>,
     tcp: Option<SocketAddr>,
+    streams: turn_tcp::TurnStreams,
 }
 
 impl std::fmt::Debug for EmbeddedTurn {
@@ -266,6 +267,12 @@ impl EmbeddedTurn {
     /// The TCP address TURN over TCP is served on (the UDP one's, if it was free).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    /// Where other listeners hand over streams that speak TURN (TLS with ALPN `stun.turn` on
+    /// the HTTPS port: [`crate::config::ServerConfig::turn_over_tls`]).
+    pub fn streams(&self) -> turn_tcp::TurnStreams {
+        self.streams.clone()
     }
 
     /// Stops it (allocations are closed).
@@ -335,23 +342,23 @@ pub async fn start_embedded_turn_with_clock(
     let server = settings.server(Arc::new(socket)).await?;
     // TURN over TCP on the same port, for networks that block UDP.
     let (stop_tcp, stopped) = tokio::sync::watch::channel(false);
-    let tcp = match tokio::net::TcpListener::bind(local).await {
-        Ok(listener) => {
-            let addr = listener.local_addr().ok();
-            tokio::spawn(serve_tcp(listener, settings, stopped));
-            addr
-        }
+    let listener = match tokio::net::TcpListener::bind(local).await {
+        Ok(listener) => Some(listener),
         Err(e) => {
             tracing::warn!("TURN over TCP not served on {local}: {e}");
             None
         }
     };
+    let tcp = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let (streams, handed) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(serve_streams(listener, handed, settings, stopped));
     Ok(EmbeddedTurn {
         server,
         local,
         guard,
         stop_tcp,
         tcp,
+        streams: turn_tcp::TurnStreams(streams),
     })
 }
 
@@ -396,24 +403,37 @@ impl TurnSettings {
     }
 }
 
-/// Accepts TURN-over-TCP connections until `stop`: each gets a TURN server of its own, closed
-/// (with its allocations, which frees their quota) when the connection ends.
-async fn serve_tcp(
-    listener: tokio::net::TcpListener,
+/// Serves TURN-over-TCP connections from `listener` and streams handed over by other listeners
+/// (TLS on the HTTPS port) until `stop`: each gets a TURN server of its own, closed (with its
+/// allocations, which frees their quota) when the stream ends.
+async fn serve_streams(
+    listener: Option<tokio::net::TcpListener>,
+    mut handed: tokio::sync::mpsc::Receiver<turn_tcp::TurnStream>,
     settings: TurnSettings,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let slots = Arc::new(tokio::sync::Semaphore::new(turn_tcp::MAX_CONNECTIONS));
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
+        let accept = async {
+            match &listener {
+                Some(l) => l.accept().await,
+                None => std::future::pending().await,
+            }
+        };
+        let (stream, local, peer): turn_tcp::TurnStream = tokio::select! {
+            accepted = accept => match accepted {
+                Ok((tcp, peer)) => {
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(local) = tcp.local_addr() else { continue };
+                    (Box::new(tcp), local, peer)
+                }
                 Err(e) => {
                     tracing::debug!("TURN/TCP accept: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
+            Some(stream) = handed.recv() => stream,
             _ = stop.changed() => return,
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
@@ -421,10 +441,6 @@ async fn serve_tcp(
                 "TURN/TCP: {peer} refused, {} connections open",
                 turn_tcp::MAX_CONNECTIONS
             );
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let Ok(local) = stream.local_addr() else {
             continue;
         };
         let settings = settings.clone();

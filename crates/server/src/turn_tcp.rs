@@ -24,6 +24,35 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// At most this many TURN-over-TCP connections at once.
 pub const MAX_CONNECTIONS: usize = 1024;
 
+/// The ALPN protocol id of TURN over TLS (RFC 7443): a TLS client asking for it on the HTTPS
+/// port gets the embedded TURN server instead of HTTP.
+pub const ALPN_TURN: &[u8] = b"stun.turn";
+
+/// A byte stream TURN can run on (TCP, TLS over TCP).
+pub trait TurnIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> TurnIo for T {}
+
+/// A stream accepted elsewhere (TLS on the HTTPS port) for the embedded TURN server: the stream,
+/// the local address and the peer's.
+pub type TurnStream = (Box<dyn TurnIo>, SocketAddr, SocketAddr);
+
+/// Hands streams to a running embedded TURN server ([`crate::turn::EmbeddedTurn::streams`]).
+#[derive(Clone)]
+pub struct TurnStreams(pub(crate) tokio::sync::mpsc::Sender<TurnStream>);
+
+impl std::fmt::Debug for TurnStreams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TurnStreams")
+    }
+}
+
+impl TurnStreams {
+    /// Gives the TURN server this stream; `false` when it is stopped or has too many waiting.
+    pub fn hand_over(&self, stream: TurnStream) -> bool {
+        self.0.try_send(stream).is_ok()
+    }
+}
+
 /// The length of the message that starts with `head`, those 4 bytes included, and the padding
 /// after it: a STUN message (first two bits 00) is its 20-byte header plus the length field
 /// (a multiple of 4); ChannelData (channel 0x4000-0x4FFF) is 4 bytes plus the length field,

@@ -494,3 +494,96 @@ async fn turn_over_tcp_relays_over_udp_and_a_closed_connection_frees_its_quota()
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     server.close().await;
 }
+
+/// A TLS connection to `addr` trusting `trusted`, asking for `alpn`.
+async fn tls_to(
+    addr: SocketAddr,
+    trusted: &rustls::pki_types::CertificateDer<'static>,
+    alpn: &[u8],
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(trusted.clone()).expect("trust the certificate");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .expect("TLS handshake")
+}
+
+#[tokio::test]
+async fn turn_over_tls_shares_the_https_port_and_is_listed_under_the_name_the_client_used() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let secret = b"tls-turn-secret".to_vec();
+    let now = now_unix();
+    let mut turn_config = loopback_turn(&secret);
+    turn_config.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
+    let turn = start_embedded_turn_with_clock(turn_config.clone(), Arc::new(move || now))
+        .await
+        .expect("start TURN");
+    let issued =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!("dyad-turn-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, issued.cert.pem()).expect("write cert");
+    std::fs::write(&key, issued.signing_key.serialize_pem()).expect("write key");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let https = listener.local_addr().expect("addr");
+    let store = dyad_server::Store::open_in_memory().await.expect("store");
+    let hash = dyad_server::store::hash_password("a password").expect("hash");
+    let token = store
+        .provision_users(&["alice".to_string()], &hash, now, 600)
+        .await
+        .expect("account")
+        .remove(0);
+    let config = dyad_server::ServerConfig {
+        tls: Some(dyad_server::tls::TlsSettings::from_pem_files(&cert, &key).expect("PEM")),
+        turn: Some(dyad_server::turn::TurnConfig::Embedded(turn_config)),
+        turn_over_tls: Some(turn.streams()),
+        ..dyad_server::ServerConfig::default()
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(dyad_server::run(listener, store, config, async {
+        let _ = stopped.await;
+    }));
+
+    // HTTPS on the port still answers, and lists turns: under the name asked for.
+    let mut http = tls_to(https, issued.cert.der(), b"http/1.1").await;
+    let host = format!("localhost:{}", https.port());
+    let req = format!(
+        "GET /v1/ice HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    );
+    http.write_all(req.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    let _ = http.read_to_end(&mut raw).await;
+    let text = String::from_utf8_lossy(&raw);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains(&format!("\"turns:{host}?transport=tcp\"")),
+        "{text}"
+    );
+
+    // TURN over TLS on the same port: an allocation, relayed over UDP both ways.
+    let (user, pass) = turn_credentials(&secret, "alice", now, 600);
+    let tls = tls_to(https, issued.cert.der(), b"stun.turn").await;
+    let local = tls.get_ref().0.local_addr().expect("addr");
+    let conn = Arc::new(StreamConn::new(tls, local, https));
+    let (_client, relay) = allocate_on(conn, https, "dyad.test", &user, &pass, 1_000)
+        .await
+        .expect("allocation over TLS");
+    relay_carries_traffic(&relay).await;
+    let _ = stop.send(());
+    turn.close().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
