@@ -32,6 +32,7 @@ pub mod session;
 pub mod signal;
 pub mod sim;
 pub mod stats;
+pub mod turn_shim;
 
 pub use api::{CallEvent, ClientConfig, ClientHandle};
 pub use engine::start;

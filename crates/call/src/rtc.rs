@@ -176,6 +176,9 @@ pub struct RtcConfig {
     pub ice_servers: Vec<dyad_proto::http::IceServer>,
     /// Only use TURN relays (privacy, or tests of the relay path).
     pub relay_only: bool,
+    /// What `turns:` relays are trusted with (the signalling server's roots); `None`: the
+    /// system's and `$DYAD_CA_FILE`.
+    pub turn_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 fn codecs() -> [(RTCRtpCodecParameters, RTPCodecType); 2] {
@@ -248,6 +251,10 @@ pub struct RtcPeer {
     /// verification code).
     local_sdp: String,
     remote_sdp: String,
+    /// TURN over TCP/TLS for the agent (which speaks TURN over UDP only): kept for the call.
+    _shims: Vec<crate::turn_shim::TurnShim>,
+    /// The relayed addresses granted through the shims, and over what.
+    relayed: crate::turn_shim::Relayed,
 }
 
 impl std::fmt::Debug for RtcPeer {
@@ -315,16 +322,40 @@ impl RtcPeer {
             .with_interceptor_registry(registry)
             .with_setting_engine(settings)
             .build();
+        // TURN over TCP and TLS through local shims: the agent is given each as a UDP TURN
+        // server on 127.0.0.1 with the same credentials.
+        let relayed = crate::turn_shim::Relayed::default();
+        let mut shims = Vec::new();
+        let mut ice_servers = Vec::new();
+        for s in &config.ice_servers {
+            let mut urls = Vec::new();
+            for url in &s.urls {
+                let Some((kind, host, port)) = crate::turn_shim::parse_stream_url(url) else {
+                    urls.push(url.clone());
+                    continue;
+                };
+                let tls = match &config.turn_tls {
+                    Some(t) => t.clone(),
+                    None => crate::signal::turn_tls_config()?,
+                };
+                match crate::turn_shim::TurnShim::start(kind, host, port, tls, relayed.clone())
+                    .await
+                {
+                    Ok(shim) => {
+                        urls.push(format!("turn:{}?transport=udp", shim.local_addr()));
+                        shims.push(shim);
+                    }
+                    Err(e) => tracing::warn!("{url}: no local TURN shim: {e}"),
+                }
+            }
+            ice_servers.push(RTCIceServer {
+                urls,
+                username: s.username.clone().unwrap_or_default(),
+                credential: s.credential.clone().unwrap_or_default(),
+            });
+        }
         let rtc_config = RTCConfiguration {
-            ice_servers: config
-                .ice_servers
-                .iter()
-                .map(|s| RTCIceServer {
-                    urls: s.urls.clone(),
-                    username: s.username.clone().unwrap_or_default(),
-                    credential: s.credential.clone().unwrap_or_default(),
-                })
-                .collect(),
+            ice_servers,
             ice_transport_policy: if config.relay_only {
                 RTCIceTransportPolicy::Relay
             } else {
@@ -361,6 +392,8 @@ impl RtcPeer {
             candidate_mid: Arc::default(),
             local_sdp: String::new(),
             remote_sdp: String::new(),
+            _shims: shims,
+            relayed,
         };
         peer.install_handlers();
         Ok(peer)
@@ -646,8 +679,9 @@ impl RtcPeer {
     pub fn report_path(&self) {
         let pc = Arc::clone(&self.pc);
         let tx = self.events.clone();
+        let relayed = self.relayed.clone();
         tokio::spawn(async move {
-            let path = path_of(&pc).await;
+            let path = path_of(&pc, &relayed).await;
             let _ = tx.send(RtcEvent::Path {
                 path,
                 transport: transport_of(&pc),
@@ -685,7 +719,7 @@ fn rtp_in(kind: Kind, twcc_id: Option<u8>, pkt: rtp::packet::Packet, arrival: In
 }
 
 /// The selected candidate pair, if connected.
-async fn path_of(pc: &RTCPeerConnection) -> Option<PathInfo> {
+async fn path_of(pc: &RTCPeerConnection, relayed: &crate::turn_shim::Relayed) -> Option<PathInfo> {
     let report = pc.get_stats().await;
     let pair = report.reports.values().find_map(|r| match r {
         StatsReportType::CandidatePair(p) if p.nominated => Some(p),
@@ -711,15 +745,37 @@ async fn path_of(pc: &RTCPeerConnection) -> Option<PathInfo> {
         remote_candidate_type: kind(remote.candidate_type).into(),
         local_address: format!("{}:{}", local.ip, local.port),
         remote_address: format!("{}:{}", remote.ip, remote.port),
-        // W3C `protocol` is udp or tcp; webrtc-rs says udp4/udp6/tcp4/tcp6.
-        protocol: local
-            .network_type
-            .to_string()
-            .to_lowercase()
-            .trim_end_matches(['4', '6'])
-            .to_string(),
+        protocol: protocol_of(local, relayed),
         current_round_trip_time: pair.current_round_trip_time,
     })
+}
+
+/// The transport under a local candidate: W3C `protocol` (udp or tcp; webrtc-rs says
+/// udp4/udp6/tcp4/tcp6), except that a relay granted through a TURN shim runs over `tcp` or
+/// `tls` to the relay whatever the agent thinks.
+fn protocol_of(
+    local: &webrtc::stats::ICECandidateStats,
+    relayed: &crate::turn_shim::Relayed,
+) -> String {
+    if local.candidate_type == CandidateType::Relay {
+        let via = local
+            .ip
+            .parse()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, local.port))
+            .and_then(|addr| relayed.lock().ok()?.get(&addr).copied());
+        match via {
+            Some(crate::turn_shim::StreamKind::Tcp) => return "tcp".into(),
+            Some(crate::turn_shim::StreamKind::Tls) => return "tls".into(),
+            None => {}
+        }
+    }
+    local
+        .network_type
+        .to_string()
+        .to_lowercase()
+        .trim_end_matches(['4', '6'])
+        .to_string()
 }
 
 /// DTLS state and the SRTP cipher in use.
@@ -1085,6 +1141,7 @@ pub mod fuzzing {
         let config = RtcConfig {
             ice_servers: Vec::new(),
             relay_only: false,
+            turn_tls: None,
         };
         let Ok(mut peer) = RtcPeer::new(&config, tx).await else {
             return;

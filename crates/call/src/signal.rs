@@ -90,6 +90,23 @@ fn pem_certs(path: &std::path::Path) -> Vec<CertificateDer<'static>> {
         .unwrap_or_default()
 }
 
+/// A TLS client configuration for TURN over TLS (`turns:`, ALPN `stun.turn`) trusting `roots`.
+fn turn_tls(roots: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfig>> {
+    let mut config = (*tls_config(roots)?).clone();
+    config.alpn_protocols = vec![b"stun.turn".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// [`ServerUrl::turn_tls_config`] without a server: the system's CA certificates and
+/// `$DYAD_CA_FILE`.
+pub fn turn_tls_config() -> Result<Arc<rustls::ClientConfig>> {
+    let mut roots = system_roots();
+    if let Some(extra) = std::env::var_os("DYAD_CA_FILE") {
+        roots.extend(pem_certs(std::path::Path::new(&extra)));
+    }
+    turn_tls(&roots)
+}
+
 impl ServerUrl {
     /// Parses `http://host:port` or `https://host:port` (a trailing `/` is fine). For https the
     /// trusted roots are the system bundle plus the PEM certificates in `$DYAD_CA_FILE`.
@@ -170,6 +187,15 @@ impl ServerUrl {
         format!("{scheme}://{}/", self.host_port)
             .parse()
             .map_err(|_| CallError::BadUrl(self.to_string()))
+    }
+
+    /// The TLS configuration for this server's `turns:` relays: what its https:// URL trusts
+    /// (with [`ServerUrl::trusting`]'s certificates), or the system's for an http:// URL.
+    pub fn turn_tls_config(&self) -> Result<Arc<rustls::ClientConfig>> {
+        if self.roots.is_empty() {
+            return turn_tls_config();
+        }
+        turn_tls(&self.roots)
     }
 
     /// `host:port`.

@@ -265,6 +265,119 @@ async fn a_call_through_the_embedded_turn_server_only() {
     relay.close().await;
 }
 
+/// A network that lets no UDP out to the server: the server hands out TURN over TCP only, and
+/// both sides are relay-only. The call runs through the local shims over TCP to the embedded
+/// relay (the agent itself speaks TURN over UDP only), and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_relayed_over_tcp_only_connects_and_names_its_path() {
+    let port = free_udp_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
+    let secret = b"turn test secret".to_vec();
+    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), secret.clone(), 600);
+    let relay = dyad_server::turn::start_embedded_turn(turn)
+        .await
+        .expect("test");
+    let tcp = relay.tcp_addr().expect("TURN over TCP");
+    let s = server(ServerConfig {
+        turn: Some(TurnConfig::External {
+            urls: vec![format!("turn:{tcp}?transport=tcp")],
+            secret,
+            ttl_secs: 600,
+        }),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut a_cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    a_cfg.relay_only = true;
+    let mut b_cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    b_cfg.relay_only = true;
+    let mut alice = client(a_cfg).await;
+    let mut bob = client(b_cfg).await;
+    s.befriend("alice", "bobby").await;
+    alice.h.dial("bobby").expect("test");
+    bob.incoming().await;
+    bob.h.accept().expect("test");
+    alice.connected().await;
+    bob.connected().await;
+    let frames = bob.frame_numbers(Duration::from_secs(2)).await;
+    assert!(
+        frames.len() >= 20 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
+    let frames = alice.frame_numbers(Duration::from_secs(1)).await;
+    assert!(
+        frames.len() >= 10 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
+    let pair = alice.stats().await.candidate_pair.expect("pair");
+    assert_eq!(
+        (pair.local_candidate_type.as_str(), pair.protocol.as_str()),
+        ("relay", "tcp"),
+        "{pair:?}"
+    );
+    assert!(pair.describe().ends_with("over TCP"), "{}", pair.describe());
+    alice.h.hangup().expect("test");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    relay.close().await;
+}
+
+/// A network that allows only TLS to the server's HTTPS port: the server hands out `turns:` on
+/// that port only (TURN over TLS, ALPN `stun.turn`), both sides are relay-only, and the call runs
+/// through the shims over TLS, trusting what the server URL trusts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_relayed_over_tls_on_the_https_port_connects_and_names_its_path() {
+    let port = free_udp_port();
+    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
+    let secret = b"turn test secret".to_vec();
+    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), secret.clone(), 600);
+    let relay = dyad_server::turn::start_embedded_turn(turn)
+        .await
+        .expect("test");
+    let streams = relay.streams();
+    let s = common::tls_server_with("turns", ServerConfig::default(), |c, https| {
+        c.turn = Some(TurnConfig::External {
+            urls: vec![format!("turns:localhost:{https}?transport=tcp")],
+            secret,
+            ttl_secs: 600,
+        });
+        c.turn_over_tls = Some(streams);
+    })
+    .await;
+    let url = ServerUrl::parse(&format!("https://localhost:{}", s.port))
+        .expect("url")
+        .trusting(s.cert_pem.as_bytes())
+        .expect("pem");
+    let mut a_cfg = ClientConfig::new(url.clone(), "alice", "password of alice");
+    a_cfg.relay_only = true;
+    let mut b_cfg = ClientConfig::new(url, "bobby", "password of bobby");
+    b_cfg.relay_only = true;
+    let mut alice = client(a_cfg).await;
+    let mut bob = client(b_cfg).await;
+    s.store
+        .make_contacts("alice", "bobby")
+        .await
+        .expect("contacts");
+    alice.h.dial("bobby").expect("test");
+    bob.incoming().await;
+    bob.h.accept().expect("test");
+    alice.connected().await;
+    bob.connected().await;
+    let frames = bob.frame_numbers(Duration::from_secs(2)).await;
+    assert!(
+        frames.len() >= 20 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
+    let pair = alice.stats().await.candidate_pair.expect("pair");
+    assert_eq!(
+        (pair.local_candidate_type.as_str(), pair.protocol.as_str()),
+        ("relay", "tls"),
+        "{pair:?}"
+    );
+    alice.h.hangup().expect("test");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    relay.close().await;
+}
+
 /// Bob lets anyone call; mallory, not a contact, calls him. The call rings as a stranger's and
 /// runs relay to relay: bob gathers no other candidate and the server passes none, so mallory
 /// never learns bob's address (neither side is configured relay-only).

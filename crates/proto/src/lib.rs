@@ -10,6 +10,7 @@
 pub mod error;
 pub mod http;
 pub mod limits;
+pub mod turn;
 pub mod ws;
 
 pub use error::{ErrorCode, ProtoError};

@@ -390,6 +390,7 @@ impl Client {
             // A stranger's call: our address must not reach them, so no host or reflexive
             // candidate is even gathered (the server drops any that would pass, too).
             relay_only: self.config.relay_only || call.relay_only,
+            turn_tls: self.config.server.turn_tls_config().ok(),
         };
         call.peer = Some(RtcPeer::new(&config, call.rtc_tx.clone()).await?);
         Ok(())

@@ -74,6 +74,8 @@ pub struct TlsServer {
     pub cert_pem: String,
     /// The temporary directory (other files of the test may go there too).
     pub dir: std::path::PathBuf,
+    /// The server's store (to make test users contacts).
+    pub store: Store,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -87,6 +89,16 @@ impl Drop for TlsServer {
 }
 
 pub async fn tls_server(name: &str) -> TlsServer {
+    tls_server_with(name, ServerConfig::default(), |_, _| {}).await
+}
+
+/// [`tls_server`] with this configuration; `port_known` sees it with the port chosen before
+/// the server starts (for ICE URLs that name it).
+pub async fn tls_server_with(
+    name: &str,
+    mut config: ServerConfig,
+    port_known: impl FnOnce(&mut ServerConfig, u16),
+) -> TlsServer {
     let issued =
         rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     let dir = std::env::temp_dir().join(format!("dyad-call-{name}-{}", std::process::id()));
@@ -98,11 +110,10 @@ pub async fn tls_server(name: &str) -> TlsServer {
         .await
         .expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let config = ServerConfig {
-        tls: Some(dyad_server::tls::TlsSettings::from_pem_files(&cert, &key).expect("PEM")),
-        ..ServerConfig::default()
-    };
+    config.tls = Some(dyad_server::tls::TlsSettings::from_pem_files(&cert, &key).expect("PEM"));
+    port_known(&mut config, port);
     let store = Store::open_in_memory().await.expect("store");
+    let kept = store.clone();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(dyad_server::run(listener, store, config, async {
         let _ = stopped.await;
@@ -111,6 +122,7 @@ pub async fn tls_server(name: &str) -> TlsServer {
         port,
         cert_pem: issued.cert.pem(),
         dir,
+        store: kept,
         stop: Some(stop),
     }
 }
