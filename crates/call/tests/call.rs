@@ -235,18 +235,19 @@ async fn server_with_turn(loopback_peers: bool) -> (Server, dyad_server::turn::E
     (s, relay)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_through_the_embedded_turn_server_only() {
-    // No peer networks allowed: both sides are relayed, so each relay's peer is the other relay
-    // on the server's own address, which the guard allows for live relays only.
-    let (s, relay) = server_with_turn(false).await;
-    let mut a_cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+/// alice calls bobby with both relay-only (`befriend` makes them contacts); checks frames flow
+/// both ways and hangs up; returns alice's selected pair.
+async fn relay_only_call(
+    url: &ServerUrl,
+    befriend: impl std::future::Future<Output = ()>,
+) -> dyad_call::rtc::PathInfo {
+    let mut a_cfg = ClientConfig::new(url.clone(), "alice", "password of alice");
     a_cfg.relay_only = true;
-    let mut b_cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    let mut b_cfg = ClientConfig::new(url.clone(), "bobby", "password of bobby");
     b_cfg.relay_only = true;
     let mut alice = client(a_cfg).await;
     let mut bob = client(b_cfg).await;
-    s.befriend("alice", "bobby").await;
+    befriend.await;
     alice.h.dial("bobby").expect("test");
     bob.incoming().await;
     bob.h.accept().expect("test");
@@ -257,11 +258,24 @@ async fn a_call_through_the_embedded_turn_server_only() {
         frames.len() >= 20 && strictly_increasing(&frames),
         "{frames:?}"
     );
-    let st = alice.stats().await;
-    let pair = st.candidate_pair.expect("pair");
-    assert_eq!(pair.local_candidate_type, "relay", "{pair:?}");
+    let frames = alice.frame_numbers(Duration::from_secs(1)).await;
+    assert!(
+        frames.len() >= 10 && strictly_increasing(&frames),
+        "{frames:?}"
+    );
+    let pair = alice.stats().await.candidate_pair.expect("pair");
     alice.h.hangup().expect("test");
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    pair
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_the_embedded_turn_server_only() {
+    // No peer networks allowed: both sides are relayed, so each relay's peer is the other relay
+    // on the server's own address, which the guard allows for live relays only.
+    let (s, relay) = server_with_turn(false).await;
+    let pair = relay_only_call(&s.url, s.befriend("alice", "bobby")).await;
+    assert_eq!(pair.local_candidate_type, "relay", "{pair:?}");
     relay.close().await;
 }
 
@@ -287,37 +301,13 @@ async fn a_call_relayed_over_tcp_only_connects_and_names_its_path() {
         ..ServerConfig::default()
     })
     .await;
-    let mut a_cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
-    a_cfg.relay_only = true;
-    let mut b_cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
-    b_cfg.relay_only = true;
-    let mut alice = client(a_cfg).await;
-    let mut bob = client(b_cfg).await;
-    s.befriend("alice", "bobby").await;
-    alice.h.dial("bobby").expect("test");
-    bob.incoming().await;
-    bob.h.accept().expect("test");
-    alice.connected().await;
-    bob.connected().await;
-    let frames = bob.frame_numbers(Duration::from_secs(2)).await;
-    assert!(
-        frames.len() >= 20 && strictly_increasing(&frames),
-        "{frames:?}"
-    );
-    let frames = alice.frame_numbers(Duration::from_secs(1)).await;
-    assert!(
-        frames.len() >= 10 && strictly_increasing(&frames),
-        "{frames:?}"
-    );
-    let pair = alice.stats().await.candidate_pair.expect("pair");
+    let pair = relay_only_call(&s.url, s.befriend("alice", "bobby")).await;
     assert_eq!(
         (pair.local_candidate_type.as_str(), pair.protocol.as_str()),
         ("relay", "tcp"),
         "{pair:?}"
     );
     assert!(pair.describe().ends_with("over TCP"), "{}", pair.describe());
-    alice.h.hangup().expect("test");
-    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
     relay.close().await;
 }
 
@@ -347,34 +337,19 @@ async fn a_call_relayed_over_tls_on_the_https_port_connects_and_names_its_path()
         .expect("url")
         .trusting(s.cert_pem.as_bytes())
         .expect("pem");
-    let mut a_cfg = ClientConfig::new(url.clone(), "alice", "password of alice");
-    a_cfg.relay_only = true;
-    let mut b_cfg = ClientConfig::new(url, "bobby", "password of bobby");
-    b_cfg.relay_only = true;
-    let mut alice = client(a_cfg).await;
-    let mut bob = client(b_cfg).await;
-    s.store
-        .make_contacts("alice", "bobby")
-        .await
-        .expect("contacts");
-    alice.h.dial("bobby").expect("test");
-    bob.incoming().await;
-    bob.h.accept().expect("test");
-    alice.connected().await;
-    bob.connected().await;
-    let frames = bob.frame_numbers(Duration::from_secs(2)).await;
-    assert!(
-        frames.len() >= 20 && strictly_increasing(&frames),
-        "{frames:?}"
-    );
-    let pair = alice.stats().await.candidate_pair.expect("pair");
+    let store = s.store.clone();
+    let befriend = async move {
+        store
+            .make_contacts("alice", "bobby")
+            .await
+            .expect("contacts");
+    };
+    let pair = relay_only_call(&url, befriend).await;
     assert_eq!(
         (pair.local_candidate_type.as_str(), pair.protocol.as_str()),
         ("relay", "tls"),
         "{pair:?}"
     );
-    alice.h.hangup().expect("test");
-    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
     relay.close().await;
 }
 
