@@ -215,18 +215,30 @@ fn free_udp_port() -> u16 {
         .port()
 }
 
-/// A signalling server handing out an embedded TURN server on loopback; `loopback_peers`: it
-/// relays to loopback addresses too (else, as by default, only to public ones and its own relays).
-async fn server_with_turn(loopback_peers: bool) -> (Server, dyad_server::turn::EmbeddedTurn) {
+/// The shared secret of [`embedded_relay`]'s credentials.
+const TURN_SECRET: &[u8] = b"turn test secret";
+
+/// An embedded TURN server on loopback (UDP, and TCP on the same port); `loopback_peers`: it
+/// relays to loopback addresses too.
+async fn embedded_relay(
+    loopback_peers: bool,
+) -> (EmbeddedTurnConfig, dyad_server::turn::EmbeddedTurn) {
     let port = free_udp_port();
     let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    let mut turn = EmbeddedTurnConfig::new(listen, listen.ip(), b"turn test secret".to_vec(), 600);
+    let mut turn = EmbeddedTurnConfig::new(listen, listen.ip(), TURN_SECRET.to_vec(), 600);
     if loopback_peers {
         turn.allow_peers = vec!["127.0.0.0/8".parse().expect("net")];
     }
     let relay = dyad_server::turn::start_embedded_turn(turn.clone())
         .await
         .expect("test");
+    (turn, relay)
+}
+
+/// A signalling server handing out an embedded TURN server on loopback; `loopback_peers`: it
+/// relays to loopback addresses too (else, as by default, only to public ones and its own relays).
+async fn server_with_turn(loopback_peers: bool) -> (Server, dyad_server::turn::EmbeddedTurn) {
+    let (turn, relay) = embedded_relay(loopback_peers).await;
     let s = server(ServerConfig {
         turn: Some(TurnConfig::Embedded(turn)),
         ..ServerConfig::default()
@@ -284,18 +296,12 @@ async fn a_call_through_the_embedded_turn_server_only() {
 /// relay (the agent itself speaks TURN over UDP only), and says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_relayed_over_tcp_only_connects_and_names_its_path() {
-    let port = free_udp_port();
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    let secret = b"turn test secret".to_vec();
-    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), secret.clone(), 600);
-    let relay = dyad_server::turn::start_embedded_turn(turn)
-        .await
-        .expect("test");
+    let (_, relay) = embedded_relay(false).await;
     let tcp = relay.tcp_addr().expect("TURN over TCP");
     let s = server(ServerConfig {
         turn: Some(TurnConfig::External {
             urls: vec![format!("turn:{tcp}?transport=tcp")],
-            secret,
+            secret: TURN_SECRET.to_vec(),
             ttl_secs: 600,
         }),
         ..ServerConfig::default()
@@ -316,18 +322,12 @@ async fn a_call_relayed_over_tcp_only_connects_and_names_its_path() {
 /// through the shims over TLS, trusting what the server URL trusts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_relayed_over_tls_on_the_https_port_connects_and_names_its_path() {
-    let port = free_udp_port();
-    let listen: SocketAddr = format!("127.0.0.1:{port}").parse().expect("test");
-    let secret = b"turn test secret".to_vec();
-    let turn = EmbeddedTurnConfig::new(listen, listen.ip(), secret.clone(), 600);
-    let relay = dyad_server::turn::start_embedded_turn(turn)
-        .await
-        .expect("test");
+    let (_, relay) = embedded_relay(false).await;
     let streams = relay.streams();
     let s = common::tls_server_with("turns", ServerConfig::default(), |c, https| {
         c.turn = Some(TurnConfig::External {
             urls: vec![format!("turns:localhost:{https}?transport=tcp")],
-            secret,
+            secret: TURN_SECRET.to_vec(),
             ttl_secs: 600,
         });
         c.turn_over_tls = Some(streams);
