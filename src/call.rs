@@ -70,6 +70,9 @@ pub struct AnswerArgs {
     /// Hang up each call this many seconds after it connects (0: let the caller end it).
     #[arg(long, default_value_t = 0)]
     seconds: u64,
+    /// Write each call's statistics history (JSON) here when it ends (the last call's stays).
+    #[arg(long)]
+    stats_json: Option<PathBuf>,
 }
 
 /// `dyad invite`.
@@ -389,9 +392,13 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
             ),
             Some(CallEvent::Stats(p)) if !echo => print_stats(&p),
             Some(CallEvent::Error { code, message }) => eprintln!("{code}: {message}"),
-            Some(CallEvent::Ended { reason, .. }) => {
+            Some(CallEvent::Ended { reason, stats, .. }) => {
                 hang_up_at = None;
                 println!("call ended ({reason:?})");
+                if let Some(path) = &args.stats_json {
+                    std::fs::write(path, stats.to_json())
+                        .with_context(|| format!("write {}", path.display()))?;
+                }
                 calls += 1;
                 if args.calls > 0 && calls >= args.calls {
                     h.shutdown().await;
