@@ -51,7 +51,9 @@ pub struct ServeArgs {
     /// private server whose users all know each other). Presence still needs accepted contacts.
     #[arg(long)]
     open_calls: bool,
-    /// Lifetime of TURN credentials, seconds [default: 3600].
+    /// Lifetime of TURN credentials, seconds [default: 86400]. A relayed call lasts at most about
+    /// this long: the relay checks the expiry on every refresh, and the apps fetch credentials
+    /// once per call.
     #[arg(long)]
     turn_ttl: Option<u64>,
     /// Serve HTTPS/WSS with this PEM certificate chain (needs --tls-key).
@@ -123,6 +125,14 @@ struct TurnFile {
     /// `--turn-ttl`.
     ttl_secs: Option<u64>,
 }
+
+/// TURN credentials last a day, what the TURN REST draft (draft-uberti-behave-turn-rest)
+/// recommends: the apps fetch them once per call and the relay
+/// (ours, or coturn) checks their expiry on every Refresh and CreatePermission, so a relayed
+/// call cannot outlive them. An hour, the earlier default, would cut relayed calls after about
+/// 1 h 5 min. What a leaked credential allows meanwhile is bounded by the per-account
+/// allocation quota.
+const DEFAULT_TURN_TTL_SECS: u64 = 24 * 3600;
 
 /// The largest config file or secret file read: both are a few lines.
 const MAX_CONFIG_BYTES: u64 = 64 * 1024;
@@ -231,7 +241,10 @@ impl Settings {
                 .turn_allocations_per_user
                 .or(turn.allocations_per_user)
                 .unwrap_or(dyad_server::turn::DEFAULT_ALLOCATIONS_PER_USER),
-            turn_ttl: args.turn_ttl.or(turn.ttl_secs).unwrap_or(3600),
+            turn_ttl: args
+                .turn_ttl
+                .or(turn.ttl_secs)
+                .unwrap_or(DEFAULT_TURN_TTL_SECS),
             open_calls: args.open_calls || file.open_calls.unwrap_or(false),
             tls,
             reconnect_grace_ms: args
@@ -472,6 +485,7 @@ mod tests {
         let s = Settings::resolve(&args(&["--memory"]), ServeFile::default()).expect("resolve");
         assert_eq!(s.database, Database::Memory);
         assert_eq!(s.listen, addr("127.0.0.1:8470"));
+        assert_eq!(s.turn_ttl, 86_400, "a relayed call may last a day");
     }
 
     #[test]
