@@ -316,6 +316,105 @@ async fn embedded_turn_allocates_with_issued_credentials_and_refuses_bad_ones() 
     server.close().await;
 }
 
+/// Sends one STUN request built from `attrs` (plus, when `auth` is given, USERNAME, REALM,
+/// NONCE and long-term MESSAGE-INTEGRITY) and returns the response.
+async fn stun_request(
+    sock: &UdpSocket,
+    server: SocketAddr,
+    method: stun::message::Method,
+    mut attrs: Vec<Box<dyn stun::message::Setter>>,
+    auth: Option<(&str, &str, &str, &str)>,
+) -> stun::message::Message {
+    use stun::attributes::{ATTR_NONCE, ATTR_REALM, ATTR_USERNAME};
+    use stun::message::{Message, MessageType, CLASS_REQUEST};
+    use stun::textattrs::TextAttribute;
+    let mut setters: Vec<Box<dyn stun::message::Setter>> = vec![
+        Box::new(stun::agent::TransactionId::new()),
+        Box::new(MessageType::new(method, CLASS_REQUEST)),
+    ];
+    setters.append(&mut attrs);
+    if let Some((user, pass, realm, nonce)) = auth {
+        setters.push(Box::new(TextAttribute::new(ATTR_USERNAME, user.into())));
+        setters.push(Box::new(TextAttribute::new(ATTR_REALM, realm.into())));
+        setters.push(Box::new(TextAttribute::new(ATTR_NONCE, nonce.into())));
+        setters.push(Box::new(
+            stun::integrity::MessageIntegrity::new_long_term_integrity(
+                user.into(),
+                realm.into(),
+                pass.into(),
+            ),
+        ));
+    }
+    setters.push(Box::new(stun::fingerprint::FINGERPRINT));
+    let mut m = Message::new();
+    m.build(&setters).expect("build");
+    sock.send_to(&m.raw, server).await.expect("send");
+    let mut buf = vec![0u8; 1500];
+    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("a response")
+        .expect("recv");
+    let mut res = Message::new();
+    res.raw = buf[..n].to_vec();
+    res.decode().expect("decode");
+    res
+}
+
+/// The lifetime cap: an allocation lives only as long as its credentials (plus what its last
+/// refresh before they expired granted, at most the server's 1 h): every Refresh is
+/// authenticated with the same REST username, whose expiry the server checks each time.
+#[tokio::test]
+async fn an_allocation_cannot_be_refreshed_past_its_credentials_expiry() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use stun::attributes::{ATTR_NONCE, ATTR_REALM};
+    use stun::message::{
+        CLASS_ERROR_RESPONSE, CLASS_SUCCESS_RESPONSE, METHOD_ALLOCATE, METHOD_REFRESH,
+    };
+    use stun::textattrs::TextAttribute;
+    use turn::proto::{lifetime::Lifetime, reqtrans::RequestedTransport, PROTO_UDP};
+    let secret = b"lifetime-secret".to_vec();
+    let start = now_unix();
+    let clock = Arc::new(AtomicU64::new(start));
+    let read = clock.clone();
+    let server = start_embedded_turn_with_clock(
+        loopback_turn(&secret),
+        Arc::new(move || read.load(Ordering::SeqCst)),
+    )
+    .await
+    .expect("start");
+    let addr = server.local_addr();
+    let (user, pass) = turn_credentials(&secret, "alice", start, 600);
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    let transport = || -> Vec<Box<dyn stun::message::Setter>> {
+        vec![Box::new(RequestedTransport {
+            protocol: PROTO_UDP,
+        })]
+    };
+    // The unauthenticated first try gets the realm and a nonce.
+    let challenge = stun_request(&sock, addr, METHOD_ALLOCATE, transport(), None).await;
+    let realm = TextAttribute::get_from_as(&challenge, ATTR_REALM)
+        .expect("realm")
+        .text;
+    let nonce = TextAttribute::get_from_as(&challenge, ATTR_NONCE)
+        .expect("nonce")
+        .text;
+    let auth = Some((user.as_str(), pass.as_str(), realm.as_str(), nonce.as_str()));
+    let granted = stun_request(&sock, addr, METHOD_ALLOCATE, transport(), auth).await;
+    assert_eq!(granted.typ.class, CLASS_SUCCESS_RESPONSE, "{granted}");
+    let refresh = || -> Vec<Box<dyn stun::message::Setter>> {
+        vec![Box::new(Lifetime(Duration::from_secs(600)))]
+    };
+    // Within the credentials' life a refresh extends the allocation...
+    clock.store(start + 599, Ordering::SeqCst);
+    let res = stun_request(&sock, addr, METHOD_REFRESH, refresh(), auth).await;
+    assert_eq!(res.typ.class, CLASS_SUCCESS_RESPONSE, "{res}");
+    // ... and once they have expired it is refused: the allocation runs out with its lifetime.
+    clock.store(start + 600, Ordering::SeqCst);
+    let res = stun_request(&sock, addr, METHOD_REFRESH, refresh(), auth).await;
+    assert_eq!(res.typ.class, CLASS_ERROR_RESPONSE, "{res}");
+    server.close().await;
+}
+
 /// A coturn process that is killed when dropped.
 struct Coturn(Child);
 
