@@ -75,6 +75,20 @@ pub struct AnswerArgs {
     stats_json: Option<PathBuf>,
 }
 
+/// `dyad doctor`.
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// The signalling server, e.g. https://dyad.example.org.
+    #[arg(long)]
+    server: String,
+    /// Your username.
+    #[arg(long)]
+    user: String,
+    /// Your password. Default: the DYAD_PASSWORD environment variable.
+    #[arg(long, env = "DYAD_PASSWORD", hide_env_values = true)]
+    password: String,
+}
+
 /// `dyad invite`.
 #[derive(Args, Debug)]
 pub struct InviteArgs {
@@ -408,6 +422,24 @@ async fn answer_async(args: &AnswerArgs, echo: bool) -> Result<()> {
             Some(_) => {}
         }
     }
+}
+
+/// `dyad doctor`: tests this network against the server and says what will work; fails (exit
+/// status 1) when no call could be set up from here.
+pub fn doctor(args: &DoctorArgs) -> Result<()> {
+    let rt = tokio::runtime::Runtime::new().context("tokio runtime")?;
+    rt.block_on(async {
+        let url = ServerUrl::parse(&args.server)?;
+        println!("dyad doctor: testing this network against {url}…");
+        let findings = dyad_call::doctor::run(&url, &args.user, &args.password).await?;
+        for line in dyad_call::doctor::verdict(&findings) {
+            println!("{line}");
+        }
+        if !dyad_call::doctor::calls_possible(&findings) {
+            bail!("no call can be set up from this network");
+        }
+        Ok(())
+    })
 }
 
 /// `dyad invite`: prints the guest link.

@@ -63,6 +63,9 @@ enum Command {
     Answer(call::AnswerArgs),
     /// The echo bot: accept every call and send the caller's own video and audio back.
     Echo(call::AnswerArgs),
+    /// Test this network against a server ("Test my network"): HTTPS, STUN, TURN over UDP,
+    /// TCP and TLS, IPv4/IPv6, NAT; says in plain words what will and won't work.
+    Doctor(call::DoctorArgs),
     /// Make a one-use guest link: whoever opens it in a browser can call you (and only you).
     Invite(call::InviteArgs),
     /// Benchmarks that need real processes and sockets (figures go to docs/benchmarks.md).
@@ -88,6 +91,7 @@ fn main() -> Result<()> {
         Command::Answer(args) => call::answer(&args, false),
         Command::Echo(args) => call::answer(&args, true),
         Command::Invite(args) => call::invite(&args),
+        Command::Doctor(args) => call::doctor(&args),
         Command::Bench(bench::BenchCommand::Call(args)) => call::bench_call(&args),
         Command::Bench(cmd) => bench::run(&cmd),
     }

@@ -502,6 +502,37 @@ impl Lab {
     }
 }
 
+impl Lab {
+    /// `dyad doctor` run in `home` as alice (whose account the case's call created): its lines.
+    fn doctor(&self, home: &str, url: &str) -> Vec<String> {
+        let out = self
+            .client(home, &["doctor", "--server", url, "--user", "alice"])
+            .env("DYAD_PASSWORD", "password of alice")
+            .output()
+            .expect("dyad doctor");
+        let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        eprintln!("dyad doctor in {home}:\n  {}", lines.join("\n  "));
+        lines
+    }
+}
+
+/// Asserts `lines` has a line containing each of `wanted`, and ends with one starting `last`.
+fn assert_says(lines: &[String], wanted: &[&str], last: &str) {
+    for w in wanted {
+        assert!(
+            lines.iter().any(|l| l.contains(w)),
+            "no {w:?} in {lines:#?}"
+        );
+    }
+    assert!(
+        lines.last().is_some_and(|l| l.starts_with(last)),
+        "last line not {last:?}: {lines:#?}"
+    );
+}
+
 /// What one side's statistics history says.
 #[derive(Debug)]
 struct Side {
@@ -627,6 +658,20 @@ fn case1_two_cone_nats_connect_directly_through_their_server_reflexive_addresses
             }
         },
     );
+    // "Test my network" from the same home says the same in words.
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &[
+            "IPv4: yes (198.19.1.2)",
+            "Public address: 198.18.1.2:",
+            "(NAT) and kept your port",
+            "Relay over UDP: works.",
+            "Relay over TCP: works.",
+            "Relay over TLS: works.",
+        ],
+        "Calls will connect directly where the other side's network allows, else through the relay over UDP",
+    );
 }
 
 #[test]
@@ -649,6 +694,13 @@ fn case2_a_symmetric_nat_against_a_port_restricted_one_needs_the_relay() {
                 assert!(s.local == "relay" || s.remote == "relay", "{}", s.pair());
             }
         },
+    );
+    // The doctor sees the port change (what gives a symmetric NAT away from one server).
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &["(NAT) and changed your port", "Relay over UDP: works."],
+        "Calls will connect directly",
     );
 }
 
@@ -737,6 +789,17 @@ fn case4_a_home_without_udp_relays_over_turn_tcp_and_one_with_only_443_over_turn
         assert_eq!(a.local, "relay", "{}", a.pair());
         assert!(a.protocol == "tcp" || a.protocol == "tls", "{}", a.pair());
     });
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &[
+            "Public address: none (UDP",
+            "Relay over UDP: fails",
+            "Relay over TCP: works.",
+            "Relay over TLS: works.",
+        ],
+        "UDP is blocked here: calls will use the relay over TCP or TLS",
+    );
     drop(lab);
     let only_443 = Home {
         nat: Nat::PortRestricted,
@@ -752,6 +815,16 @@ fn case4_a_home_without_udp_relays_over_turn_tcp_and_one_with_only_443_over_turn
             assert_eq!(a.local, "relay", "{}", a.pair());
             assert_eq!(a.protocol, "tls", "{}", a.pair());
         },
+    );
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &[
+            "Relay over UDP: fails",
+            "Relay over TCP: fails",
+            "Relay over TLS: works.",
+        ],
+        "UDP is blocked here",
     );
 }
 
@@ -785,6 +858,16 @@ fn case5_ipv6_homes_connect_directly_and_dual_stack_homes_too() {
     let mut lab = Lab::build("c5", v6_only);
     let url = lab.serve(&format!("[{SERVER_V6}]:443"), &[]);
     case(&mut lab, "case 5 (IPv6 only)", &url, direct_v6);
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &[
+            "IPv4: no.",
+            "IPv6: yes (2001:db8:1::2)",
+            "not tested (the server lists no STUN",
+        ],
+        "No relay works or is offered: calls connect only when both networks allow a direct path",
+    );
     drop(lab);
     // Both families: the homes' IPv4 is NATed, their IPv6 is not. Both pairs are direct, and the
     // call takes whichever webrtc-ice validates first of the types it may nominate at once:

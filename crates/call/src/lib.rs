@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod bwe;
+pub mod doctor;
 pub mod echo;
 pub mod engine;
 pub mod error;

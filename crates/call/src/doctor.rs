@@ -1,0 +1,438 @@
+//! "Test my network" (`dyad doctor`): what of the server and its relays this network reaches,
+//! and what that means for calls, in plain words. The checks gather ICE candidates the way a
+//! call does, one peer connection per kind of ICE server the server lists (STUN, TURN over UDP,
+//! over TCP, over TLS), so each result is that kind's alone; [`verdict`] is a pure function of
+//! the [`Findings`].
+
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use crate::error::Result;
+use crate::rtc::{RtcConfig, RtcEvent, RtcPeer};
+use crate::signal::{self, ServerUrl};
+use dyad_proto::http::IceServer;
+
+/// How long one kind's gathering may take (a relay that does not answer in this time is
+/// reported as not working).
+const GATHER_WAIT: Duration = Duration::from_secs(6);
+
+/// One relay kind's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relay {
+    /// The server lists no such relay.
+    NotOffered,
+    /// An allocation was granted.
+    Works,
+    /// Listed, but no allocation within [`GATHER_WAIT`].
+    Fails,
+}
+
+/// What the checks found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Findings {
+    /// Whether the server was reached over TLS.
+    pub https: bool,
+    /// Median of three authenticated HTTP requests to the server, ms.
+    pub server_round_trip_ms: f64,
+    /// This machine's own IPv4 and IPv6 addresses (loopback and link-local left out).
+    pub host_v4: Vec<String>,
+    /// See `host_v4`.
+    pub host_v6: Vec<String>,
+    /// Whether the server lists a STUN server.
+    pub stun_offered: bool,
+    /// The public addresses STUN saw, with the local port each came from: `(public, local port)`.
+    pub public: Vec<(String, u16)>,
+    /// TURN over UDP, TCP and TLS.
+    pub relay_udp: Relay,
+    /// See `relay_udp`.
+    pub relay_tcp: Relay,
+    /// See `relay_udp`.
+    pub relay_tls: Relay,
+}
+
+/// The kinds of ICE server, as the doctor groups them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Stun,
+    TurnUdp,
+    TurnTcp,
+    TurnTls,
+}
+
+fn kind_of(url: &str) -> Kind {
+    if url.starts_with("stun:") || url.starts_with("stuns:") {
+        Kind::Stun
+    } else if url.starts_with("turns:") {
+        Kind::TurnTls
+    } else if url.contains("transport=tcp") {
+        Kind::TurnTcp
+    } else {
+        Kind::TurnUdp
+    }
+}
+
+/// The servers of one kind, with their credentials.
+fn servers_of(all: &[IceServer], kind: Kind) -> Vec<IceServer> {
+    all.iter()
+        .filter_map(|s| {
+            let urls: Vec<String> = s
+                .urls
+                .iter()
+                .filter(|u| kind_of(u) == kind)
+                .cloned()
+                .collect();
+            (!urls.is_empty()).then(|| IceServer {
+                urls,
+                username: s.username.clone(),
+                credential: s.credential.clone(),
+            })
+        })
+        .collect()
+}
+
+/// A gathered candidate's address, port, type and related port (`candidate:` line fields).
+#[derive(Debug, PartialEq)]
+struct Gathered {
+    ip: String,
+    port: u16,
+    typ: String,
+    rport: Option<u16>,
+}
+
+fn parse_candidate(line: &str) -> Option<Gathered> {
+    let f: Vec<&str> = line
+        .trim_start_matches("candidate:")
+        .split_whitespace()
+        .collect();
+    let typ_at = f.iter().position(|w| *w == "typ")?;
+    let rport = f
+        .iter()
+        .position(|w| *w == "rport")
+        .and_then(|i| f.get(i + 1))
+        .and_then(|p| p.parse().ok());
+    Some(Gathered {
+        ip: (*f.get(4)?).to_string(),
+        port: f.get(5)?.parse().ok()?,
+        typ: (*f.get(typ_at + 1)?).to_string(),
+        rport,
+    })
+}
+
+/// Gathers with only `servers`; returns the candidates (until gathering ends or the wait).
+async fn gather(servers: Vec<IceServer>, url: &ServerUrl) -> Result<Vec<Gathered>> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let config = RtcConfig {
+        ice_servers: servers,
+        relay_only: false,
+        turn_tls: url.turn_tls_config().ok(),
+    };
+    let mut peer = RtcPeer::new(&config, tx).await?;
+    peer.create_offer(false).await?;
+    let deadline = tokio::time::Instant::now() + GATHER_WAIT;
+    let mut out = Vec::new();
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+        match event {
+            RtcEvent::LocalCandidate(Some(c)) => out.extend(parse_candidate(&c.candidate)),
+            RtcEvent::LocalCandidate(None) => break,
+            _ => {}
+        }
+    }
+    peer.close().await;
+    Ok(out)
+}
+
+fn relay_result(offered: bool, gathered: &[Gathered]) -> Relay {
+    match (offered, gathered.iter().any(|g| g.typ == "relay")) {
+        (false, _) => Relay::NotOffered,
+        (true, true) => Relay::Works,
+        (true, false) => Relay::Fails,
+    }
+}
+
+/// Runs every check against `server` as `username`.
+pub async fn run(server: &ServerUrl, username: &str, password: &str) -> Result<Findings> {
+    let session = signal::login(server, username, password).await?;
+    let mut times = Vec::new();
+    let mut ice = None;
+    for _ in 0..3 {
+        let started = Instant::now();
+        ice = Some(signal::ice_servers(server, &session.token).await?);
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    let all = ice.map(|i| i.ice_servers).unwrap_or_default();
+    let [stun, udp, tcp, tls] =
+        [Kind::Stun, Kind::TurnUdp, Kind::TurnTcp, Kind::TurnTls].map(|k| servers_of(&all, k));
+    let offered = [&stun, &udp, &tcp, &tls].map(|s| !s.is_empty());
+    let (g_stun, g_udp, g_tcp, g_tls) = tokio::join!(
+        gather(stun, server),
+        gather(udp, server),
+        gather(tcp, server),
+        gather(tls, server)
+    );
+    let (g_stun, g_udp, g_tcp, g_tls) = (g_stun?, g_udp?, g_tcp?, g_tls?);
+    let local = |v6: bool| -> Vec<String> {
+        let mut v: Vec<String> = g_stun
+            .iter()
+            .filter(|g| g.typ == "host")
+            .filter_map(|g| g.ip.parse::<std::net::IpAddr>().ok())
+            .filter(|ip| ip.is_ipv6() == v6 && !ip.is_loopback())
+            .filter(|ip| match ip {
+                std::net::IpAddr::V6(a) => (a.segments()[0] & 0xffc0) != 0xfe80,
+                std::net::IpAddr::V4(a) => !a.is_link_local(),
+            })
+            .map(|ip| ip.to_string())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut public: Vec<(String, u16)> = g_stun
+        .iter()
+        .chain(&g_udp)
+        .filter(|g| g.typ == "srflx")
+        .map(|g| (format!("{}:{}", g.ip, g.port), g.rport.unwrap_or(0)))
+        .collect();
+    public.sort();
+    public.dedup();
+    Ok(Findings {
+        https: server.is_tls(),
+        server_round_trip_ms: times.get(1).copied().unwrap_or(0.0),
+        host_v4: local(false),
+        host_v6: local(true),
+        stun_offered: offered[0],
+        public,
+        relay_udp: relay_result(offered[1], &g_udp),
+        relay_tcp: relay_result(offered[2], &g_tcp),
+        relay_tls: relay_result(offered[3], &g_tls),
+    })
+}
+
+/// Whether calls can be set up at all from this network (the doctor's exit status).
+pub fn calls_possible(f: &Findings) -> bool {
+    direct_possible(f) || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works)
+}
+
+/// A public address seen by STUN, or a global IPv6 address of this machine's own (IPv6 needs no
+/// NAT: a peer may reach it directly, firewalls permitting).
+fn direct_possible(f: &Findings) -> bool {
+    !f.public.is_empty()
+        || f.host_v6.iter().any(|a| {
+            a.parse::<std::net::Ipv6Addr>()
+                .is_ok_and(|ip| (ip.segments()[0] & 0xfe00) != 0xfc00)
+        })
+}
+
+fn relay_word(r: Relay) -> &'static str {
+    match r {
+        Relay::NotOffered => "not offered by the server",
+        Relay::Works => "works",
+        Relay::Fails => "fails (blocked, or the relay does not answer)",
+    }
+}
+
+/// The findings in plain words, one line each, the conclusion last.
+pub fn verdict(f: &Findings) -> Vec<String> {
+    let mut out = vec![format!(
+        "Server: reached over {}, round trip {:.0} ms.",
+        if f.https { "HTTPS" } else { "HTTP" },
+        f.server_round_trip_ms
+    )];
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "no".to_string()
+        } else {
+            format!("yes ({})", v.join(", "))
+        }
+    };
+    out.push(format!("IPv4: {}.", list(&f.host_v4)));
+    out.push(format!("IPv6: {}.", list(&f.host_v6)));
+    out.push(match (f.stun_offered, f.public.first()) {
+        (false, _) => "Public address: not tested (the server lists no STUN server).".into(),
+        (true, None) => "Public address: none (UDP to the server's STUN port is blocked).".into(),
+        (true, Some((public, local))) => {
+            let behind_nat = !f
+                .host_v4
+                .iter()
+                .chain(&f.host_v6)
+                .any(|h| public.starts_with(&format!("{h}:")));
+            let port = match public
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+            {
+                Some(p) if p == *local => "kept your port",
+                _ => "changed your port",
+            };
+            if behind_nat {
+                format!(
+                    "Public address: {public}: your network translates addresses (NAT) and {port}. \
+                     Whether it maps each destination differently (a symmetric NAT) needs a second \
+                     STUN address and is not tested."
+                )
+            } else {
+                format!("Public address: {public}: no address translation (NAT) on the way.")
+            }
+        }
+    });
+    out.push(format!("Relay over UDP: {}.", relay_word(f.relay_udp)));
+    out.push(format!("Relay over TCP: {}.", relay_word(f.relay_tcp)));
+    out.push(format!("Relay over TLS: {}.", relay_word(f.relay_tls)));
+    let direct = direct_possible(f);
+    let udp_relay = f.relay_udp == Relay::Works;
+    let stream_relay = [f.relay_tcp, f.relay_tls].contains(&Relay::Works);
+    out.push(
+        if direct && udp_relay {
+            "Calls will connect directly where the other side's network allows, else through \
+             the relay over UDP: full quality."
+        } else if direct && stream_relay {
+            "Calls will connect directly where the other side's network allows, else through \
+             the relay over TCP or TLS, where video quality may be lower on a lossy link."
+        } else if direct {
+            "No relay works or is offered: calls connect only when both networks allow a \
+             direct path (not behind a strict NAT or firewall)."
+        } else if udp_relay {
+            "Direct paths are blocked here: calls will use the relay over UDP."
+        } else if stream_relay {
+            "UDP is blocked here: calls will use the relay over TCP or TLS; video quality may \
+             be lower on a lossy link."
+        } else {
+            "Neither a direct path nor a relay can be set up from this network: calls will not \
+             connect."
+        }
+        .to_string(),
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open() -> Findings {
+        Findings {
+            https: true,
+            server_round_trip_ms: 12.4,
+            host_v4: vec!["192.168.1.20".into()],
+            host_v6: vec![],
+            stun_offered: true,
+            public: vec![("203.0.113.9:50000".into(), 50000)],
+            relay_udp: Relay::Works,
+            relay_tcp: Relay::Works,
+            relay_tls: Relay::Works,
+        }
+    }
+
+    #[test]
+    fn an_open_network_behind_a_nat_gets_full_quality() {
+        let v = verdict(&open());
+        assert_eq!(v[0], "Server: reached over HTTPS, round trip 12 ms.");
+        assert!(v[3].contains("(NAT) and kept your port"), "{v:?}");
+        assert!(
+            v.last().is_some_and(|l| l.ends_with("full quality.")),
+            "{v:?}"
+        );
+        assert!(calls_possible(&open()));
+    }
+
+    #[test]
+    fn a_network_without_udp_is_told_it_will_use_the_relay_over_tcp_or_tls() {
+        let f = Findings {
+            public: vec![],
+            relay_udp: Relay::Fails,
+            relay_tls: Relay::Fails,
+            ..open()
+        };
+        let v = verdict(&f);
+        assert!(v[3].contains("none (UDP"), "{v:?}");
+        assert_eq!(
+            v[4],
+            "Relay over UDP: fails (blocked, or the relay does not answer)."
+        );
+        assert_eq!(v[5], "Relay over TCP: works.");
+        assert!(
+            v.last()
+                .is_some_and(|l| l.starts_with("UDP is blocked here")),
+            "{v:?}"
+        );
+        assert!(calls_possible(&f));
+    }
+
+    #[test]
+    fn nothing_reachable_says_calls_will_not_connect() {
+        let f = Findings {
+            public: vec![],
+            relay_udp: Relay::Fails,
+            relay_tcp: Relay::Fails,
+            relay_tls: Relay::NotOffered,
+            ..open()
+        };
+        let v = verdict(&f);
+        assert!(
+            v.last()
+                .is_some_and(|l| l.ends_with("calls will not connect.")),
+            "{v:?}"
+        );
+        assert!(!calls_possible(&f));
+        assert_eq!(v[6], "Relay over TLS: not offered by the server.");
+    }
+
+    #[test]
+    fn a_global_ipv6_address_is_a_direct_path_even_with_no_stun_or_relay() {
+        let f = Findings {
+            host_v4: vec![],
+            host_v6: vec!["2001:db8:1::2".into()],
+            stun_offered: false,
+            public: vec![],
+            relay_udp: Relay::NotOffered,
+            relay_tcp: Relay::NotOffered,
+            relay_tls: Relay::NotOffered,
+            ..open()
+        };
+        assert!(calls_possible(&f));
+        let v = verdict(&f);
+        assert!(
+            v.last()
+                .is_some_and(|l| l.starts_with("No relay works or is offered")),
+            "{v:?}"
+        );
+        let ula_only = Findings {
+            host_v6: vec!["fd00::2".into()],
+            ..f
+        };
+        assert!(
+            !calls_possible(&ula_only),
+            "a unique-local address is not public"
+        );
+    }
+
+    #[test]
+    fn candidates_and_urls_are_read_as_a_call_would() {
+        assert_eq!(
+            parse_candidate(
+                "candidate:1 1 udp 1694498815 198.18.1.2 40123 typ srflx raddr 0.0.0.0 rport 40123"
+            ),
+            Some(Gathered {
+                ip: "198.18.1.2".into(),
+                port: 40123,
+                typ: "srflx".into(),
+                rport: Some(40123)
+            })
+        );
+        assert_eq!(parse_candidate("candidate:garbage"), None);
+        assert_eq!(
+            kind_of("turns:dyad.example.org:443?transport=tcp"),
+            Kind::TurnTls
+        );
+        assert_eq!(
+            kind_of("turn:203.0.113.5:3478?transport=tcp"),
+            Kind::TurnTcp
+        );
+        assert_eq!(
+            kind_of("turn:203.0.113.5:3478?transport=udp"),
+            Kind::TurnUdp
+        );
+        assert_eq!(kind_of("stun:203.0.113.5:3478"), Kind::Stun);
+    }
+}
