@@ -60,15 +60,15 @@ enum Kind {
     TurnTls,
 }
 
+/// A URL's kind: TCP and TLS relays as the call's TURN shims read them.
 fn kind_of(url: &str) -> Kind {
     if url.starts_with("stun:") || url.starts_with("stuns:") {
-        Kind::Stun
-    } else if url.starts_with("turns:") {
-        Kind::TurnTls
-    } else if url.contains("transport=tcp") {
-        Kind::TurnTcp
-    } else {
-        Kind::TurnUdp
+        return Kind::Stun;
+    }
+    match crate::turn_shim::parse_stream_url(url) {
+        Some((crate::turn_shim::StreamKind::Tcp, _, _)) => Kind::TurnTcp,
+        Some((crate::turn_shim::StreamKind::Tls, _, _)) => Kind::TurnTls,
+        None => Kind::TurnUdp,
     }
 }
 
