@@ -567,7 +567,7 @@ oneWayDelayMs: number, };
 
 export type Band = "good" | "fair" | "poor";
 
-export type Reason = "none" | "inbound_loss" | "outbound_loss" | "delay" | "jitter" | "upload_limited" | "cpu" | "low_send_rate" | "low_receive_fps" | "low_receive_resolution" | "freezes";
+export type Reason = "none" | "inbound_loss" | "outbound_loss" | "delay" | "jitter" | "upload_limited" | "cpu" | "low_send_rate" | "low_receive_fps" | "low_receive_resolution" | "freezes" | "echo";
 
 export type Rates = { 
 /**

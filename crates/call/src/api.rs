@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyad_media::{AudioFrame, AudioSink, VideoFrame};
+use dyad_media::{AudioFrame, AudioSink, ProcessingConfig, VideoFrame};
 use dyad_proto::{Contact, EndReason, Presence};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -196,6 +196,7 @@ pub(crate) enum Command {
     MuteVideo(bool),
     SwitchVideo(VideoInput),
     SwitchAudio(AudioInput),
+    AudioProcessing(ProcessingConfig),
     Contacts(ContactCmd),
     Stats(oneshot::Sender<Option<StatsHistory>>),
     Shutdown(oneshot::Sender<()>),
@@ -258,6 +259,11 @@ impl ClientHandle {
     /// Switches the audio source without re-dialling.
     pub fn switch_audio(&self, input: AudioInput) -> Result<()> {
         self.send(Command::SwitchAudio(input))
+    }
+    /// Switches parts of the microphone's processing (echo cancellation, noise suppression,
+    /// gain control, high-pass filter) on or off, mid-call too; later calls keep the choice.
+    pub fn set_audio_processing(&self, config: ProcessingConfig) -> Result<()> {
+        self.send(Command::AudioProcessing(config))
     }
     /// Asks `user` to be a contact, or accepts their request.
     pub fn add_contact(&self, user: &str) -> Result<()> {

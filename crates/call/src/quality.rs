@@ -92,6 +92,9 @@ pub enum Reason {
     LowReceiveResolution,
     /// The other side's video froze.
     Freezes,
+    /// Our echo cancellation is off and our microphone is in a room: the other side hears
+    /// their own voice come back.
+    Echo,
 }
 
 /// What the call aims for (the media config): the reference for the video terms.
@@ -116,13 +119,16 @@ impl Default for Nominal {
 }
 
 /// What the snapshot can't say: whether either camera is off on purpose (then its video is not
-/// judged: a black 5 fps stream is what was asked for).
+/// judged: a black 5 fps stream is what was asked for), and whether our echo goes back.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Context {
     /// Our camera is off.
     pub local_camera_off: bool,
     /// The other side's camera is off.
     pub remote_camera_off: bool,
+    /// Our microphone is a real one in a room, unmuted, with echo cancellation switched off:
+    /// what the other side hears carries their own voice back (G.107's talker echo).
+    pub echo_uncancelled: bool,
 }
 
 /// One second's score.
@@ -152,8 +158,30 @@ pub struct Score {
     pub one_way_delay_ms: f64,
 }
 
-/// G.107 delay impairment Idd for a one-way delay `ta_ms` (echo assumed cancelled, so the
-/// talker-echo terms Idte/Idle are 0).
+/// Talker echo loudness rating with our echo cancellation off, dB: G.107's SLR + RLR defaults
+/// (8 + 2) and ≈ 15 dB from a laptop's loudspeaker to its microphone. A headset has far more
+/// and is scored too harshly by it; with cancellation on the echo counts for nothing (G.107's
+/// default TELR 65 dB costs < 3 points below 150 ms).
+pub const TELR_UNCANCELLED_DB: f64 = 25.0;
+/// G.107's Roe for its default noise floor (No = −61.18 dBm0p): −1.5 (No − 2).
+const ROE: f64 = 94.77;
+
+/// G.107 talker echo impairment Idte for a talker echo loudness rating `telr_db` and a mean
+/// one-way echo path delay `t_ms`.
+pub fn talker_echo_impairment(telr_db: f64, t_ms: f64) -> f64 {
+    if t_ms.is_nan() || telr_db.is_nan() {
+        return 0.0;
+    }
+    let t = t_ms.max(0.0);
+    let terv = telr_db - 40.0 * ((1.0 + t / 10.0) / (1.0 + t / 150.0)).log10()
+        + 6.0 * (-0.3 * t * t).exp();
+    let re = 80.0 + 2.5 * (terv - 14.0);
+    let d = ROE - re;
+    ((d / 2.0 + (d * d / 4.0 + 100.0).sqrt() - 1.0) * (1.0 - (-t).exp())).max(0.0)
+}
+
+/// G.107 delay impairment Idd for a one-way delay `ta_ms` (talker echo is counted apart, by
+/// [`talker_echo_impairment`], only when it is not cancelled).
 pub fn delay_impairment(ta_ms: f64) -> f64 {
     if ta_ms.is_nan() || ta_ms <= 100.0 {
         return 0.0;
@@ -329,7 +357,12 @@ impl QualityTracker {
         let jitter_ms = 1000.0 * s.inbound_audio.jitter.max(s.remote_inbound_audio.jitter);
         let one_way = rtt_ms / 2.0 + 2.0 * jitter_ms + END_DELAY_MS;
         let audio_in = r_factor(one_way, loss_in_audio);
-        let audio_out = r_factor(one_way, loss_out_audio);
+        let echo_cost = if ctx.echo_uncancelled {
+            talker_echo_impairment(TELR_UNCANCELLED_DB, one_way)
+        } else {
+            0.0
+        };
+        let audio_out = (r_factor(one_way, loss_out_audio) - echo_cost).max(0.0);
 
         // Video: judged once settled and while the camera is on.
         let settled = s.call_seconds >= SETTLE_SECS;
@@ -389,6 +422,15 @@ impl QualityTracker {
             let worst = (0..4).fold(0, |w, i| if terms[i] < terms[w] { i } else { w });
             match worst {
                 0 => audio_reason(loss_in_audio, true),
+                1 if echo_cost >= loss_impairment(loss_out_audio)
+                    && echo_cost >= delay_impairment(one_way) =>
+                {
+                    (
+                        Reason::Echo,
+                        "echo cancellation is off: the other person hears their own voice"
+                            .to_string(),
+                    )
+                }
                 1 => audio_reason(loss_out_audio, false),
                 // Frame rate, freezes and a small picture are symptoms; loss on the same way is
                 // their cause when there is enough of it, and the reason names the cause.
@@ -605,6 +647,39 @@ mod tests {
 
     fn score(s: &StatsSnapshot) -> Score {
         QualityTracker::new(Nominal::default()).update(s, Context::default())
+    }
+
+    #[test]
+    fn talker_echo_costs_little_cancelled_and_makes_a_call_poor_uncancelled() {
+        // G.107's default TELR (65 dB, echo cancelled): under 3 points up to 150 ms.
+        for t in [0.0, 50.0, 100.0, 150.0] {
+            let idte = talker_echo_impairment(65.0, t);
+            assert!((0.0..3.0).contains(&idte), "{t} ms: {idte}");
+        }
+        // Uncancelled, it grows with the delay and dominates everything else.
+        let near = talker_echo_impairment(TELR_UNCANCELLED_DB, 40.0);
+        let far = talker_echo_impairment(TELR_UNCANCELLED_DB, 150.0);
+        assert!(near > 30.0 && far > near, "{near} {far}");
+        assert!(talker_echo_impairment(f64::NAN, 10.0) == 0.0);
+    }
+
+    #[test]
+    fn echo_going_back_uncancelled_scores_what_the_other_side_hears() {
+        let s = settled();
+        let mut t = QualityTracker::new(Nominal::default());
+        let clean = t.update(&s, Context::default());
+        assert_eq!(clean.band, Band::Good);
+        let ctx = Context {
+            echo_uncancelled: true,
+            ..Context::default()
+        };
+        let echo = QualityTracker::new(Nominal::default()).update(&s, ctx);
+        assert_eq!(echo.band, Band::Poor, "{echo:?}");
+        assert_eq!(echo.reason, Reason::Echo);
+        assert!(echo.reason_text.contains("echo cancellation is off"));
+        // What we hear is not touched by our own echo.
+        assert_eq!(echo.audio_in, clean.audio_in);
+        assert!(echo.audio_out < clean.audio_out - 30.0);
     }
 
     #[test]
@@ -827,12 +902,14 @@ mod tests {
         let off = Context {
             local_camera_off: true,
             remote_camera_off: true,
+            ..Context::default()
         };
         assert_eq!(t.update(&s, off).band, Band::Good);
         // Sending every captured frame is full rate even when the camera gives 5.
         let ctx = Context {
             local_camera_off: false,
             remote_camera_off: true,
+            ..Context::default()
         };
         assert_eq!(t.update(&s, ctx).video_out, 100.0);
         s.call_seconds = 1.0;

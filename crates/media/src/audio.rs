@@ -167,10 +167,10 @@ impl AudioSource for Tone {
 
 /// xorshift64*: a small, deterministic pseudo-random generator (not for cryptography).
 #[derive(Debug, Clone)]
-struct XorShift(u64);
+pub(crate) struct XorShift(u64);
 
 impl XorShift {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         // The all-zero state is a fixed point of xorshift; any other constant will do.
         Self(if seed == 0 {
             0x9E37_79B9_7F4A_7C15
@@ -189,13 +189,13 @@ impl XorShift {
     }
 
     /// Uniform in [0, 1).
-    fn unit(&mut self) -> f64 {
+    pub(crate) fn unit(&mut self) -> f64 {
         // The top 53 bits fill an f64 mantissa exactly.
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// Uniform in [lo, hi).
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
+    pub(crate) fn range(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * self.unit()
     }
 }
@@ -986,6 +986,11 @@ impl AudioSink for Speaker {
         }
         ring.push(frame.samples.iter().copied());
         Ok(())
+    }
+
+    fn queued(&self) -> Duration {
+        let per_channel = self.queued_samples() / usize::from(self.channels.max(1));
+        Duration::from_micros(per_channel as u64 * 1_000_000 / u64::from(AUDIO_SAMPLE_RATE))
     }
 }
 

@@ -47,6 +47,13 @@ pub trait AudioSource: Send {
 pub trait AudioSink: Send {
     /// Plays (or stores) one frame.
     fn play(&mut self, frame: &AudioFrame) -> Result<()>;
+
+    /// How much audio is queued and not yet played: the time a frame given to [`Self::play`]
+    /// now waits before it is heard (the echo canceller's playout delay). Zero for sinks that
+    /// play nothing aloud.
+    fn queued(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// Holds a synthetic stream to real time: `wait()` returns at start + n × interval.

@@ -253,6 +253,10 @@ impl Client {
         let (audio, video) = call.muted;
         call.session
             .handle_input(Instant::now(), session::Input::Muted { audio, video });
+        let media = &self.config.media;
+        let uncancelled = media.audio.is_room() && !media.processing.echo_cancellation;
+        call.session
+            .handle_input(Instant::now(), session::Input::EchoControl { uncancelled });
         call.feed(session::Input::Connected, &self.events).await;
         Ok(())
     }

@@ -323,6 +323,16 @@ impl Client {
                         *s = Some(input);
                     }
                 }
+                self.echo_control().await;
+            }
+            Command::AudioProcessing(processing) => {
+                self.config.media.processing = processing;
+                if let Some(media) = self.call.as_ref().and_then(|c| c.media.as_ref()) {
+                    if let Ok(mut p) = media.processor.lock() {
+                        p.set_config(processing);
+                    }
+                }
+                self.echo_control().await;
             }
             Command::Contacts(c) => {
                 let msg = match c {
@@ -339,6 +349,16 @@ impl Client {
             }
             Command::Shutdown(_) => {}
         }
+    }
+
+    /// Tells the session whether the other side may hear themselves: our microphone is in a
+    /// room and echo cancellation is off (the quality score counts it).
+    async fn echo_control(&mut self) {
+        let media = &self.config.media;
+        let uncancelled = media.audio.is_room() && !media.processing.echo_cancellation;
+        let Some(c) = &mut self.call else { return };
+        c.feed(session::Input::EchoControl { uncancelled }, &self.events)
+            .await;
     }
 
     /// Microphone and/or camera off or on: the send threads and the session's statistics.

@@ -134,6 +134,12 @@ pub enum Input {
     VideoUndecodable,
     /// The audio decode thread's counts so far.
     AudioDecoded(AudioDecodeCounts),
+    /// Whether the other side may hear their own voice back: our microphone is in a room
+    /// (not a synthetic source) and its echo cancellation is off.
+    EchoControl {
+        /// Echo goes back uncancelled.
+        uncancelled: bool,
+    },
     /// The user switched microphone / camera off or on.
     Muted {
         /// Microphone off.
@@ -234,6 +240,8 @@ pub struct CallSession {
     media_checked: bool,
     first_frame_seen: bool,
     muted: (bool, bool),
+    /// See [`Input::EchoControl`].
+    echo_uncancelled: bool,
     remote_camera_off: bool,
     path: Option<PathInfo>,
     transport: Option<TransportInfo>,
@@ -284,6 +292,7 @@ impl CallSession {
             media_checked: false,
             first_frame_seen: false,
             muted: (false, false),
+            echo_uncancelled: false,
             remote_camera_off: false,
             path: None,
             transport: None,
@@ -362,6 +371,7 @@ impl CallSession {
             }
             Input::AudioDecoded(a) => self.counters.audio_decode = a,
             Input::Muted { audio, video } => self.muted = (audio, video),
+            Input::EchoControl { uncancelled } => self.echo_uncancelled = uncancelled,
             Input::Path { path, transport } => {
                 self.path = path;
                 self.transport = transport;
@@ -741,6 +751,8 @@ impl CallSession {
         let ctx = Context {
             local_camera_off: self.muted.1,
             remote_camera_off: self.remote_camera_off,
+            // Muted, the microphone sends nothing, echo included.
+            echo_uncancelled: self.echo_uncancelled && !self.muted.0,
         };
         let point = self.scorer.point(snap, ctx);
         self.out
