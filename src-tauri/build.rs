@@ -19,6 +19,7 @@ const COMMANDS: &[&str] = &[
     "set_camera_off",
     "list_devices",
     "select_devices",
+    "set_audio_processing",
     "start_preview",
     "stop_preview",
     "call_history",

@@ -32,6 +32,9 @@ pub enum BenchCommand {
     Call(crate::call::BenchCallArgs),
     /// CPU time of the simulated network (`dyad_call::sim`): calls of simulated time per second.
     Sim(SimArgs),
+    /// The microphone's processing (echo cancellation, noise suppression, gain control) in the
+    /// simulated room (`dyad_media::room`), on and off: a markdown table.
+    Room(RoomArgs),
     /// (internal) one load-generating process of `bench signalling`.
     #[command(hide = true)]
     SignallingWorker(WorkerArgs),
@@ -73,6 +76,14 @@ pub struct SimArgs {
     runs: u32,
 }
 
+/// Options of `dyad bench room`.
+#[derive(Args, Debug)]
+pub struct RoomArgs {
+    /// Seeds (talkers and rooms) per scenario; medians and worsts are over them.
+    #[arg(long, default_value_t = 8)]
+    seeds: u64,
+}
+
 /// Options of one worker process.
 #[derive(Args, Debug)]
 pub struct WorkerArgs {
@@ -97,6 +108,7 @@ pub fn run(cmd: &BenchCommand) -> Result<()> {
         BenchCommand::SignallingWorker(args) => runtime.block_on(worker(args)),
         BenchCommand::Call(args) => crate::call::bench_call(args),
         BenchCommand::Sim(args) => sim(args),
+        BenchCommand::Room(args) => room(args),
     }
 }
 
@@ -133,6 +145,101 @@ fn sim(args: &SimArgs) -> Result<()> {
         "dyad bench sim: median {median:.3} CPU-s per {:.0} s call ({:.0}x faster than real time)",
         args.seconds,
         args.seconds / median.max(1e-9)
+    );
+    Ok(())
+}
+
+/// Each room scenario on `--seeds` seeds, processing on and off; then the processing's CPU.
+fn room(args: &RoomArgs) -> Result<()> {
+    use dyad_media::room::{self, Scenario, GOAL_ERLE_DB};
+    use dyad_media::{AudioFrame, AudioProcessor, AudioSource, ProcessingConfig};
+
+    let seeds = args.seeds.max(1);
+    let stat = |mut v: Vec<f64>, lower_is_worse: bool| -> String {
+        v.retain(|x| !x.is_nan());
+        if v.is_empty() {
+            return "–".into();
+        }
+        v.sort_by(f64::total_cmp);
+        let worst = if lower_is_worse { v[0] } else { v[v.len() - 1] };
+        format!("{:.1} ({:.1})", v[v.len() / 2], worst)
+    };
+    println!(
+        "| scenario | processing | ERLE dB | windows < {GOAL_ERLE_DB} dB | converged s | \
+         recovered s | near end dB | noise dB | voice dB |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for scenario in Scenario::ALL {
+        for (name, config) in [
+            ("on", ProcessingConfig::ALL),
+            ("off", ProcessingConfig::OFF),
+        ] {
+            let mut reports = Vec::new();
+            for seed in 1..=seeds {
+                reports.push(room::run(scenario, config, seed)?);
+            }
+            // Never settling counts as the whole run.
+            let never = f64::from(scenario.seconds());
+            let col = |f: &dyn Fn(&room::RoomReport) -> Option<f64>| -> Vec<f64> {
+                reports.iter().map(|r| f(r).unwrap_or(f64::NAN)).collect()
+            };
+            let leaks: usize = reports.iter().map(|r| r.leak_windows).sum();
+            let judged: usize = reports.iter().map(|r| r.judged_windows).sum();
+            let settled = |v: Option<f64>| Some(v.unwrap_or(never));
+            let echo = scenario != Scenario::Noise;
+            println!(
+                "| {} | {name} | {} | {} | {} | {} | {} | {} | {} |",
+                scenario.name(),
+                stat(col(&|r| r.erle_db), true),
+                if echo {
+                    format!("{leaks} of {judged}")
+                } else {
+                    "–".into()
+                },
+                if matches!(scenario, Scenario::SingleTalk | Scenario::DelayJump) {
+                    stat(col(&|r| settled(r.converged_s)), false)
+                } else {
+                    "–".into()
+                },
+                if scenario == Scenario::DelayJump {
+                    stat(col(&|r| settled(r.recovered_s)), false)
+                } else {
+                    "–".into()
+                },
+                stat(col(&|r| r.near_change_db.map(f64::abs)), false),
+                stat(col(&|r| r.noise_change_db), false),
+                stat(col(&|r| r.speech_change_db.map(f64::abs)), false),
+            );
+        }
+    }
+    println!(
+        "\n(median (worst) over {seeds} seeds; never settling counts as the scenario's length; \
+         near end and voice: the size of the change)"
+    );
+
+    // CPU: a minute of far end and microphone through everything, release build.
+    let clock = std::sync::Arc::new(dyad_media::ManualClock::new(0));
+    let mut far = room::Talker::new(clock.clone(), 11)?;
+    let mut near = room::Talker::new(clock, 12)?;
+    let mut place = room::Room::new(room::EchoPath::default(), Some(-60.0), 1);
+    let mut frames = Vec::with_capacity(3000);
+    for _ in 0..3000 {
+        let f = far.next_frame()?;
+        let n = near.next_frame()?;
+        let mic = place.step(&f, &n)?.mic;
+        frames.push((f, mic));
+    }
+    let mut processor = AudioProcessor::new(ProcessingConfig::ALL);
+    let t0 = crate::call::cpu_seconds();
+    for (f, mic) in &frames {
+        processor.analyze_render(f)?;
+        let mut m: AudioFrame = mic.clone();
+        processor.process_capture(&mut m)?;
+    }
+    let cpu = crate::call::cpu_seconds() - t0;
+    println!(
+        "processing CPU: {cpu:.2} CPU-s per minute of call ({:.2} ms per 20 ms frame)",
+        cpu * 1000.0 / 3000.0
     );
     Ok(())
 }

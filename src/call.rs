@@ -42,6 +42,33 @@ pub struct Account {
     /// Audio source: `speech` (synthetic speech), `tone` (440 Hz) or `microphone`.
     #[arg(long, default_value = "speech")]
     audio: String,
+    /// What a `microphone` goes through: `all`, `off`, or a comma-separated list of `echo`,
+    /// `noise`, `gain`, `highpass` (the synthetic sources are always sent untouched).
+    #[arg(long, default_value = "all")]
+    audio_processing: String,
+}
+
+/// Parses `--audio-processing`.
+fn processing_config(spec: &str) -> Result<dyad_media::ProcessingConfig> {
+    use dyad_media::ProcessingConfig;
+    match spec.trim() {
+        "all" => return Ok(ProcessingConfig::ALL),
+        "off" | "none" => return Ok(ProcessingConfig::OFF),
+        _ => {}
+    }
+    let mut c = ProcessingConfig::OFF;
+    for part in spec.split(',').map(str::trim) {
+        match part {
+            "echo" => c.echo_cancellation = true,
+            "noise" => c.noise_suppression = true,
+            "gain" => c.auto_gain = true,
+            "highpass" => c.high_pass = true,
+            other => bail!(
+                "--audio-processing {other}: all, off, or a list of echo, noise, gain, highpass"
+            ),
+        }
+    }
+    Ok(c)
 }
 
 /// `dyad call`.
@@ -144,6 +171,7 @@ fn config(a: &Account, server: ServerUrl) -> Result<ClientConfig> {
         "microphone" => AudioInput::Microphone,
         other => bail!("--audio {other}: speech, tone or microphone"),
     };
+    c.media.processing = processing_config(&a.audio_processing)?;
     c.relay_only = a.relay_only;
     c.device = format!("cli-{}", std::process::id());
     Ok(c)

@@ -36,3 +36,34 @@ fn a_real_server_needs_a_real_password() {
         );
     }
 }
+
+/// `--audio-processing` takes `all`, `off` or a list of parts, and names what it did not
+/// understand before touching the network.
+#[test]
+fn audio_processing_parts_are_checked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
+        .args([
+            "call",
+            "alice",
+            "--server",
+            "http://127.0.0.1:9",
+            "--user",
+            "bobby",
+            "--password",
+            "bobby password",
+            "--audio",
+            "microphone",
+            "--audio-processing",
+            "echo,reverb",
+        ])
+        .output()
+        .expect("run dyad");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "--audio-processing reverb: all, off, or a list of echo, noise, gain, highpass"
+        ),
+        "{err}"
+    );
+}

@@ -220,6 +220,8 @@ pub struct AppStateView {
     pub frames: FrameEndpoint,
     /// Chosen devices.
     pub devices: DeviceChoice,
+    /// What the microphone's audio goes through.
+    pub audio_processing: AudioProcessingChoice,
 }
 
 /// The local WebSocket that carries decoded frames to the page.
@@ -318,6 +320,49 @@ pub struct DeviceChoice {
     pub microphone: String,
     /// Speaker id.
     pub speaker: String,
+}
+
+/// Which parts of the microphone's processing run (Settings → Sound). All on by default;
+/// a musician, or someone on a headset who wants the untouched signal, turns them off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(default)]
+pub struct AudioProcessingChoice {
+    /// Remove the other person's voice coming back from our loudspeaker.
+    pub echo_cancellation: bool,
+    /// Remove steady background noise (fans, hum, hiss).
+    pub noise_suppression: bool,
+    /// Bring a quiet voice up and hold a loud one below clipping.
+    pub auto_gain: bool,
+    /// Remove rumble below ≈ 80 Hz.
+    pub high_pass: bool,
+}
+
+impl Default for AudioProcessingChoice {
+    fn default() -> Self {
+        Self::from(dyad_media::ProcessingConfig::ALL)
+    }
+}
+
+impl From<dyad_media::ProcessingConfig> for AudioProcessingChoice {
+    fn from(c: dyad_media::ProcessingConfig) -> Self {
+        Self {
+            echo_cancellation: c.echo_cancellation,
+            noise_suppression: c.noise_suppression,
+            auto_gain: c.auto_gain,
+            high_pass: c.high_pass,
+        }
+    }
+}
+
+impl From<AudioProcessingChoice> for dyad_media::ProcessingConfig {
+    fn from(c: AudioProcessingChoice) -> Self {
+        Self {
+            echo_cancellation: c.echo_cancellation,
+            noise_suppression: c.noise_suppression,
+            auto_gain: c.auto_gain,
+            high_pass: c.high_pass,
+        }
+    }
 }
 
 /// A guest link the user made ("Invite by link"): whoever opens it in a browser can call them.
@@ -438,6 +483,7 @@ pub fn typescript() -> String {
         DeviceOption::decl(&cfg),
         DeviceList::decl(&cfg),
         DeviceChoice::decl(&cfg),
+        AudioProcessingChoice::decl(&cfg),
         HistoryRow::decl(&cfg),
         GuestLink::decl(&cfg),
         Outcome::decl(&cfg),

@@ -66,6 +66,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> anyhow::Result<()> {
             commands::call::set_camera_off,
             commands::devices::list_devices,
             commands::devices::select_devices,
+            commands::devices::set_audio_processing,
             commands::devices::start_preview,
             commands::devices::stop_preview,
             commands::history::call_history,

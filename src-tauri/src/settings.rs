@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{AppError, Result};
-use crate::ipc::DeviceChoice;
+use crate::ipc::{AudioProcessingChoice, DeviceChoice};
 
 /// Settings files larger than this are refused (they are a few hundred bytes).
 pub const MAX_SETTINGS_BYTES: u64 = 64 * 1024;
@@ -26,6 +26,8 @@ pub struct Settings {
     pub device_id: String,
     /// Chosen devices.
     pub devices: DeviceChoice,
+    /// The microphone's processing (a file from before it existed: all on).
+    pub audio_processing: AudioProcessingChoice,
 }
 
 impl Default for Settings {
@@ -39,6 +41,7 @@ impl Default for Settings {
                 microphone: "mic:default".into(),
                 speaker: "speaker:default".into(),
             },
+            audio_processing: AudioProcessingChoice::default(),
         }
     }
 }
@@ -267,6 +270,25 @@ mod tests {
         assert!(e.to_string().contains("not valid"), "{e}");
         std::fs::write(&p, vec![b' '; MAX_SETTINGS_BYTES as usize + 1]).expect("writable");
         assert!(matches!(Settings::load(&p), Err(AppError::Invalid(_))));
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    #[test]
+    fn sound_processing_is_on_in_old_files_and_a_choice_is_kept() {
+        let d = tmpdir("settings-sound");
+        let p = d.join("settings.json");
+        // A file from before the Sound settings existed.
+        std::fs::write(&p, br#"{"device_id":"desktop-abc","username":"ann"}"#).expect("writable");
+        let mut s = Settings::load(&p).expect("old file");
+        assert_eq!(s.audio_processing, AudioProcessingChoice::default());
+        assert!(s.audio_processing.echo_cancellation && s.audio_processing.high_pass);
+        s.audio_processing.echo_cancellation = false;
+        s.audio_processing.auto_gain = false;
+        s.save(&p).expect("writable");
+        let back = Settings::load(&p).expect("saved");
+        assert_eq!(back.audio_processing, s.audio_processing);
+        let config: dyad_media::ProcessingConfig = back.audio_processing.into();
+        assert!(!config.echo_cancellation && config.noise_suppression && !config.auto_gain);
         let _ = std::fs::remove_dir_all(d);
     }
 

@@ -163,7 +163,14 @@ test("the app calls a headless client on its embedded server and sees its test p
   // "Anyone may call me": the server stores it and says so back; off again for the rest.
   await click("[data-setting=anyone-may-call]");
   await waitFor("[data-setting=anyone-may-call]:checked");
+  // Sound: echo cancellation off goes through the app's command to the client (and is kept);
+  // back on for the calls that follow.
+  await click("[data-setting=echo-cancellation]");
+  await waitFor("[data-setting=echo-cancellation]:not(:checked)");
+  await waitFor("[data-setting=noise-suppression]:checked");
   await shot("5-settings");
+  await click("[data-setting=echo-cancellation]");
+  await waitFor("[data-setting=echo-cancellation]:checked");
   await click("[data-setting=anyone-may-call]");
   await waitFor("[data-setting=anyone-may-call]:not(:checked)");
   const bob = startCli(["answer", "--server", server, "--user", "bob", "--password", "bob password 1"]);

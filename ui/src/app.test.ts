@@ -22,6 +22,7 @@ function snapshot(over: Partial<AppStateView> = {}): AppStateView {
     call: null,
     frames: { url: "ws://127.0.0.1:1/", secret: "s" },
     devices: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
+    audio_processing: { echo_cancellation: true, noise_suppression: true, auto_gain: true, high_pass: true },
     ...over,
   };
 }
@@ -409,6 +410,23 @@ describe("contact requests and privacy", () => {
     expect(calls.find((c) => c.cmd === "set_privacy")?.args).toEqual({ anyoneMayCall: true });
     app.onEvent({ type: "privacy", anyone_may_call: false });
     expect((q(root, "[data-setting=anyone-may-call]") as HTMLInputElement).checked).toBe(false);
+  });
+
+  it("switches one part of the sound processing off in Settings and keeps the others", async () => {
+    const { root } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    for (const key of ["echo-cancellation", "noise-suppression", "auto-gain", "high-pass"]) {
+      expect((q(root, `[data-setting=${key}]`) as HTMLInputElement).checked).toBe(true);
+    }
+    const box = q(root, "[data-setting=echo-cancellation]") as HTMLInputElement;
+    box.checked = false;
+    box.dispatchEvent(new Event("change"));
+    await flush();
+    expect(calls.find((c) => c.cmd === "set_audio_processing")?.args).toEqual({
+      choice: { echo_cancellation: false, noise_suppression: true, auto_gain: true, high_pass: true },
+    });
+    expect((q(root, "[data-setting=echo-cancellation]") as HTMLInputElement).checked).toBe(false);
+    expect((q(root, "[data-setting=noise-suppression]") as HTMLInputElement).checked).toBe(true);
   });
 
   it("says when an incoming call is from someone who is not a contact", async () => {

@@ -1,6 +1,6 @@
 // The controller: loads the snapshot, subscribes to events, renders the screen for the state
 // (sign-in, contacts + pre-join, outgoing, incoming, in call) and sends the user's actions.
-import type { CallSummary, ContactView, DeviceChoice, ExportFormat, IpcError, UiEvent } from "./bindings";
+import type { AudioProcessingChoice, CallSummary, ContactView, DeviceChoice, ExportFormat, IpcError, UiEvent } from "./bindings";
 import { api, asIpcError } from "./ipc";
 import { apply, formatDuration, initialModel, Model, OUTCOME_TEXT, Tab } from "./state";
 import { h } from "./dom";
@@ -590,6 +590,7 @@ export class App {
       h("h2", {}, "Settings"),
       h("p", { class: "muted" }, "Server in use: ", h("b", { "data-role": "server-url" }, m.app.server_url ?? "—"), m.app.embedded ? " (built into this app)" : ""),
       this.serverForm(m),
+      this.soundSettings(m),
       h("h3", {}, "Privacy"),
       h("label", { class: "check" },
         h("input", { type: "checkbox", "data-setting": "anyone-may-call", checked: m.app.anyone_may_call, onchange: (ev: Event) => { const on = (ev.target as HTMLInputElement).checked; void this.act(() => api.setPrivacy(on), () => (m.app.anyone_may_call = on)); } }),
@@ -599,6 +600,35 @@ export class App {
       h("h3", {}, "Keyboard"),
       h("ul", { class: "keys" }, h("li", {}, h("kbd", {}, "M"), " mute or unmute the microphone"), h("li", {}, h("kbd", {}, "V"), " camera on or off"), h("li", {}, h("kbd", {}, "Esc"), " hang up (decline a ringing call)"), h("li", {}, h("kbd", {}, "Enter"), " answer a ringing call")),
       h("button", { class: "btn danger", "data-action": "sign-out", onclick: () => void this.act(() => api.signOut()) }, "Sign out"),
+    );
+  }
+
+  /** Settings → Sound: the microphone's processing, each part on its own switch. */
+  private soundSettings(m: Model): HTMLElement {
+    const parts: [keyof AudioProcessingChoice, string, string][] = [
+      ["echo_cancellation", "Echo cancellation", "Keeps the other person from hearing their own voice come back from your speakers."],
+      ["noise_suppression", "Noise suppression", "Removes steady background noise: fans, hum, hiss."],
+      ["auto_gain", "Automatic volume", "Brings a quiet voice up and keeps a loud one from distorting."],
+      ["high_pass", "Rumble filter", "Removes low rumble (desk knocks, traffic, wind)."],
+    ];
+    const toggle = (key: keyof AudioProcessingChoice, on: boolean) => {
+      const choice = { ...m.app.audio_processing, [key]: on };
+      void this.act(() => api.setAudioProcessing(choice), () => (m.app.audio_processing = choice));
+    };
+    return h(
+      "div",
+      { class: "sound", "data-role": "sound-settings" },
+      h("h3", {}, "Sound"),
+      ...parts.map(([key, label, help]) =>
+        h("div", { class: "sound-part" },
+          h("label", { class: "check" },
+            h("input", { type: "checkbox", "data-setting": key.replace(/_/g, "-"), checked: m.app.audio_processing[key], onchange: (ev: Event) => toggle(key, (ev.target as HTMLInputElement).checked) }),
+            ` ${label}`,
+          ),
+          h("div", { class: "muted small help" }, help),
+        ),
+      ),
+      h("p", { class: "muted small" }, "On by default, and applied at once, in a call too. For music, or a good headset, turn them off: your microphone is then sent as it is."),
     );
   }
 

@@ -639,7 +639,11 @@ frames: FrameEndpoint,
 /**
  * Chosen devices.
  */
-devices: DeviceChoice, };
+devices: DeviceChoice, 
+/**
+ * What the microphone's audio goes through.
+ */
+audio_processing: AudioProcessingChoice, };
 
 export type FrameEndpoint = { 
 /**
@@ -738,6 +742,24 @@ microphone: string,
  * Speaker id.
  */
 speaker: string, };
+
+export type AudioProcessingChoice = { 
+/**
+ * Remove the other person's voice coming back from our loudspeaker.
+ */
+echo_cancellation: boolean, 
+/**
+ * Remove steady background noise (fans, hum, hiss).
+ */
+noise_suppression: boolean, 
+/**
+ * Bring a quiet voice up and hold a loud one below clipping.
+ */
+auto_gain: boolean, 
+/**
+ * Remove rumble below ≈ 80 Hz.
+ */
+high_pass: boolean, };
 
 export type HistoryRow = { 
 /**

@@ -3,6 +3,7 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type {
   AppStateView,
+  AudioProcessingChoice,
   DeviceChoice,
   DeviceList,
   ExportFormat,
@@ -49,6 +50,7 @@ export const api = {
   setCameraOff: (off: boolean) => invoke<null>("set_camera_off", { off }),
   listDevices: () => invoke<DeviceList>("list_devices"),
   selectDevices: (choice: DeviceChoice) => invoke<null>("select_devices", { choice }),
+  setAudioProcessing: (choice: AudioProcessingChoice) => invoke<null>("set_audio_processing", { choice }),
   startPreview: () => invoke<null>("start_preview"),
   stopPreview: () => invoke<null>("stop_preview"),
   callHistory: () => invoke<HistoryRow[]>("call_history"),

@@ -18,6 +18,7 @@ function appState(): AppStateView {
     session: { state: "signed_in", username: "ann" }, server_url: "http://127.0.0.1:4000", embedded: true, online: true,
     contacts: [{ username: "echo", presence: "online", state: "accepted", echo: true }], anyone_may_call: false, call: null,
     frames: { url: "ws://127.0.0.1:1/", secret: "s" }, devices: { camera: "pattern", microphone: "speech", speaker: "speaker:none" },
+    audio_processing: { echo_cancellation: true, noise_suppression: true, auto_gain: true, high_pass: true },
   };
 }
 

@@ -4,7 +4,7 @@ use tauri::State;
 
 use super::CmdResult;
 use crate::core::Core;
-use crate::ipc::{DeviceChoice, DeviceList};
+use crate::ipc::{AudioProcessingChoice, DeviceChoice, DeviceList};
 
 /// Cameras, microphones, speakers and the synthetic sources.
 #[tauri::command]
@@ -16,6 +16,16 @@ pub async fn list_devices(core: State<'_, Core>) -> CmdResult<DeviceList> {
 #[tauri::command]
 pub async fn select_devices(core: State<'_, Core>, choice: DeviceChoice) -> CmdResult<()> {
     core.select_devices(choice)
+}
+
+/// Switches parts of the microphone's processing on or off (Settings → Sound); remembered,
+/// and applied at once, in a call too.
+#[tauri::command]
+pub async fn set_audio_processing(
+    core: State<'_, Core>,
+    choice: AudioProcessingChoice,
+) -> CmdResult<()> {
+    core.set_audio_processing(choice)
 }
 
 /// Starts the self-view and microphone meter.

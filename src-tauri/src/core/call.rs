@@ -115,6 +115,18 @@ impl Core {
         Ok(())
     }
 
+    /// Switches parts of the microphone's processing on or off; remembered, and applied at once
+    /// (in a call too).
+    pub fn set_audio_processing(&self, choice: AudioProcessingChoice) -> Result<()> {
+        self.state().settings.audio_processing = choice;
+        self.save_settings()?;
+        // Signed out, there is no client: the choice applies from the next sign-in.
+        if self.state().client.is_some() {
+            self.with_client(|c| c.set_audio_processing(choice.into()))??;
+        }
+        Ok(())
+    }
+
     /// The devices that will really be used for `want` (missing ones replaced by synthetic
     /// sources); remembered, so the pickers show what is in use.
     pub(super) fn use_devices(&self, want: &DeviceChoice) -> Result<DeviceChoice> {

@@ -33,9 +33,9 @@ use crate::embedded::{Embedded, ECHO_USER};
 use crate::error::{AppError, Result};
 use crate::frames::{FrameHub, Picture};
 use crate::ipc::{
-    AppStateView, CallEnded, CallPhase, CallView, ContactStateView, ContactView, DeviceChoice,
-    DeviceList, ErrorKind, ExportFormat, ExportResult, FrameStats, HistoryRow, IpcError, Outcome,
-    PresenceView, SessionView, UiEvent,
+    AppStateView, AudioProcessingChoice, CallEnded, CallPhase, CallView, ContactStateView,
+    ContactView, DeviceChoice, DeviceList, ErrorKind, ExportFormat, ExportResult, FrameStats,
+    HistoryRow, IpcError, Outcome, PresenceView, SessionView, UiEvent,
 };
 use crate::settings::{check_server_url, Settings, TokenStore};
 use crate::summary::{summarize, SummaryStore};
@@ -218,6 +218,7 @@ impl Core {
             call: s.call.clone(),
             frames: self.0.frames.endpoint(),
             devices: s.settings.devices.clone(),
+            audio_processing: s.settings.audio_processing,
         }
     }
 

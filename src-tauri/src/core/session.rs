@@ -225,6 +225,7 @@ impl Core {
         let devices = {
             let s = self.state();
             cfg.device = s.settings.device_id.clone();
+            cfg.media.processing = s.settings.audio_processing.into();
             s.settings.devices.clone()
         };
         let devices = self.use_devices(&devices)?;
