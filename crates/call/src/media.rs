@@ -63,6 +63,41 @@ pub struct MediaConfig {
     /// Echo cancellation, noise suppression, gain control and high-pass filter on the
     /// microphone (the synthetic sources are sent as they are: there is no room to clean up).
     pub processing: ProcessingConfig,
+    /// What [`AudioInput::Microphone`] reads instead of the system's microphone: a simulated
+    /// room in tests (`dyad_media::room::acoustic_loop`). `None` (always, in normal use): cpal.
+    pub microphone: Option<SharedMicrophone>,
+}
+
+/// A stand-in microphone shared with whoever drives it (see [`MediaConfig::microphone`]).
+#[derive(Clone)]
+pub struct SharedMicrophone(pub Arc<Mutex<Box<dyn AudioSource>>>);
+
+impl SharedMicrophone {
+    /// Wraps `source`.
+    pub fn new(source: impl AudioSource + 'static) -> Self {
+        Self(Arc::new(Mutex::new(Box::new(source))))
+    }
+}
+
+impl std::fmt::Debug for SharedMicrophone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedMicrophone")
+    }
+}
+
+impl AudioSource for SharedMicrophone {
+    fn channels(&self) -> u16 {
+        self.0.lock().map_or(1, |s| s.channels())
+    }
+
+    fn next_frame(&mut self) -> dyad_media::Result<AudioFrame> {
+        match self.0.lock() {
+            Ok(mut s) => s.next_frame(),
+            Err(_) => Err(dyad_media::MediaError::Device(
+                "the stand-in microphone's owner panicked".into(),
+            )),
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -76,6 +111,7 @@ impl Default for MediaConfig {
             },
             audio: AudioInput::Speech,
             processing: ProcessingConfig::ALL,
+            microphone: None,
         }
     }
 }
@@ -464,23 +500,37 @@ pub fn spawn_video_sender(
 
 /// Opens an audio source; `None` for the echo bot (it sends what it receives).
 pub fn open_audio(input: AudioInput) -> Result<Option<Box<dyn AudioSource>>> {
-    Ok(match input {
-        AudioInput::Tone => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
-        AudioInput::Speech => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
-        AudioInput::Microphone => Some(Box::new(Microphone::open(None, 1, system_clock())?)),
-        AudioInput::Echo => None,
+    open_audio_with(input, None)
+}
+
+/// [`open_audio`], with `microphone` standing in for the system's (see
+/// [`MediaConfig::microphone`]).
+pub fn open_audio_with(
+    input: AudioInput,
+    microphone: Option<&SharedMicrophone>,
+) -> Result<Option<Box<dyn AudioSource>>> {
+    Ok(match (input, microphone) {
+        (AudioInput::Tone, _) => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
+        (AudioInput::Speech, _) => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
+        (AudioInput::Microphone, Some(m)) => Some(Box::new(m.clone())),
+        (AudioInput::Microphone, None) => {
+            Some(Box::new(Microphone::open(None, 1, system_clock())?))
+        }
+        (AudioInput::Echo, _) => None,
     })
 }
 
 /// Starts the audio capture → Opus thread.
 pub fn spawn_audio_sender(
-    input: AudioInput,
+    config: &MediaConfig,
     ctl: Arc<SendControl>,
     tx: mpsc::UnboundedSender<SendEvent>,
     echo: Option<std_mpsc::Receiver<AudioFrame>>,
     processor: SharedProcessor,
 ) -> Result<std::thread::JoinHandle<()>> {
-    let mut source = open_audio(input)?;
+    let input = config.audio;
+    let microphone = config.microphone.clone();
+    let mut source = open_audio_with(input, microphone.as_ref())?;
     let mut current = input;
     ctl.mic_processing.store(input.is_room(), Ordering::Relaxed);
     let mut encoder = OpusEncoder::new(OpusConfig {
@@ -498,7 +548,7 @@ pub fn spawn_audio_sender(
             while !ctl.stop.load(Ordering::Relaxed) {
                 let switch = ctl.switch_audio.lock().ok().and_then(|mut s| s.take());
                 if let Some(input) = switch {
-                    match open_audio(input) {
+                    match open_audio_with(input, microphone.as_ref()) {
                         Ok(s) => {
                             source = s;
                             current = input;
@@ -865,7 +915,7 @@ pub fn start_media(
             video_echo_rx,
         )?,
         spawn_audio_sender(
-            config.audio,
+            config,
             Arc::clone(&ctl),
             wiring.send_events,
             audio_echo_rx,

@@ -702,6 +702,65 @@ async fn a_tone_arrives_at_its_frequency_and_level() {
     assert_eq!(bob.ended().await.0, EndReason::UserHangup);
 }
 
+/// What alice hears of her own voice (speech-like) when bobby's loudspeaker plays it into a
+/// simulated room whose microphone bobby sends back, with `processing` on bobby's microphone:
+/// the level of the last 3 s of an 8 s call, dBFS (the near end of bobby's room is silent, so
+/// all of it is echo).
+async fn own_voice_heard_back(processing: dyad_media::ProcessingConfig) -> f64 {
+    let s = server(ServerConfig::default()).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    cfg.media.audio = dyad_call::AudioInput::Speech;
+    let alice = client(cfg).await;
+    let (speaker, microphone) =
+        dyad_media::room::acoustic_loop(dyad_media::room::EchoPath::default(), Some(-85.0), 3);
+    let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    cfg.media.audio = dyad_call::AudioInput::Microphone;
+    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(microphone));
+    cfg.media.processing = processing;
+    let mut bob = client(cfg).await;
+    s.befriend("alice", "bobby").await;
+    bob.h.set_audio_sink(Box::new(speaker));
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    alice
+        .h
+        .set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    bob.connected().await;
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let samples = heard.lock().expect("lock").clone();
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    assert!(
+        samples.len() >= 3 * 48_000,
+        "{} samples heard",
+        samples.len()
+    );
+    let last = &samples[samples.len() - 3 * 48_000..];
+    let power = last.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / last.len() as f64;
+    10.0 * (power.max(1e-3) / (32768.0 * 32768.0)).log10()
+}
+
+/// Echo cancellation in a real call: the playout thread feeds the canceller what the
+/// loudspeaker plays, the capture thread cancels it from the microphone. Off, alice hears her
+/// own voice come back from bobby's room (≈ 10 dB below what she sends); on, it is gone. (A
+/// voice, not a tone: noise suppression alone takes a steady tone away, reference or not.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_side_does_not_hear_itself_from_our_loudspeaker() {
+    let off = own_voice_heard_back(dyad_media::ProcessingConfig::OFF).await;
+    assert!(
+        off > -45.0,
+        "without cancellation the echo is loud: {off:.1} dBFS"
+    );
+    let on = own_voice_heard_back(dyad_media::ProcessingConfig::ALL).await;
+    eprintln!("own voice heard back: {off:.1} dBFS without cancellation, {on:.1} dBFS with");
+    assert!(
+        on < off - 25.0,
+        "echo {on:.1} dBFS with cancellation, {off:.1} dBFS without"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
     let config = ServerConfig {

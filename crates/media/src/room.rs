@@ -240,6 +240,81 @@ impl AudioSource for Talker {
     }
 }
 
+/// Frames a [`LoopSpeaker`] holds before it drops the oldest (200 ms, as [`crate::Speaker`]).
+const LOOP_QUEUE_FRAMES: usize = 10;
+
+#[derive(Debug)]
+struct LoopState {
+    room: Room,
+    /// Frames given to the loudspeaker, not yet sounded.
+    queue: std::collections::VecDeque<AudioFrame>,
+}
+
+/// The loudspeaker of an [`acoustic_loop`]: what it is given to play sounds into the room.
+#[derive(Debug, Clone)]
+pub struct LoopSpeaker(std::sync::Arc<std::sync::Mutex<LoopState>>);
+
+/// The microphone of an [`acoustic_loop`]: each frame it yields is the room while the
+/// loudspeaker's oldest queued frame sounds (silence when none is queued), with nobody talking
+/// near it.
+#[derive(Debug, Clone)]
+pub struct LoopMicrophone(std::sync::Arc<std::sync::Mutex<LoopState>>);
+
+/// A loudspeaker and a microphone in the same room: a call's played-out audio comes back into
+/// its microphone through `path`, the way a laptop's does. The microphone sets the pace (one
+/// frame sounds per frame captured), so it must be read in real time, as the call's capture
+/// thread does.
+pub fn acoustic_loop(
+    path: EchoPath,
+    noise_dbfs: Option<f64>,
+    seed: u64,
+) -> (LoopSpeaker, LoopMicrophone) {
+    let state = std::sync::Arc::new(std::sync::Mutex::new(LoopState {
+        room: Room::new(path, noise_dbfs, seed),
+        queue: std::collections::VecDeque::new(),
+    }));
+    (LoopSpeaker(state.clone()), LoopMicrophone(state))
+}
+
+fn lock(state: &std::sync::Mutex<LoopState>) -> std::sync::MutexGuard<'_, LoopState> {
+    // A panic elsewhere cannot leave the queue or the room half-written.
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl crate::source::AudioSink for LoopSpeaker {
+    fn play(&mut self, frame: &AudioFrame) -> Result<()> {
+        crate::audio::check_frame(frame)?;
+        let mut s = lock(&self.0);
+        if s.queue.len() >= LOOP_QUEUE_FRAMES {
+            s.queue.pop_front();
+        }
+        s.queue.push_back(frame.clone());
+        Ok(())
+    }
+
+    fn queued(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(20 * lock(&self.0).queue.len() as u64)
+    }
+}
+
+impl AudioSource for LoopMicrophone {
+    fn channels(&self) -> u16 {
+        1
+    }
+
+    fn next_frame(&mut self) -> Result<AudioFrame> {
+        let mut s = lock(&self.0);
+        let far = match s.queue.pop_front() {
+            Some(f) if f.channels == 1 => f,
+            _ => AudioFrame::silence(1, 0)?,
+        };
+        let quiet = AudioFrame::silence(1, far.capture_us)?;
+        Ok(s.room.step(&far, &quiet)?.mic)
+    }
+}
+
 /// The measured situations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scenario {
