@@ -427,6 +427,31 @@ concealedFrames: number,
  */
 fecRecoveredFrames: number, 
 /**
+ * Audio: the jitter buffer's target delay now, seconds (W3C `jitterBufferTargetDelay`,
+ * here the current value rather than a sum).
+ */
+jitterBufferTargetDelay: number, 
+/**
+ * Audio: samples played out (decoded, rebuilt or concealed; W3C `totalSamplesReceived`).
+ */
+totalSamplesReceived: number, 
+/**
+ * Audio: samples concealed (lost or late packets, underruns, decelerations).
+ */
+concealedSamples: number, 
+/**
+ * Audio: concealments that started after a decoded frame.
+ */
+concealmentEvents: number, 
+/**
+ * Audio: samples played to let the jitter buffer grow.
+ */
+insertedSamplesForDeceleration: number, 
+/**
+ * Audio: samples dropped to let the jitter buffer shrink.
+ */
+removedSamplesForAcceleration: number, 
+/**
  * Audio level, dBFS.
  */
 audioLevelDbfs: number, 

@@ -115,6 +115,7 @@ describe("statistics screen", () => {
     expect(metric(root, "out-video-size")).toBe("640×480");
     expect(metric(root, "out-video-bitrate")).toBe("805 kbit/s (target 900 kbit/s)");
     expect(metric(root, "in-video-jb")).toBe("20.0 ms");
+    expect(metric(root, "in-audio-jb")).toBe("42 ms (target 38 ms)");
     expect(metric(root, "in-audio-concealed")).toBe("1.5 %");
     expect(metric(root, "out-video-rtt")).toBe("20 ms");
     expect(metric(root, "estimate")).toBe("1.20 Mbit/s (normal)");

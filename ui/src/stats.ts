@@ -327,7 +327,15 @@ const ROWS: Row[] = [
         },
       ],
       ["out-audio-jb", () => ""],
-      ["in-audio-jb", () => "not measured"],
+      [
+        "in-audio-jb",
+        (p) => {
+          const a = p.snapshot.inboundAudio;
+          if (a.jitterBufferEmittedCount === 0) return "—";
+          const wait = (a.jitterBufferDelay / a.jitterBufferEmittedCount) * 1000;
+          return `${fmt(wait, 0, " ms")} (target ${fmt(a.jitterBufferTargetDelay * 1000, 0, " ms")})`;
+        },
+      ],
     ],
   },
   {

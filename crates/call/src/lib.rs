@@ -25,6 +25,7 @@ pub mod export;
 pub mod jitter;
 pub mod machine;
 pub mod media;
+pub mod playout;
 pub mod quality;
 pub mod rtc;
 pub mod rtp;

@@ -17,6 +17,7 @@ use dyad_media::{
 use tokio::sync::{mpsc, watch};
 
 use crate::error::Result;
+use crate::playout::PlayoutAction;
 
 /// Capture → decoded times above this come from a marker written on another clock (see the
 /// decode thread) and are not latencies.
@@ -676,12 +677,11 @@ pub fn spawn_video_decoder(
     Ok(handle)
 }
 
-/// Receive side of audio: seq-ordered Opus decode with FEC for a single lost packet and
-/// concealment for longer gaps.
+/// Receive side of audio: carries out the jitter buffer's decisions ([`PlayoutAction`]) with
+/// one Opus decoder, in playout order.
 #[derive(Debug)]
 pub struct AudioReceiver {
     decoder: OpusDecoder,
-    last_seq: Option<u16>,
     /// Frames decoded from packets.
     pub decoded: u64,
     /// Frames recovered from FEC.
@@ -699,7 +699,6 @@ impl AudioReceiver {
     pub fn new() -> Result<Self> {
         Ok(Self {
             decoder: OpusDecoder::new(1)?,
-            last_seq: None,
             decoded: 0,
             recovered: 0,
             concealed: 0,
@@ -708,42 +707,36 @@ impl AudioReceiver {
         })
     }
 
-    /// Decodes one packet (in arrival order); returns the frames to play.
-    pub fn push(&mut self, seq: u16, payload: &[u8]) -> Vec<AudioFrame> {
-        let mut out = Vec::new();
-        let gap = match self.last_seq {
-            Some(last) => {
-                let d = seq.wrapping_sub(last);
-                if d == 0 || d > 0x8000 {
-                    return out; // duplicate or late: already played or concealed
+    /// The 20 ms to play for `action` (`None`: the packet did not decode; nothing is played
+    /// for it, and the next decision conceals if need be).
+    pub fn play(&mut self, action: &PlayoutAction) -> Option<AudioFrame> {
+        match action {
+            PlayoutAction::Decode { payload, .. } => match self.decoder.decode(payload) {
+                Ok(f) => {
+                    self.decoded += 1;
+                    self.level_dbfs = f.level_dbfs();
+                    Some(f)
                 }
-                d - 1
-            }
-            None => 0,
-        };
-        self.last_seq = Some(seq);
-        if gap > 0 {
-            // Up to 5 frames (100 ms) of concealment, the last one from FEC.
-            for _ in 1..gap.min(5) {
-                if let Ok(f) = self.decoder.conceal() {
-                    self.concealed += 1;
-                    out.push(f);
+                Err(_) => {
+                    self.undecodable += 1;
+                    self.conceal()
                 }
-            }
-            if let Ok(f) = self.decoder.decode_fec(payload) {
-                self.recovered += 1;
-                out.push(f);
-            }
+            },
+            PlayoutAction::Fec { payload } => match self.decoder.decode_fec(payload) {
+                Ok(f) => {
+                    self.recovered += 1;
+                    Some(f)
+                }
+                Err(_) => self.conceal(),
+            },
+            PlayoutAction::Conceal => self.conceal(),
         }
-        match self.decoder.decode(payload) {
-            Ok(f) => {
-                self.decoded += 1;
-                self.level_dbfs = f.level_dbfs();
-                out.push(f);
-            }
-            Err(_) => self.undecodable += 1,
-        }
-        out
+    }
+
+    fn conceal(&mut self) -> Option<AudioFrame> {
+        let f = self.decoder.conceal().ok()?;
+        self.concealed += 1;
+        Some(f)
     }
 
     /// The counts so far.
@@ -761,19 +754,10 @@ impl AudioReceiver {
 /// Where decoded audio is played: set and swapped by the owner at any time (`None`: nowhere).
 pub type SharedSink = Arc<Mutex<Option<Box<dyn dyad_media::AudioSink>>>>;
 
-/// One Opus packet for the audio decode thread.
-#[derive(Debug)]
-pub struct AudioPacket {
-    /// RTP sequence number.
-    pub seq: u16,
-    /// Opus packet.
-    pub payload: Bytes,
-}
-
-/// Starts the Opus decode thread: packets in arrival order in, frames to the sink (and, for the
-/// echo bot, to `echo`), counts back on `events` after every packet.
+/// Starts the Opus decode thread: the jitter buffer's decisions in playout order in, frames to
+/// the sink (and, for the echo bot, to `echo`), counts back on `events` after every frame.
 pub fn spawn_audio_decoder(
-    rx: std_mpsc::Receiver<AudioPacket>,
+    rx: std_mpsc::Receiver<PlayoutAction>,
     sink: SharedSink,
     echo: Option<std_mpsc::SyncSender<AudioFrame>>,
     events: mpsc::UnboundedSender<DecodeEvent>,
@@ -784,8 +768,8 @@ pub fn spawn_audio_decoder(
     let handle = std::thread::Builder::new()
         .name("dyad-audio-decode".into())
         .spawn(move || {
-            while let Ok(p) = rx.recv() {
-                let frames = receiver.push(p.seq, &p.payload);
+            while let Ok(action) = rx.recv() {
+                let frames: Vec<AudioFrame> = receiver.play(&action).into_iter().collect();
                 {
                     let mut sink = sink.lock().ok();
                     if let Some(Some(s)) = sink.as_deref_mut() {
@@ -824,8 +808,8 @@ pub struct MediaRuntime {
     pub ctl: Arc<SendControl>,
     /// Frames for the VP8 decode thread.
     pub decode_video: std_mpsc::Sender<FrameToDecode>,
-    /// Packets for the Opus decode thread.
-    pub decode_audio: std_mpsc::Sender<AudioPacket>,
+    /// Playout decisions for the Opus decode thread.
+    pub decode_audio: std_mpsc::Sender<PlayoutAction>,
     /// The microphone's processing (switches change it mid-call).
     pub processor: SharedProcessor,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -970,32 +954,39 @@ mod tests {
     }
 
     #[test]
-    fn audio_receiver_uses_fec_for_a_gap_and_ignores_duplicates() {
+    fn audio_receiver_carries_out_decode_fec_and_conceal_and_survives_garbage() {
         let mut enc = OpusEncoder::new(OpusConfig::default()).unwrap();
         let mut tone =
             Tone::new(1, Arc::new(dyad_media::ManualClock::new(0)), 440.0, -20.0).unwrap();
-        let pkts: Vec<Vec<u8>> = (0..10)
+        let pkts: Vec<Bytes> = (0..4)
             .map(|_| {
-                enc.encode(&tone.next_frame().unwrap())
-                    .unwrap()
-                    .unwrap()
-                    .data
+                Bytes::from(
+                    enc.encode(&tone.next_frame().unwrap())
+                        .unwrap()
+                        .unwrap()
+                        .data,
+                )
             })
             .collect();
         let mut rx = AudioReceiver::new().unwrap();
-        assert_eq!(rx.push(100, &pkts[0]).len(), 1);
-        assert_eq!(rx.push(101, &pkts[1]).len(), 1);
-        assert!(rx.push(101, &pkts[1]).is_empty(), "duplicate");
-        // 102 lost: FEC from 103 fills it.
-        assert_eq!(rx.push(103, &pkts[3]).len(), 2);
-        assert_eq!(rx.recovered, 1);
-        // 104..=106 lost: two concealed, one FEC.
-        assert_eq!(rx.push(107, &pkts[7]).len(), 4);
-        assert_eq!((rx.concealed, rx.recovered), (2, 2));
-        assert!(rx.push(105, &pkts[5]).is_empty(), "late");
-        // Garbage never panics.
-        rx.push(108, &[0xff; 3]);
-        rx.push(109, &[]);
+        let decode = |seq: u16, payload: &Bytes| PlayoutAction::Decode {
+            seq,
+            payload: payload.clone(),
+        };
+        assert!(rx.play(&decode(0, &pkts[0])).is_some());
+        assert!(rx
+            .play(&PlayoutAction::Fec {
+                payload: pkts[2].clone()
+            })
+            .is_some());
+        assert!(rx.play(&PlayoutAction::Conceal).is_some());
+        assert!(rx.play(&decode(3, &pkts[3])).is_some());
+        assert_eq!((rx.decoded, rx.recovered, rx.concealed), (2, 1, 1));
+        // Garbage never panics: it is concealed.
+        assert!(rx
+            .play(&decode(4, &Bytes::from_static(&[0xff; 3])))
+            .is_some());
+        let _ = rx.play(&decode(5, &Bytes::new()));
         assert!(rx.undecodable >= 1);
     }
 }

@@ -120,6 +120,19 @@ pub struct InboundRtp {
     pub concealed_frames: u64,
     /// Audio: frames recovered by FEC.
     pub fec_recovered_frames: u64,
+    /// Audio: the jitter buffer's target delay now, seconds (W3C `jitterBufferTargetDelay`,
+    /// here the current value rather than a sum).
+    pub jitter_buffer_target_delay: f64,
+    /// Audio: samples played out (decoded, rebuilt or concealed; W3C `totalSamplesReceived`).
+    pub total_samples_received: u64,
+    /// Audio: samples concealed (lost or late packets, underruns, decelerations).
+    pub concealed_samples: u64,
+    /// Audio: concealments that started after a decoded frame.
+    pub concealment_events: u64,
+    /// Audio: samples played to let the jitter buffer grow.
+    pub inserted_samples_for_deceleration: u64,
+    /// Audio: samples dropped to let the jitter buffer shrink.
+    pub removed_samples_for_acceleration: u64,
     /// Audio level, dBFS.
     pub audio_level_dbfs: f64,
     /// Test-pattern frame number of the last decoded frame.

@@ -13,7 +13,7 @@ use super::Client;
 use crate::api::{CallEvent, ClientConfig};
 use crate::error::Result;
 use crate::machine::{CallMachine, Input, Phase};
-use crate::media::{AudioPacket, DecodeEvent, MediaRuntime, MediaWiring, SendEvent};
+use crate::media::{DecodeEvent, MediaRuntime, MediaWiring, SendEvent};
 use crate::rtc::{ConnState, Kind, PathInfo, RtcEvent, RtcPeer};
 use crate::session::{self, CallSession, ClockAnchor, Output, SessionConfig, SessionEvent};
 use crate::stats::StatsHistory;
@@ -125,9 +125,9 @@ impl Call {
                         let _ = m.decode_video.send(f);
                     }
                 }
-                Output::DecodeAudio { seq, payload } => {
+                Output::PlayAudio(action) => {
                     if let Some(m) = &self.media {
-                        let _ = m.decode_audio.send(AudioPacket { seq, payload });
+                        let _ = m.decode_audio.send(action);
                     }
                 }
                 Output::Event(SessionEvent::Stats(point)) => {

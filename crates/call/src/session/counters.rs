@@ -95,6 +95,8 @@ pub struct Counters {
     pub freezes: FreezeMeter,
     /// The audio decode thread's counts.
     pub audio_decode: AudioDecodeCounts,
+    /// The audio jitter buffer's counters.
+    pub playout: crate::playout::PlayoutStats,
     /// Capture → decoded samples this second.
     latencies: Vec<Duration>,
     /// Events this second (`keyframe_request_sent`, `resolution_change 640x480`, ...).
@@ -247,9 +249,18 @@ impl Counters {
         let a = self.audio_decode;
         ai.frames_decoded = a.decoded;
         ai.frames_per_second = r.audio_frames_decoded.per_second(now, a.decoded);
-        ai.concealed_frames = a.concealed + a.recovered;
-        ai.fec_recovered_frames = a.recovered;
+        let j = self.playout;
+        ai.concealed_frames = (j.concealed_samples + j.fec_samples) / crate::playout::FRAME_SAMPLES;
+        ai.fec_recovered_frames = j.fec_samples / crate::playout::FRAME_SAMPLES;
         ai.audio_level_dbfs = a.level_dbfs;
+        ai.jitter_buffer_delay = j.jitter_buffer_delay;
+        ai.jitter_buffer_emitted_count = j.jitter_buffer_emitted_count;
+        ai.jitter_buffer_target_delay = j.jitter_buffer_target_delay;
+        ai.concealed_samples = j.concealed_samples;
+        ai.concealment_events = j.concealment_events;
+        ai.inserted_samples_for_deceleration = j.inserted_samples_for_deceleration;
+        ai.removed_samples_for_acceleration = j.removed_samples_for_acceleration;
+        ai.total_samples_received = j.pulls * crate::playout::FRAME_SAMPLES;
 
         let mut rv = self.remote_video.clone();
         rv.kind = "video";

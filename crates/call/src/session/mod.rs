@@ -173,13 +173,9 @@ pub enum Output {
     Keyframe,
     /// Decode this video frame.
     DecodeVideo(FrameToDecode),
-    /// Decode (and play) this audio packet.
-    DecodeAudio {
-        /// RTP sequence number.
-        seq: u16,
-        /// Opus packet.
-        payload: Bytes,
-    },
+    /// The audio jitter buffer's decision for the next 20 ms of playout (one every 20 ms once
+    /// audio arrives, in playout order).
+    PlayAudio(crate::playout::PlayoutAction),
     /// Tell the owner.
     Event(SessionEvent),
     /// Nothing more now: feed [`Input::Timeout`] at this instant (or any input before).
@@ -228,6 +224,8 @@ pub struct CallSession {
     /// Negotiated payload types of the remote's (video, audio).
     remote_payload_types: (Vec<u8>, Vec<u8>),
     assembler: FrameAssembler,
+    /// The audio jitter buffer.
+    playout: crate::playout::AudioPlayout,
     last_pli: Option<Instant>,
     reports: Reports,
     // Call state.
@@ -284,6 +282,7 @@ impl CallSession {
             remote_ssrc: (None, None),
             remote_payload_types: (Vec::new(), Vec::new()),
             assembler: FrameAssembler::new(JitterConfig::default()),
+            playout: crate::playout::AudioPlayout::new(),
             last_pli: None,
             answered_at: None,
             connected_at: None,
@@ -395,6 +394,7 @@ impl CallSession {
         let candidates = [
             self.assembler.next_timeout(),
             self.assembler.next_nack_at(rtt),
+            self.playout.next_pull(),
             self.next_stats,
             self.reports.next_due(self.connected_at.is_some()),
             self.media_check_at,
@@ -420,6 +420,9 @@ impl CallSession {
     /// Everything that is due at `now`.
     fn on_time(&mut self, now: Instant) {
         self.drain_assembler(now);
+        while let Some(action) = self.playout.pull(now) {
+            self.out.push_back(Output::PlayAudio(action));
+        }
         self.send_nacks(now);
         if let Some(rtcp) = self.reports.poll_twcc(now, self.remote_ssrc) {
             self.out.push_back(Output::Rtcp(rtcp));
@@ -595,10 +598,9 @@ impl CallSession {
                 payload: p.payload,
                 arrival: p.arrival,
             }),
-            Kind::Audio => self.out.push_back(Output::DecodeAudio {
-                seq: p.seq,
-                payload: p.payload,
-            }),
+            Kind::Audio => self
+                .playout
+                .insert(p.arrival, p.seq, p.timestamp, p.payload),
         }
     }
 
@@ -738,6 +740,7 @@ impl CallSession {
         let Some(connected) = self.connected_at else {
             return;
         };
+        self.counters.playout = self.playout.stats();
         let snap = self.counters.snapshot(
             now,
             now.saturating_duration_since(connected).as_secs_f64(),

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use dyad_media::VideoFormat;
 
 use crate::media::{self, EncodedAudio, EncodedVideo, FrameToDecode, OPUS_BPS};
+use crate::playout::PlayoutAction;
 use crate::quality::StatsPoint;
 use crate::rtp::{as_received, Feedback, Kind, RtcpOut, RtpIn, RtpOut, RTP_OVERHEAD};
 use crate::session::counters::AudioDecodeCounts;
@@ -217,6 +218,8 @@ pub struct SideReport {
     pub media_failed: bool,
     /// Audio packets it decoded.
     pub audio_decoded: u64,
+    /// Every playout decision, with its time (s).
+    pub playout: Vec<(f64, PlayoutAction)>,
 }
 
 impl SideReport {
@@ -421,7 +424,6 @@ struct Side {
     step: u32,
     audio_seq: u32,
     audio: AudioDecodeCounts,
-    audio_last: Option<u16>,
     timeout_at: u64,
     report: SideReport,
 }
@@ -501,7 +503,6 @@ impl<'a> Sim<'a> {
                 step: 1,
                 audio_seq: 0,
                 audio: AudioDecodeCounts::default(),
-                audio_last: None,
                 timeout_at: u64::MAX,
                 report: SideReport::default(),
             }
@@ -726,21 +727,21 @@ impl<'a> Sim<'a> {
                 Output::VideoTarget(bps) => self.sides[side].target = bps,
                 Output::Keyframe => self.sides[side].keyframe = true,
                 Output::DecodeVideo(f) => self.decode(side, f),
-                Output::DecodeAudio { seq, .. } => {
+                Output::PlayAudio(action) => {
+                    // A model decoder: every packet decodes, FEC and concealment always work.
                     let s = &mut self.sides[side];
-                    let gap = s
-                        .audio_last
-                        .map_or(0, |l| seq.wrapping_sub(l).wrapping_sub(1));
-                    if s.audio_last
-                        .is_none_or(|l| seq.wrapping_sub(l) < 0x8000 && seq != l)
-                    {
-                        s.audio_last = Some(seq);
-                        s.audio.decoded += 1;
-                        s.audio.concealed += u64::from(gap.min(5));
-                        s.report.audio_decoded += 1;
-                        let counts = s.audio;
-                        s.session.handle_input(now, Input::AudioDecoded(counts));
+                    let t = now.saturating_duration_since(self.t0).as_secs_f64();
+                    match action {
+                        PlayoutAction::Decode { .. } => {
+                            s.audio.decoded += 1;
+                            s.report.audio_decoded += 1;
+                        }
+                        PlayoutAction::Fec { .. } => s.audio.recovered += 1,
+                        PlayoutAction::Conceal => s.audio.concealed += 1,
                     }
+                    s.report.playout.push((t, action));
+                    let counts = s.audio;
+                    s.session.handle_input(now, Input::AudioDecoded(counts));
                 }
                 Output::Event(SessionEvent::Stats(p)) => self.sides[side].report.points.push(*p),
                 Output::Event(SessionEvent::MediaFailed) => {

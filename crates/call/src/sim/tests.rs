@@ -475,3 +475,128 @@ fn without_transport_cc_the_estimate_climbs_on_receiver_reports_and_backs_off_on
         "mean target {mean:.0} bit/s over the last 10 s"
     );
 }
+
+/// The audio jitter buffer's figures at B between `from` s and the end: (concealed share of
+/// what was played apart from decelerations, underrun-or-loss concealments, mean wait of a
+/// decoded frame in ms, mean target in ms).
+fn audio_playout(side: &SideReport, from: f64) -> (f64, u64, f64, f64) {
+    let at = |t: f64| {
+        side.points
+            .iter()
+            .find(|p| p.snapshot.call_seconds >= t)
+            .unwrap_or_else(|| last_point(side))
+    };
+    let (a, b) = (
+        &at(from).snapshot.inbound_audio,
+        &last_point(side).snapshot.inbound_audio,
+    );
+    let played = b.total_samples_received - a.total_samples_received;
+    let inserted = b.inserted_samples_for_deceleration - a.inserted_samples_for_deceleration;
+    let concealed = b.concealed_samples - a.concealed_samples - inserted;
+    let fec = (b.fec_recovered_frames - a.fec_recovered_frames) * crate::playout::FRAME_SAMPLES;
+    let wait = (b.jitter_buffer_delay - a.jitter_buffer_delay)
+        / (b.jitter_buffer_emitted_count - a.jitter_buffer_emitted_count).max(1) as f64;
+    let targets: Vec<f64> = side
+        .points
+        .iter()
+        .filter(|p| p.snapshot.call_seconds >= from)
+        .map(|p| p.snapshot.inbound_audio.jitter_buffer_target_delay * 1000.0)
+        .collect();
+    (
+        (concealed + fec) as f64 / (played.max(1)) as f64,
+        concealed / crate::playout::FRAME_SAMPLES,
+        wait * 1000.0,
+        targets.iter().sum::<f64>() / targets.len().max(1) as f64,
+    )
+}
+
+#[test]
+fn audio_on_a_calm_link_waits_under_30_ms_and_is_never_concealed() {
+    let r = run(&Scenario::new(20.0, Link::default()));
+    let (share, concealed, wait, target) = audio_playout(&r.b, 1.0);
+    eprintln!("calm: {concealed} frames concealed, wait {wait:.1} ms, target {target:.1} ms");
+    assert_eq!(concealed, 0, "share {share}");
+    assert!(
+        wait <= 30.0 && target <= 30.0,
+        "wait {wait:.1} ms, target {target:.1} ms"
+    );
+}
+
+#[test]
+fn audio_through_30_ms_of_jitter_plays_on_after_the_first_second() {
+    let link = Link {
+        delay: Duration::from_millis(30),
+        jitter: Duration::from_millis(30),
+        reorder: true,
+        ..Link::default()
+    };
+    for r in seeds(3, &Scenario::new(30.0, link)) {
+        let (share, concealed, wait, target) = audio_playout(&r.b, 1.0);
+        eprintln!("playout: {:.2} % concealed ({concealed} frames), wait {wait:.1} ms, target {target:.1} ms", share * 100.0);
+        // No loss on this link: every concealment after the first second would be an underrun.
+        assert!(
+            concealed <= 3,
+            "{concealed} frames concealed, {:.2} %",
+            share * 100.0
+        );
+        assert!(share <= 0.02, "{:.2} % concealed", share * 100.0);
+        assert!(wait <= 60.0, "mean wait {wait:.1} ms (target {target:.1})");
+    }
+}
+
+#[test]
+fn audio_through_5_percent_loss_conceals_about_the_loss_and_no_more() {
+    let link = Link {
+        loss: Loss::Random(0.05),
+        ..Link::default()
+    };
+    for r in seeds(3, &Scenario::new(30.0, link)) {
+        let (share, c, wait, target) = audio_playout(&r.b, 1.0);
+        eprintln!(
+            "playout: {:.2} % concealed ({c} frames), wait {wait:.1} ms, target {target:.1} ms",
+            share * 100.0
+        );
+        let loss = last_point(&r.b).snapshot.inbound_audio.packets_lost as f64
+            / (last_point(&r.b).snapshot.inbound_audio.packets_received as f64);
+        assert!(
+            (share - loss).abs() <= 0.01,
+            "{:.2} % concealed or rebuilt for {:.2} % lost",
+            share * 100.0,
+            loss * 100.0
+        );
+        assert!(wait <= 45.0, "mean wait {wait:.1} ms");
+    }
+}
+
+#[test]
+fn audio_through_repeated_delay_spikes_learns_to_hold_enough() {
+    // Every 2 s the one-way delay jumps from 30 to 110 ms for half a second (a Wi-Fi link
+    // scanning, a queue filling): the first spike is concealed, then the buffer holds enough.
+    let calm = Link {
+        delay: Duration::from_millis(30),
+        ..Link::default()
+    };
+    let spike = Link {
+        delay: Duration::from_millis(110),
+        ..calm
+    };
+    let mut s = Scenario::new(20.0, calm);
+    for k in 0..10 {
+        let at = 1.0 + 2.0 * f64::from(k);
+        s = s
+            .change(at, Way::AtoB, spike)
+            .change(at + 0.5, Way::AtoB, calm);
+    }
+    let r = run(&s);
+    let (share, concealed, wait, target) = audio_playout(&r.b, 4.0);
+    eprintln!(
+        "spikes: {:.2} % concealed ({concealed} frames) after 4 s, wait {wait:.1} ms, target {target:.1} ms",
+        share * 100.0
+    );
+    assert!(
+        share <= 0.01,
+        "{:.2} % concealed after the first spikes",
+        share * 100.0
+    );
+    assert!(wait <= 150.0, "mean wait {wait:.1} ms");
+}
