@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyad_call::media::{open_audio, open_video};
+use dyad_call::media::{open_audio_with, open_video};
 use dyad_call::{AudioInput, VideoInput};
 use dyad_media::frame::{AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
 use dyad_media::{AudioSink, Pacer, Speaker, VideoFormat, VideoFrame};
@@ -45,11 +45,24 @@ pub fn list() -> DeviceList {
     }
     cameras.push(opt("pattern", "Test pattern"));
     cameras.push(opt("noisy-pattern", "Test pattern with camera noise"));
+    // Every device cpal sees, by its id, after the system defaults. ALSA's "null" device is
+    // left out: it opens, and records and plays nothing.
+    let devices = match dyad_media::list_audio_devices() {
+        Ok(d) => d,
+        Err(e) => {
+            notes.push(format!("Sound devices unavailable ({e})."));
+            Vec::new()
+        }
+    };
+    let real = |d: &&dyad_media::AudioDeviceInfo| !d.id.ends_with(":null");
     let mut microphones = Vec::new();
     if microphone_works() {
         microphones.push(opt("mic:default", "System default microphone"));
     } else {
         notes.push("No microphone found: calls send synthetic speech.".into());
+    }
+    for d in devices.iter().filter(real).filter(|d| d.is_input) {
+        microphones.push(opt(&format!("mic:{}", d.id), &d.name));
     }
     microphones.push(opt("speech", "Synthetic speech"));
     microphones.push(opt("tone", "Test tone (440 Hz)"));
@@ -58,6 +71,9 @@ pub fn list() -> DeviceList {
         speakers.push(opt("speaker:default", "System default speaker"));
     } else {
         notes.push("No speaker found: the other side is not played.".into());
+    }
+    for d in devices.iter().filter(real).filter(|d| d.is_output) {
+        speakers.push(opt(&format!("speaker:{}", d.id), &d.name));
     }
     speakers.push(opt("speaker:none", "No sound"));
     DeviceList {
@@ -92,30 +108,64 @@ pub fn video_input(id: &str) -> Result<VideoInput> {
     })
 }
 
+/// Longest device id accepted from the page (cpal's are a few dozen characters).
+const MAX_DEVICE_ID: usize = 256;
+
+/// What a microphone picker id means to the engine: the input, and for a microphone its
+/// device id (`None`: the system default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MicChoice {
+    /// The engine's audio input.
+    pub input: AudioInput,
+    /// The microphone (`dyad_media::list_audio_devices` id); `None`: the default.
+    pub id: Option<String>,
+}
+
+fn device_id<'a>(id: &'a str, prefix: &str, what: &str) -> Result<Option<&'a str>> {
+    match id.strip_prefix(prefix) {
+        Some("default") => Ok(None),
+        Some(dev)
+            if !dev.is_empty() && dev.len() <= MAX_DEVICE_ID && !dev.contains(char::is_control) =>
+        {
+            Ok(Some(dev))
+        }
+        _ => Err(AppError::Invalid(format!("unknown {what} {id:?}"))),
+    }
+}
+
 /// The engine's audio input for a picker id.
-pub fn audio_input(id: &str) -> Result<AudioInput> {
+pub fn audio_input(id: &str) -> Result<MicChoice> {
+    let plain = |input| MicChoice { input, id: None };
     Ok(match id {
-        "mic:default" => AudioInput::Microphone,
-        "speech" => AudioInput::Speech,
-        "tone" => AudioInput::Tone,
-        other => return Err(AppError::Invalid(format!("unknown microphone {other:?}"))),
+        "speech" => plain(AudioInput::Speech),
+        "tone" => plain(AudioInput::Tone),
+        other => MicChoice {
+            input: AudioInput::Microphone,
+            id: device_id(other, "mic:", "microphone")?.map(str::to_string),
+        },
     })
 }
 
 /// Checks a speaker id.
 pub fn check_speaker(id: &str) -> Result<()> {
-    match id {
-        "speaker:default" | "speaker:none" => Ok(()),
-        other => Err(AppError::Invalid(format!("unknown speaker {other:?}"))),
+    if id == "speaker:none" {
+        return Ok(());
     }
+    device_id(id, "speaker:", "speaker").map(|_| ())
+}
+
+/// The speaker's device id for a picker id (`None`: the default; an error for "no sound").
+fn speaker_id(id: &str) -> Result<Option<&str>> {
+    if id == "speaker:none" {
+        return Err(AppError::Invalid("no sound".into()));
+    }
+    device_id(id, "speaker:", "speaker")
 }
 
 /// The speaker to play the other side on; `None` for "no sound" or when there is none.
 pub fn speaker(id: &str) -> Option<Box<dyn AudioSink>> {
-    if id != "speaker:default" {
-        return None;
-    }
-    match Speaker::open(None, 1) {
+    let dev = speaker_id(id).ok()?;
+    match Speaker::open(dev, 1) {
         Ok(s) => Some(Box::new(s)),
         Err(e) => {
             tracing::info!(error = %e, "no speaker");
@@ -138,12 +188,33 @@ pub fn effective(choice: &DeviceChoice) -> DeviceChoice {
     } else if video_input(&c.camera).is_err() {
         c.camera = "pattern".into();
     }
+    // A chosen device that is gone (unplugged since the last run) gives way to the default;
+    // with no default either, to the synthetic speech / no sound.
+    let present = |id: &str, input: bool| {
+        dyad_media::list_audio_devices()
+            .map(|l| {
+                l.iter()
+                    .any(|d| d.id == id && if input { d.is_input } else { d.is_output })
+            })
+            .unwrap_or(false)
+    };
     match audio_input(&c.microphone) {
-        Ok(AudioInput::Microphone) if !microphone_works() => c.microphone = "speech".into(),
-        Err(_) => c.microphone = "speech".into(),
-        _ => {}
+        Ok(MicChoice { id: Some(id), .. }) if !present(&id, true) => {
+            c.microphone = "mic:default".into();
+        }
+        Ok(_) => {}
+        Err(_) => c.microphone = "mic:default".into(),
     }
-    if c.speaker == "speaker:default" && !speaker_works() || check_speaker(&c.speaker).is_err() {
+    if c.microphone == "mic:default" && !microphone_works() {
+        c.microphone = "speech".into();
+    }
+    match speaker_id(&c.speaker) {
+        Ok(Some(id)) if !present(id, false) => c.speaker = "speaker:default".into(),
+        Ok(_) => {}
+        Err(_) if c.speaker == "speaker:none" => {}
+        Err(_) => c.speaker = "speaker:default".into(),
+    }
+    if c.speaker == "speaker:default" && !speaker_works() {
         c.speaker = "speaker:none".into();
     }
     c
@@ -166,10 +237,7 @@ impl Drop for Ringer {
 impl Ringer {
     /// Starts ringing on `speaker` (a picker id); `None` for "no sound" or no speaker.
     pub fn start(speaker: &str) -> Option<Ringer> {
-        if speaker != "speaker:default" {
-            return None;
-        }
-        let mut sink = Speaker::open(None, 1).ok()?;
+        let mut sink = Speaker::open(speaker_id(speaker).ok()?, 1).ok()?;
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let spawned = std::thread::Builder::new()
@@ -227,7 +295,7 @@ impl Preview {
     /// Opens `video` and `audio` and runs them until dropped.
     pub fn start(
         video: VideoInput,
-        audio: AudioInput,
+        audio: MicChoice,
         frames: FrameOut,
         levels: LevelOut,
     ) -> Result<Preview> {
@@ -252,7 +320,7 @@ impl Preview {
                 what: "preview thread".into(),
                 source,
             })?;
-        let mut source = open_audio(audio)?;
+        let mut source = open_audio_with(audio.input, audio.id.as_deref(), None)?;
         let s = Arc::clone(&stop);
         std::thread::Builder::new()
             .name("dyad-preview-audio".into())
@@ -298,10 +366,53 @@ mod tests {
         ));
         assert!(video_input("camera:x").is_err());
         assert!(video_input("/etc/passwd").is_err());
-        assert_eq!(audio_input("tone").ok(), Some(AudioInput::Tone));
-        assert!(audio_input("mic:other").is_err());
+        assert_eq!(
+            audio_input("tone").map(|m| m.input).ok(),
+            Some(AudioInput::Tone)
+        );
+        let usb = audio_input("mic:alsa:hw:CARD=USB,DEV=0").expect("a device id");
+        assert_eq!(usb.input, AudioInput::Microphone);
+        assert_eq!(usb.id.as_deref(), Some("alsa:hw:CARD=USB,DEV=0"));
+        assert_eq!(audio_input("mic:default").expect("default").id, None);
+        assert!(audio_input("mic:").is_err());
+        assert!(audio_input("other").is_err());
+        assert!(audio_input(&format!("mic:{}", "x".repeat(300))).is_err());
+        assert!(audio_input("mic:a\nb").is_err());
         assert!(check_speaker("speaker:none").is_ok());
-        assert!(check_speaker("speaker:x").is_err());
+        assert!(check_speaker("speaker:alsa:hw:CARD=USB,DEV=0").is_ok());
+        assert!(check_speaker("speaker:").is_err());
+        assert!(check_speaker("hdmi").is_err());
+    }
+
+    #[test]
+    fn a_device_that_is_gone_gives_way_to_the_default_and_then_to_the_synthetic_source() {
+        // This machine has no sound card: the unplugged USB headset falls back to the default,
+        // and the default (none here) to synthetic speech / no sound. Never an error.
+        let want = DeviceChoice {
+            camera: "pattern".into(),
+            microphone: "mic:alsa:hw:CARD=Headset,DEV=0".into(),
+            speaker: "speaker:alsa:hw:CARD=Headset,DEV=0".into(),
+        };
+        let got = effective(&want);
+        let expect_mic = if microphone_works() {
+            "mic:default"
+        } else {
+            "speech"
+        };
+        let expect_speaker = if speaker_works() {
+            "speaker:default"
+        } else {
+            "speaker:none"
+        };
+        assert_eq!(got.microphone, expect_mic);
+        assert_eq!(got.speaker, expect_speaker);
+        // A choice that is there stays.
+        let synthetic = DeviceChoice {
+            microphone: "tone".into(),
+            speaker: "speaker:none".into(),
+            ..want
+        };
+        assert_eq!(effective(&synthetic), synthetic);
     }
 
     #[test]
@@ -318,7 +429,10 @@ mod tests {
         let (ltx, lrx) = std::sync::mpsc::channel();
         let p = Preview::start(
             VideoInput::TestPattern,
-            AudioInput::Tone,
+            MicChoice {
+                input: AudioInput::Tone,
+                id: None,
+            },
             Box::new(move |f| {
                 let _ = ftx.send(f.width());
             }),

@@ -3,7 +3,7 @@
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App, Videos } from "./app";
-import type { AppStateView, CallView, HistoryRow, UiEvent } from "./bindings";
+import type { AppStateView, CallView, DeviceChoice, HistoryRow, UiEvent } from "./bindings";
 import { point } from "./testdata";
 import { ageUs, parseHeader } from "./video";
 import { apply, formatDuration, initialModel } from "./state";
@@ -40,8 +40,10 @@ let calls: { cmd: string; args: Record<string, unknown> }[] = [];
 let state: AppStateView;
 let history: HistoryRow[] = [];
 let fail: Record<string, { kind: string; message: string }> = {};
+let extraMics: { id: string; label: string }[] = [];
 
 beforeEach(() => {
+  extraMics = [];
   calls = [];
   history = [];
   fail = {};
@@ -59,7 +61,7 @@ beforeEach(() => {
       case "list_devices":
         return {
           cameras: [{ id: "pattern", label: "Test pattern" }],
-          microphones: [{ id: "speech", label: "Synthetic speech" }],
+          microphones: [{ id: "speech", label: "Synthetic speech" }, ...extraMics],
           speakers: [{ id: "speaker:none", label: "No sound" }],
           notes: ["No camera found: calls send the test pattern."],
         };
@@ -427,6 +429,20 @@ describe("contact requests and privacy", () => {
     });
     expect((q(root, "[data-setting=echo-cancellation]") as HTMLInputElement).checked).toBe(false);
     expect((q(root, "[data-setting=noise-suppression]") as HTMLInputElement).checked).toBe(true);
+  });
+
+  it("shows a microphone plugged in after start-up, and picks it by its id", async () => {
+    const { root, app } = await mount();
+    const options = () => Array.from((q(root, "[data-picker=microphone]") as HTMLSelectElement).options).map((o) => o.value);
+    expect(options()).not.toContain("mic:alsa:hw:CARD=USB,DEV=0");
+    extraMics = [{ id: "mic:alsa:hw:CARD=USB,DEV=0", label: "USB headset" }];
+    await app.pollDevices();
+    expect(options()).toContain("mic:alsa:hw:CARD=USB,DEV=0");
+    const select = q(root, "[data-picker=microphone]") as HTMLSelectElement;
+    select.value = "mic:alsa:hw:CARD=USB,DEV=0";
+    select.dispatchEvent(new Event("change"));
+    await flush();
+    expect((calls.find((c) => c.cmd === "select_devices")?.args.choice as DeviceChoice).microphone).toBe("mic:alsa:hw:CARD=USB,DEV=0");
   });
 
   it("says when an incoming call is from someone who is not a contact", async () => {

@@ -163,6 +163,21 @@ export class App {
     });
   }
 
+  /** Lists the devices again and redraws only when the list changed (an open picker stays open). */
+  async pollDevices() {
+    const m = this.model;
+    if (!m) return;
+    try {
+      const list = await api.listDevices();
+      if (JSON.stringify(list) !== JSON.stringify(m.devices)) {
+        m.devices = list;
+        this.render();
+      }
+    } catch {
+      // The next poll tries again; the pickers keep what they show.
+    }
+  }
+
   private onKey(ev: KeyboardEvent) {
     const call = this.model?.app.call;
     if (!call) return;
@@ -205,7 +220,12 @@ export class App {
   }
 
   /** Once a second: the call timer. */
+  private ticks = 0;
+
   private tick() {
+    // A device plugged in (or out) shows in the pickers within 3 s, without a restart. Not
+    // during a call: listing opens the default devices to see that they work.
+    if (++this.ticks % 3 === 0 && this.model && !this.model.app.call) void this.pollDevices();
     const el = this.root.querySelector<HTMLElement>("[data-role=timer]");
     const at = this.model?.app.call?.connected_at_ms;
     if (el && at) el.textContent = formatDuration((Date.now() - at) / 1000);

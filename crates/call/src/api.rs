@@ -195,7 +195,7 @@ pub(crate) enum Command {
     MuteAudio(bool),
     MuteVideo(bool),
     SwitchVideo(VideoInput),
-    SwitchAudio(AudioInput),
+    SwitchAudio(AudioInput, Option<String>),
     AudioProcessing(ProcessingConfig),
     Contacts(ContactCmd),
     Stats(oneshot::Sender<Option<StatsHistory>>),
@@ -256,9 +256,14 @@ impl ClientHandle {
     pub fn switch_video(&self, input: VideoInput) -> Result<()> {
         self.send(Command::SwitchVideo(input))
     }
-    /// Switches the audio source without re-dialling.
+    /// Switches the audio source without re-dialling (a microphone: the system default).
     pub fn switch_audio(&self, input: AudioInput) -> Result<()> {
-        self.send(Command::SwitchAudio(input))
+        self.send(Command::SwitchAudio(input, None))
+    }
+    /// Switches to the microphone `id` (`dyad_media::list_audio_devices`; `None`: the system
+    /// default) without re-dialling; later calls keep it.
+    pub fn switch_microphone(&self, id: Option<String>) -> Result<()> {
+        self.send(Command::SwitchAudio(AudioInput::Microphone, id))
     }
     /// Switches parts of the microphone's processing (echo cancellation, noise suppression,
     /// gain control, high-pass filter) on or off, mid-call too; later calls keep the choice.

@@ -67,6 +67,9 @@ pub struct MediaConfig {
     /// What [`AudioInput::Microphone`] reads instead of the system's microphone: a simulated
     /// room in tests (`dyad_media::room::acoustic_loop`). `None` (always, in normal use): cpal.
     pub microphone: Option<SharedMicrophone>,
+    /// Which microphone [`AudioInput::Microphone`] opens (`dyad_media::list_audio_devices`
+    /// ids); `None`: the system default.
+    pub microphone_id: Option<String>,
 }
 
 /// A stand-in microphone shared with whoever drives it (see [`MediaConfig::microphone`]).
@@ -113,6 +116,7 @@ impl Default for MediaConfig {
             audio: AudioInput::Speech,
             processing: ProcessingConfig::ALL,
             microphone: None,
+            microphone_id: None,
         }
     }
 }
@@ -151,8 +155,8 @@ pub struct SendControl {
     pub stop: AtomicBool,
     /// A new video source to switch to.
     pub switch_video: Mutex<Option<VideoInput>>,
-    /// A new audio source to switch to.
-    pub switch_audio: Mutex<Option<AudioInput>>,
+    /// A new audio source to switch to (and the microphone's device id, `None`: the default).
+    pub switch_audio: Mutex<Option<(AudioInput, Option<String>)>>,
     /// The capture thread is processing a microphone: the playout thread feeds the echo
     /// canceller its reference (with a synthetic source nobody would read it).
     pub mic_processing: AtomicBool,
@@ -202,6 +206,9 @@ pub enum SendEvent {
     Audio(EncodedAudio),
     /// The video source failed (camera unplugged, no device); video stops until switched.
     SourceFailed(String),
+    /// The microphone failed (unplugged, no device) and something else replaced it: the
+    /// system default, or silence when there is none. For the user.
+    MicrophoneReplaced(String),
 }
 
 /// A decoded remote frame.
@@ -226,6 +233,9 @@ pub enum DecodeEvent {
     Undecodable,
     /// The audio decoder's counts so far (after each packet).
     Audio(crate::session::counters::AudioDecodeCounts),
+    /// The speaker failed (unplugged) and the system default replaced it, or nothing could:
+    /// for the user.
+    SpeakerReplaced(String),
 }
 
 /// True for the sender's camera-off picture (black, luma ≤ 20 everywhere we look). A real
@@ -501,24 +511,73 @@ pub fn spawn_video_sender(
 
 /// Opens an audio source; `None` for the echo bot (it sends what it receives).
 pub fn open_audio(input: AudioInput) -> Result<Option<Box<dyn AudioSource>>> {
-    open_audio_with(input, None)
+    open_audio_with(input, None, None)
 }
 
-/// [`open_audio`], with `microphone` standing in for the system's (see
-/// [`MediaConfig::microphone`]).
+/// [`open_audio`] with the microphone `microphone_id` (`None`: the default), or `stand_in`
+/// in its place (see [`MediaConfig::microphone`]).
 pub fn open_audio_with(
     input: AudioInput,
-    microphone: Option<&SharedMicrophone>,
+    microphone_id: Option<&str>,
+    stand_in: Option<&SharedMicrophone>,
 ) -> Result<Option<Box<dyn AudioSource>>> {
-    Ok(match (input, microphone) {
+    Ok(match (input, stand_in) {
         (AudioInput::Tone, _) => Some(Box::new(Tone::new(1, system_clock(), 440.0, -20.0)?)),
         (AudioInput::Speech, _) => Some(Box::new(SpeechLike::new(1, system_clock(), 7)?)),
         (AudioInput::Microphone, Some(m)) => Some(Box::new(m.clone())),
-        (AudioInput::Microphone, None) => {
-            Some(Box::new(Microphone::open(None, 1, system_clock())?))
-        }
+        (AudioInput::Microphone, None) => Some(Box::new(Microphone::open(
+            microphone_id,
+            1,
+            system_clock(),
+        )?)),
         (AudioInput::Echo, _) => None,
     })
+}
+
+/// The microphone failed: the system default instead (unless it was the default that failed),
+/// else silence, and the words for the user.
+fn replace_microphone(
+    failed_id: Option<&str>,
+    error: &dyad_media::MediaError,
+) -> (Box<dyn AudioSource>, String) {
+    if failed_id.is_some() {
+        if let Ok(m) = Microphone::open(None, 1, system_clock()) {
+            return (
+                Box::new(m),
+                format!("The microphone stopped ({error}): using the system default."),
+            );
+        }
+    }
+    let silence = dyad_media::Silence::new(1, system_clock());
+    let message =
+        format!("The microphone stopped ({error}) and no other answers: sending silence.");
+    match silence {
+        Ok(s) => (Box::new(s), message),
+        // Mono silence cannot fail; keep the types honest anyway.
+        Err(e) => (Box::new(FailedSource(e.to_string())), message),
+    }
+}
+
+/// A speaker that plays nothing (after the real one and the default both failed).
+struct NullSink;
+
+impl dyad_media::AudioSink for NullSink {
+    fn play(&mut self, _: &AudioFrame) -> dyad_media::Result<()> {
+        Ok(())
+    }
+}
+
+/// A source that only fails (the last resort of [`replace_microphone`]).
+struct FailedSource(String);
+
+impl AudioSource for FailedSource {
+    fn channels(&self) -> u16 {
+        1
+    }
+
+    fn next_frame(&mut self) -> dyad_media::Result<AudioFrame> {
+        Err(dyad_media::MediaError::Device(self.0.clone()))
+    }
 }
 
 /// Starts the audio capture → Opus thread.
@@ -530,8 +589,9 @@ pub fn spawn_audio_sender(
     processor: SharedProcessor,
 ) -> Result<std::thread::JoinHandle<()>> {
     let input = config.audio;
-    let microphone = config.microphone.clone();
-    let mut source = open_audio_with(input, microphone.as_ref())?;
+    let stand_in = config.microphone.clone();
+    let mut microphone_id = config.microphone_id.clone();
+    let mut source = open_audio_with(input, microphone_id.as_deref(), stand_in.as_ref())?;
     let mut current = input;
     ctl.mic_processing.store(input.is_room(), Ordering::Relaxed);
     let mut encoder = OpusEncoder::new(OpusConfig {
@@ -548,11 +608,12 @@ pub fn spawn_audio_sender(
             let mut samples: u32 = 0;
             while !ctl.stop.load(Ordering::Relaxed) {
                 let switch = ctl.switch_audio.lock().ok().and_then(|mut s| s.take());
-                if let Some(input) = switch {
-                    match open_audio_with(input, microphone.as_ref()) {
+                if let Some((input, id)) = switch {
+                    match open_audio_with(input, id.as_deref(), stand_in.as_ref()) {
                         Ok(s) => {
                             source = s;
                             current = input;
+                            microphone_id = id;
                             ctl.mic_processing.store(input.is_room(), Ordering::Relaxed);
                         }
                         Err(e) => {
@@ -563,7 +624,20 @@ pub fn spawn_audio_sender(
                 let frame = match (&mut source, &echo) {
                     (Some(src), _) => {
                         pacer.wait();
-                        src.next_frame().ok()
+                        match src.next_frame() {
+                            Ok(f) => Some(f),
+                            // A microphone that stops (unplugged) is replaced at once, and the
+                            // user told: the call must not go on sending nothing, unsaid.
+                            Err(e) if current == AudioInput::Microphone => {
+                                let (replacement, message) =
+                                    replace_microphone(microphone_id.as_deref(), &e);
+                                *src = replacement;
+                                microphone_id = None;
+                                let _ = tx.send(SendEvent::MicrophoneReplaced(message));
+                                None
+                            }
+                            Err(_) => None,
+                        }
                     }
                     (None, Some(rx)) => rx.recv_timeout(Duration::from_millis(100)).ok(),
                     (None, None) => {
@@ -778,7 +852,22 @@ pub fn spawn_audio_decoder(
                         // queue's length as the delay until it sounds.
                         let reference = ctl.mic_processing.load(Ordering::Relaxed);
                         for f in &frames {
-                            let _ = s.play(f);
+                            if let Err(e) = s.play(f) {
+                                // Unplugged: the system default takes over (once; a default
+                                // that fails too leaves the call silent, and says so).
+                                let message = match dyad_media::Speaker::open(None, 1) {
+                                    Ok(d) => {
+                                        *s = Box::new(d);
+                                        format!("The speaker stopped ({e}): playing on the system default.")
+                                    }
+                                    Err(_) => {
+                                        *s = Box::new(NullSink);
+                                        format!("The speaker stopped ({e}) and no other answers: the call is silent here.")
+                                    }
+                                };
+                                let _ = events.send(DecodeEvent::SpeakerReplaced(message));
+                                break;
+                            }
                             if reference {
                                 if let Ok(mut p) = processor.lock() {
                                     p.set_stream_delay(s.queued() + CAPTURE_BUFFER);

@@ -761,6 +761,74 @@ async fn the_other_side_does_not_hear_itself_from_our_loudspeaker() {
     );
 }
 
+/// A microphone that gives a tone for `frames` frames and then fails, as an unplugged one does.
+struct UnpluggedAfter {
+    tone: dyad_media::Tone,
+    frames: u32,
+}
+
+impl dyad_media::AudioSource for UnpluggedAfter {
+    fn channels(&self) -> u16 {
+        1
+    }
+
+    fn next_frame(&mut self) -> dyad_media::Result<dyad_media::AudioFrame> {
+        if self.frames == 0 {
+            return Err(dyad_media::MediaError::Device("the device is gone".into()));
+        }
+        self.frames -= 1;
+        self.tone.next_frame()
+    }
+}
+
+/// Unplugging the microphone mid-call: the call says so and goes on (on this machine, with no
+/// other microphone, with silence), instead of quietly sending nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
+    let s = server(ServerConfig::default()).await;
+    let alice = user(&s, "alice").await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    cfg.media.audio = dyad_call::AudioInput::Microphone;
+    cfg.media.microphone_id = Some("alsa:hw:CARD=Gone,DEV=0".into());
+    let tone =
+        dyad_media::Tone::new(1, dyad_media::clock::system_clock(), 440.0, -20.0).expect("tone");
+    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(UnpluggedAfter {
+        tone,
+        frames: 100,
+    }));
+    let mut bob = client(cfg).await;
+    s.befriend("alice", "bobby").await;
+    let mut alice = alice;
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    alice
+        .h
+        .set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
+    bob.h.dial("alice").expect("dial");
+    alice.incoming().await;
+    alice.h.accept().expect("accept");
+    alice.connected().await;
+    let message = bob
+        .wait("the microphone's replacement", |e| match e {
+            CallEvent::Error { code, message } if code == "microphone_replaced" => {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(message.contains("The microphone stopped"), "{message}");
+    // Audio keeps flowing after it (silence here: this machine has no other microphone).
+    let before = heard.lock().expect("lock").len();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = heard.lock().expect("lock").len();
+    assert!(
+        after - before >= 40_000,
+        "{} samples in 1 s",
+        after - before
+    );
+    bob.h.hangup().expect("hangup");
+    assert_eq!(alice.ended().await.0, EndReason::UserHangup);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
     let config = ServerConfig {

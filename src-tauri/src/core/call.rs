@@ -100,7 +100,10 @@ impl Core {
         if in_call {
             self.with_client(|c| -> Result<()> {
                 c.switch_video(video.clone())?;
-                c.switch_audio(audio)?;
+                match audio.input {
+                    dyad_call::AudioInput::Microphone => c.switch_microphone(audio.id.clone())?,
+                    other => c.switch_audio(other)?,
+                }
                 match devices::speaker(&choice.speaker) {
                     Some(s) => c.set_audio_sink(s),
                     None => c.set_audio_sink(Box::new(CountingSink::default())),

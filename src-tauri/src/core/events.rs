@@ -169,9 +169,12 @@ impl Core {
             }
             CallEvent::Error { code, message } => {
                 let kind = match code.as_str() {
-                    "video_source_failed" | "audio_source_failed" | "camera" | "media" => {
-                        ErrorKind::Device
-                    }
+                    "video_source_failed"
+                    | "audio_source_failed"
+                    | "microphone_replaced"
+                    | "speaker_replaced"
+                    | "camera"
+                    | "media" => ErrorKind::Device,
                     "invalid_state" | "unknown_call" | "duplicate_call" => ErrorKind::InvalidState,
                     "unknown_user" | "self_reference" | "invalid_field" => ErrorKind::InvalidInput,
                     "unauthorized" | "token_expired" => ErrorKind::SessionExpired,

@@ -230,7 +230,9 @@ impl Core {
         };
         let devices = self.use_devices(&devices)?;
         cfg.media.video = devices::video_input(&devices.camera)?;
-        cfg.media.audio = devices::audio_input(&devices.microphone)?;
+        let mic = devices::audio_input(&devices.microphone)?;
+        cfg.media.audio = mic.input;
+        cfg.media.microphone_id = mic.id;
         let (handle, mut events) = match dyad_call::start(cfg).await {
             Ok(x) => x,
             Err(e) => {

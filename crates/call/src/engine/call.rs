@@ -274,6 +274,12 @@ impl Client {
                     message,
                 });
             }
+            SendEvent::MicrophoneReplaced(message) => {
+                return self.emit(CallEvent::Error {
+                    code: "microphone_replaced".into(),
+                    message,
+                });
+            }
         };
         call.feed(input, &self.events).await;
     }
@@ -284,6 +290,12 @@ impl Client {
             DecodeEvent::Decoded(d) => session::Input::VideoDecoded(d),
             DecodeEvent::Undecodable => session::Input::VideoUndecodable,
             DecodeEvent::Audio(counts) => session::Input::AudioDecoded(counts),
+            DecodeEvent::SpeakerReplaced(message) => {
+                return self.emit(CallEvent::Error {
+                    code: "speaker_replaced".into(),
+                    message,
+                });
+            }
         };
         call.feed(input, &self.events).await;
     }

@@ -316,11 +316,12 @@ impl Client {
                     }
                 }
             }
-            Command::SwitchAudio(input) => {
+            Command::SwitchAudio(input, id) => {
                 self.config.media.audio = input;
+                self.config.media.microphone_id = id.clone();
                 if let Some(media) = self.call.as_ref().and_then(|c| c.media.as_ref()) {
                     if let Ok(mut s) = media.ctl.switch_audio.lock() {
-                        *s = Some(input);
+                        *s = Some((input, id));
                     }
                 }
                 self.echo_control().await;
