@@ -18,6 +18,7 @@ use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
 use crate::clock::SharedClock;
 use crate::error::{MediaError, Result};
 use crate::frame::{check_channels, AudioFrame, AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE};
+use crate::resample::{Fixed, RateConverter};
 use crate::source::{AudioSink, AudioSource};
 
 /// Microseconds in one 20 ms frame.
@@ -574,8 +575,39 @@ const FORMATS: [cpal::SampleFormat; 3] = [
     cpal::SampleFormat::I32,
 ];
 
-/// Picks a 48 kHz configuration: the wanted channel count if offered, else the fewest channels
-/// above it, else mono; float before i16 before i32.
+/// Picks a configuration: 48 kHz when any range offers it, else the rate nearest to it (the
+/// stream is then resampled, [`crate::resample`]); within that, the wanted channel count if
+/// offered, else the fewest channels above it, else mono; float before i16 before i32. Returns
+/// the range and the rate.
+fn pick_config(
+    ranges: &[cpal::SupportedStreamConfigRange],
+    channels: u16,
+) -> Option<(cpal::SupportedStreamConfigRange, u32)> {
+    let rate_of = |r: &cpal::SupportedStreamConfigRange| {
+        AUDIO_SAMPLE_RATE.clamp(r.min_sample_rate(), r.max_sample_rate())
+    };
+    ranges
+        .iter()
+        .filter(|r| r.channels() > 0 && r.min_sample_rate() <= r.max_sample_rate())
+        .filter_map(|r| {
+            let format_rank = FORMATS.iter().position(|f| *f == r.sample_format())?;
+            let channel_rank = if r.channels() == channels {
+                0
+            } else if r.channels() > channels {
+                usize::from(r.channels())
+            } else {
+                usize::from(u16::MAX)
+            };
+            let rate = rate_of(r);
+            Some((
+                (rate.abs_diff(AUDIO_SAMPLE_RATE), channel_rank, format_rank),
+                r,
+            ))
+        })
+        .min_by_key(|(rank, _)| *rank)
+        .map(|(_, r)| (*r, rate_of(r)))
+}
+
 fn choose_config(
     device: &cpal::Device,
     direction: Direction,
@@ -592,33 +624,22 @@ fn choose_config(
             .map(|r| r.collect())
             .map_err(|e| media_error_from_cpal(&format!("opening {noun}"), &e))?,
     };
-    let best = ranges
-        .iter()
-        .filter(|r| r.contains_rate(AUDIO_SAMPLE_RATE) && r.channels() > 0)
-        .filter_map(|r| {
-            let format_rank = FORMATS.iter().position(|f| *f == r.sample_format())?;
-            let channel_rank = if r.channels() == channels {
-                0
-            } else if r.channels() > channels {
-                usize::from(r.channels())
-            } else {
-                usize::from(u16::MAX)
-            };
-            Some(((channel_rank, format_rank), r))
-        })
-        .min_by_key(|(rank, _)| *rank)
-        .map(|(_, r)| *r);
-    let Some(range) = best else {
+    let Some((range, rate)) = pick_config(&ranges, channels) else {
         return Err(MediaError::Unsupported(format!(
-            "{noun} offers no {AUDIO_SAMPLE_RATE} Hz f32/i16/i32 configuration"
+            "{noun} offers no f32/i16/i32 configuration"
         )));
     };
     let config = cpal::StreamConfig {
         channels: range.channels(),
-        sample_rate: AUDIO_SAMPLE_RATE,
+        sample_rate: rate,
         buffer_size: cpal::BufferSize::Default,
     };
     Ok((config, range.sample_format()))
+}
+
+/// Samples a ring holds for `ms` of `channels`-channel audio at `rate`.
+fn ring_capacity(rate: u32, channels: u16, ms: usize) -> usize {
+    rate as usize * usize::from(channels) * ms / 1000
 }
 
 /// The ring shared by a cpal callback and the caller.
@@ -799,7 +820,7 @@ fn open_stream(
     channels: u16,
     direction: Direction,
     shared: &Arc<Shared>,
-) -> Result<cpal::Stream> {
+) -> Result<(cpal::Stream, u32)> {
     let noun = direction.noun();
     let device = find_device(id, direction)?;
     let (config, format) = choose_config(&device, direction, channels)?;
@@ -832,10 +853,11 @@ fn open_stream(
     stream
         .play()
         .map_err(|e| media_error_from_cpal(&format!("starting {noun}"), &e))?;
-    Ok(stream)
+    Ok((stream, config.sample_rate))
 }
 
-/// A real microphone: 48 kHz, mixed down (or up) to the channel count asked for.
+/// A real microphone: 48 kHz (a device that does not offer it is resampled from its nearest
+/// rate), mixed down (or up) to the channel count asked for.
 ///
 /// The cpal callback appends to a ring of at most 500 ms; a caller that falls behind loses the
 /// oldest audio. Frames are stamped with the clock's reading when they are handed out, minus their
@@ -844,6 +866,9 @@ pub struct Microphone {
     channels: u16,
     clock: SharedClock,
     shared: Arc<Shared>,
+    /// The device's rate, and the conversion to 48 kHz when it is another.
+    rate: u32,
+    resampler: Option<RateConverter>,
     _stream: cpal::Stream,
 }
 
@@ -856,20 +881,26 @@ impl std::fmt::Debug for Microphone {
 }
 
 impl Microphone {
-    /// Opens the capture device `id` (from [`list_audio_devices`]), or the default one, at 48 kHz.
+    /// Opens the capture device `id` (from [`list_audio_devices`]), or the default one, at 48 kHz
+    /// or, when it offers no 48 kHz, at its nearest rate, resampled.
     ///
     /// Fails with `NoDevice` when there is no such device or no default, `DeviceBusy` when another
-    /// program holds it, `Unsupported` when it cannot capture at 48 kHz in a format we read, and
+    /// program holds it, `Unsupported` when it offers no format we read (f32, i16, i32), and
     /// `Device` for anything else.
     pub fn open(id: Option<&str>, channels: u16, clock: SharedClock) -> Result<Self> {
         check_channels(channels)?;
-        let capacity = AUDIO_FRAME_SAMPLES * usize::from(channels) * MIC_RING_MS / 20;
-        let shared = Shared::new(capacity);
-        let stream = open_stream(id, channels, Direction::Input, &shared)?;
+        let shared = Shared::new(ring_capacity(AUDIO_SAMPLE_RATE, channels, MIC_RING_MS));
+        let (stream, rate) = open_stream(id, channels, Direction::Input, &shared)?;
+        let resampler = (rate != AUDIO_SAMPLE_RATE)
+            .then(|| RateConverter::new(rate, AUDIO_SAMPLE_RATE, channels, Fixed::Output))
+            .transpose()?;
+        shared.lock().capacity = ring_capacity(rate, channels, MIC_RING_MS);
         Ok(Self {
             channels,
             clock,
             shared,
+            rate,
+            resampler,
             _stream: stream,
         })
     }
@@ -887,7 +918,11 @@ impl AudioSource for Microphone {
 
     /// The next 20 ms; waits up to [`MIC_TIMEOUT`] for the device, then fails with `Timeout`.
     fn next_frame(&mut self) -> Result<AudioFrame> {
-        let want = AUDIO_FRAME_SAMPLES * usize::from(self.channels);
+        let device_frames = self
+            .resampler
+            .as_ref()
+            .map_or(AUDIO_FRAME_SAMPLES, RateConverter::input_frames_next);
+        let want = device_frames * usize::from(self.channels);
         let deadline = Instant::now() + MIC_TIMEOUT;
         let mut ring = self.shared.lock();
         loop {
@@ -911,23 +946,31 @@ impl AudioSource for Microphone {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
-        let samples: Vec<i16> = ring.samples.drain(..want).collect();
+        let mut samples: Vec<i16> = ring.samples.drain(..want).collect();
         let behind = ring.samples.len() / usize::from(self.channels);
         drop(ring);
-        let behind_us =
-            (AUDIO_FRAME_SAMPLES + behind) as u64 * 1_000_000 / u64::from(AUDIO_SAMPLE_RATE);
+        if let Some(r) = &mut self.resampler {
+            let device = std::mem::take(&mut samples);
+            r.process(&device, &mut samples)?;
+        }
+        let behind_us = (device_frames + behind) as u64 * 1_000_000 / u64::from(self.rate);
         let capture_us = self.clock.now_us().saturating_sub(behind_us);
         AudioFrame::new(self.channels, samples, capture_us)
     }
 }
 
-/// A real speaker: plays 20 ms frames at 48 kHz.
+/// A real speaker: plays 20 ms frames at 48 kHz (resampled to the device's nearest rate when it
+/// offers no 48 kHz).
 ///
 /// `play` queues the frame for the cpal callback; when more than 200 ms are queued the oldest audio
 /// is dropped (latency beats smoothness); when the queue runs dry the device plays silence.
 pub struct Speaker {
     channels: u16,
     shared: Arc<Shared>,
+    /// The device's rate, and the conversion from 48 kHz when it is another.
+    rate: u32,
+    resampler: Option<RateConverter>,
+    converted: Vec<i16>,
     _stream: cpal::Stream,
 }
 
@@ -945,12 +988,22 @@ impl Speaker {
     /// Errors as for [`Microphone::open`].
     pub fn open(id: Option<&str>, channels: u16) -> Result<Self> {
         check_channels(channels)?;
-        let capacity = AUDIO_FRAME_SAMPLES * usize::from(channels) * SPEAKER_MAX_QUEUE_MS / 20;
-        let shared = Shared::new(capacity);
-        let stream = open_stream(id, channels, Direction::Output, &shared)?;
+        let shared = Shared::new(ring_capacity(
+            AUDIO_SAMPLE_RATE,
+            channels,
+            SPEAKER_MAX_QUEUE_MS,
+        ));
+        let (stream, rate) = open_stream(id, channels, Direction::Output, &shared)?;
+        let resampler = (rate != AUDIO_SAMPLE_RATE)
+            .then(|| RateConverter::new(AUDIO_SAMPLE_RATE, rate, channels, Fixed::Input))
+            .transpose()?;
+        shared.lock().capacity = ring_capacity(rate, channels, SPEAKER_MAX_QUEUE_MS);
         Ok(Self {
             channels,
             shared,
+            rate,
+            resampler,
+            converted: Vec::new(),
             _stream: stream,
         })
     }
@@ -980,17 +1033,25 @@ impl AudioSink for Speaker {
                 self.channels, frame.channels
             )));
         }
+        let samples: &[i16] = match &mut self.resampler {
+            Some(r) => {
+                self.converted.clear();
+                r.process(&frame.samples, &mut self.converted)?;
+                &self.converted
+            }
+            None => &frame.samples,
+        };
         let mut ring = self.shared.lock();
         if let Some(err) = &ring.fatal {
             return Err(media_error_from_cpal("speaker stream", err));
         }
-        ring.push(frame.samples.iter().copied());
+        ring.push(samples.iter().copied());
         Ok(())
     }
 
     fn queued(&self) -> Duration {
         let per_channel = self.queued_samples() / usize::from(self.channels.max(1));
-        Duration::from_micros(per_channel as u64 * 1_000_000 / u64::from(AUDIO_SAMPLE_RATE))
+        Duration::from_micros(per_channel as u64 * 1_000_000 / u64::from(self.rate.max(1)))
     }
 }
 
@@ -998,6 +1059,39 @@ impl AudioSink for Speaker {
 mod tests {
     use super::*;
     use cpal::{Error, ErrorKind};
+
+    #[test]
+    fn the_config_is_48_khz_when_offered_else_the_nearest_rate() {
+        use cpal::{SampleFormat as F, SupportedBufferSize as B, SupportedStreamConfigRange as R};
+        let any = B::Unknown;
+        // A card that takes 8–192 kHz: 48 kHz, mono i16 before stereo f32.
+        let wide = [
+            R::new(2, 8_000, 192_000, any, F::F32),
+            R::new(1, 8_000, 192_000, any, F::I16),
+        ];
+        let (r, rate) = pick_config(&wide, 1).expect("a config");
+        assert_eq!((rate, r.channels(), r.sample_format()), (48_000, 1, F::I16));
+        // A USB headset at 44.1 kHz only, and a Bluetooth one at 16 kHz: their own rate.
+        let usb = [R::new(2, 44_100, 44_100, any, F::I16)];
+        assert_eq!(pick_config(&usb, 1).map(|(_, rate)| rate), Some(44_100));
+        let bt = [
+            R::new(1, 8_000, 8_000, any, F::I16),
+            R::new(1, 16_000, 16_000, any, F::I16),
+        ];
+        assert_eq!(pick_config(&bt, 1).map(|(_, rate)| rate), Some(16_000));
+        // 48 kHz wins over the wanted channel count.
+        let split = [
+            R::new(1, 44_100, 44_100, any, F::F32),
+            R::new(2, 48_000, 48_000, any, F::F32),
+        ];
+        assert_eq!(
+            pick_config(&split, 1).map(|(r, rate)| (r.channels(), rate)),
+            Some((2, 48_000))
+        );
+        // Nothing we read (u8 only), or nothing at all: no config.
+        assert!(pick_config(&[R::new(1, 48_000, 48_000, any, F::U8)], 1).is_none());
+        assert!(pick_config(&[], 1).is_none());
+    }
 
     #[test]
     fn cpal_errors_map_to_stable_codes() {

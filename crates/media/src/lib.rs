@@ -15,6 +15,7 @@ pub mod error;
 pub mod frame;
 pub mod opus;
 pub mod processing;
+pub mod resample;
 pub mod room;
 pub mod source;
 pub mod testpattern;
