@@ -744,8 +744,7 @@ async fn own_voice_heard_back(processing: dyad_media::ProcessingConfig) -> f64 {
 
 /// Echo cancellation in a real call: the playout thread feeds the canceller what the
 /// loudspeaker plays, the capture thread cancels it from the microphone. Off, alice hears her
-/// own voice come back from bobby's room (≈ 10 dB below what she sends); on, it is gone. (A
-/// voice, not a tone: noise suppression alone takes a steady tone away, reference or not.)
+/// own voice come back from bobby's room (≈ 10 dB below what she sends); on, it is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_other_side_does_not_hear_itself_from_our_loudspeaker() {
     let off = own_voice_heard_back(dyad_media::ProcessingConfig::OFF).await;
