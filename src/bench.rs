@@ -217,7 +217,7 @@ fn room(args: &RoomArgs) -> Result<()> {
          near end and voice: the size of the change)"
     );
 
-    // CPU: a minute of far end and microphone through everything, release build.
+    // CPU: a minute of far end and microphone through everything, in this build's profile.
     let clock = std::sync::Arc::new(dyad_media::ManualClock::new(0));
     let mut far = room::Talker::new(clock.clone(), 11)?;
     let mut near = room::Talker::new(clock, 12)?;

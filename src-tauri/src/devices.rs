@@ -55,8 +55,10 @@ pub fn list() -> DeviceList {
         }
     };
     let real = |d: &&dyad_media::AudioDeviceInfo| !d.id.ends_with(":null");
+    let ids: Vec<String> = devices.iter().map(|d| d.id.clone()).collect();
+    let (mic_ok, speaker_ok) = defaults_work(&ids);
     let mut microphones = Vec::new();
-    if microphone_works() {
+    if mic_ok {
         microphones.push(opt("mic:default", "System default microphone"));
     } else {
         notes.push("No microphone found: calls send synthetic speech.".into());
@@ -67,7 +69,7 @@ pub fn list() -> DeviceList {
     microphones.push(opt("speech", "Synthetic speech"));
     microphones.push(opt("tone", "Test tone (440 Hz)"));
     let mut speakers = Vec::new();
-    if speaker_works() {
+    if speaker_ok {
         speakers.push(opt("speaker:default", "System default speaker"));
     } else {
         notes.push("No speaker found: the other side is not played.".into());
@@ -82,6 +84,24 @@ pub fn list() -> DeviceList {
         speakers,
         notes,
     }
+}
+
+/// Whether the default microphone and speaker open, probed again only when the device list
+/// changed: the page lists devices every 3 s, and opening them that often would make an
+/// exclusive device flicker in the pickers and flip a Bluetooth headset between its profiles.
+fn defaults_work(ids: &[String]) -> (bool, bool) {
+    static PROBE: std::sync::Mutex<Option<(Vec<String>, bool, bool)>> = std::sync::Mutex::new(None);
+    let mut probe = PROBE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((known, mic, speaker)) = probe.as_ref() {
+        if known.as_slice() == ids {
+            return (*mic, *speaker);
+        }
+    }
+    let found = (microphone_works(), speaker_works());
+    *probe = Some((ids.to_vec(), found.0, found.1));
+    found
 }
 
 /// A default microphone that opens (ALSA lists plugin devices even on a machine with no card).

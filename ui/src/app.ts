@@ -648,7 +648,7 @@ export class App {
           h("div", { class: "muted small help" }, help),
         ),
       ),
-      h("p", { class: "muted small" }, "On by default, and applied at once, in a call too. For music, or a good headset, turn them off: your microphone is then sent as it is."),
+      h("p", { class: "muted small" }, "On by default, and applied at once, in a call too. For music, turn them off: your microphone is then sent as it is. Without echo cancellation on loudspeakers the other person hears their own voice back, and the call's quality says so."),
     );
   }
 

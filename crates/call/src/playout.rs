@@ -45,8 +45,9 @@ const BASE_WINDOW: usize = 250;
 const MAX_PACKETS: usize = 100;
 /// Opus packets this small are DTX or near silence: dropped first when the buffer runs long.
 const SMALL_PACKET: usize = 10;
-/// Consecutive concealed frames waited for a late packet before it is given up as lost.
-const MAX_WAIT_FRAMES: u32 = 10;
+/// A pull this late (the call task stalled, the machine slept) restarts the 20 ms schedule
+/// from now instead of catching up with a burst of decisions the speaker's queue would drop.
+const MAX_CATCH_UP: Duration = Duration::from_millis(200);
 /// At most one acceleration or deceleration per this many frames (so that a change of delay is
 /// spread out, one unnoticeable frame at a time).
 const ADJUST_EVERY: u32 = 5;
@@ -244,12 +245,15 @@ impl AudioPlayout {
         }
     }
 
-    /// Decides the next 20 ms; call when [`Self::next_pull`] is due (late calls catch up one
-    /// frame per call).
+    /// Decides the next 20 ms; call when [`Self::next_pull`] is due (a late call catches up one
+    /// frame per call, up to 200 ms behind; later than that the schedule restarts from now).
     pub fn pull(&mut self, now: Instant) -> Option<PlayoutAction> {
-        let due = self.next_pull?;
+        let mut due = self.next_pull?;
         if now < due {
             return None;
+        }
+        if now.saturating_duration_since(due) > MAX_CATCH_UP {
+            due = now;
         }
         self.next_pull = Some(due + FRAME);
         let next = match self.next {
@@ -303,12 +307,11 @@ impl AudioPlayout {
                 None => self.conceal(),
             }
         } else {
-            // Underrun: conceal and wait for it, up to a point.
-            self.waited += 1;
+            // Underrun: conceal and wait. Nothing is skipped yet: when packets come again, the
+            // concealment played stands in for as many of the missing ones (above), and a
+            // sender that paused with its sequence numbers running on simply resumes.
+            self.waited = self.waited.saturating_add(1);
             self.stats.underrun_samples += FRAME_SAMPLES;
-            if self.waited > MAX_WAIT_FRAMES {
-                self.next = Some(next + 1);
-            }
             self.conceal()
         };
         self.last_decoded = matches!(action, PlayoutAction::Decode { .. });
@@ -330,7 +333,7 @@ impl AudioPlayout {
         let head_wait = self.packets.get(&next).map_or(Duration::ZERO, waiting);
         let adjust = self.since_adjust >= ADJUST_EVERY;
         // Running long: more than a frame above the target and more than one frame held.
-        if adjust && buffered >= 2 && head_wait > self.target + FRAME {
+        if adjust && self.packets.contains_key(&(next + 1)) && head_wait > self.target + FRAME {
             let small = self
                 .packets
                 .get(&next)
@@ -485,6 +488,83 @@ mod tests {
             target_at[400]
         );
         assert!(target_at[599] < target_at[400], "{:?}", target_at[599]);
+    }
+
+    #[test]
+    fn a_sender_pause_loses_nothing_that_comes_after_it() {
+        // One second with no packets (a microphone being replaced), sequence numbers running
+        // on: every packet after the pause is played, none counted late.
+        let (p, actions) = run(200, 1200, |i| {
+            Some(Duration::from_millis(if i >= 100 { 1000 } else { 0 }))
+        });
+        let played = actions
+            .iter()
+            .filter(|a| matches!(a, PlayoutAction::Decode { .. }))
+            .count();
+        assert_eq!(p.stats().late_packets, 0);
+        assert_eq!(
+            played,
+            200 - p.stats().removed_samples_for_acceleration as usize / 960
+        );
+    }
+
+    #[test]
+    fn a_stalled_caller_gets_one_decision_not_a_burst() {
+        let t0 = Instant::now();
+        let mut p = AudioPlayout::new();
+        for i in 0..5u32 {
+            p.insert(t0 + FRAME * i, i as u16, i * 960, pkt(1));
+        }
+        let mut n = 0;
+        // Two seconds later: one decision, and the next one 20 ms on.
+        while p.pull(t0 + Duration::from_secs(2)).is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 1);
+        assert_eq!(p.next_pull(), Some(t0 + Duration::from_secs(2) + FRAME));
+    }
+
+    #[test]
+    fn speeding_up_never_drops_a_packet_into_a_hole() {
+        // A buffer running long (the head has waited 200 ms against a 10 ms target).
+        let t0 = Instant::now();
+        let late = t0 + Duration::from_millis(200);
+        let held = |seqs: &[u64]| {
+            let mut p = AudioPlayout::new();
+            for &i in seqs {
+                p.packets.insert(
+                    i,
+                    Held {
+                        payload: pkt(i as u8),
+                        arrival: t0,
+                    },
+                );
+            }
+            p.next = Some(0);
+            p.since_adjust = ADJUST_EVERY;
+            p
+        };
+        // With the next one there, the head is dropped and the next played in its slot.
+        let mut p = held(&[0, 1, 2]);
+        assert_eq!(
+            p.play_next(late, 0),
+            PlayoutAction::Decode {
+                seq: 1,
+                payload: pkt(1)
+            }
+        );
+        assert_eq!(p.stats.removed_samples_for_acceleration, FRAME_SAMPLES);
+        // With a hole after it, dropping the head would leave a concealment in two slots: it
+        // is played.
+        let mut p = held(&[0, 2, 3]);
+        assert_eq!(
+            p.play_next(late, 0),
+            PlayoutAction::Decode {
+                seq: 0,
+                payload: pkt(0)
+            }
+        );
+        assert_eq!(p.stats.removed_samples_for_acceleration, 0);
     }
 
     #[test]

@@ -828,6 +828,64 @@ async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
     assert_eq!(alice.ended().await.0, EndReason::UserHangup);
 }
 
+/// A microphone that stalls once (a read timeout) and goes on.
+struct StallsOnce {
+    tone: dyad_media::Tone,
+    frames: u32,
+}
+
+impl dyad_media::AudioSource for StallsOnce {
+    fn channels(&self) -> u16 {
+        1
+    }
+
+    fn next_frame(&mut self) -> dyad_media::Result<dyad_media::AudioFrame> {
+        self.frames += 1;
+        if self.frames == 50 {
+            return Err(dyad_media::MediaError::Timeout("a stall".into()));
+        }
+        self.tone.next_frame()
+    }
+}
+
+/// One stall of the microphone is not an unplug: nothing is replaced and the tone goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_that_stalls_once_is_kept() {
+    let s = server(ServerConfig::default()).await;
+    let mut alice = user(&s, "alice").await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    cfg.media.audio = dyad_call::AudioInput::Microphone;
+    let tone =
+        dyad_media::Tone::new(1, dyad_media::clock::system_clock(), 440.0, -20.0).expect("tone");
+    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(StallsOnce {
+        tone,
+        frames: 0,
+    }));
+    cfg.media.processing = dyad_media::ProcessingConfig::OFF;
+    let mut bob = client(cfg).await;
+    s.befriend("alice", "bobby").await;
+    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
+    alice
+        .h
+        .set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
+    bob.h.dial("alice").expect("dial");
+    alice.incoming().await;
+    alice.h.accept().expect("accept");
+    alice.connected().await;
+    // Past the stall (frame 50 = 1 s) by two seconds: no replacement said, the tone still heard.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, bob.ev.recv()).await {
+        if let CallEvent::Error { code, message } = &ev {
+            assert_ne!(code, "microphone_replaced", "{message}");
+        }
+    }
+    let samples = heard.lock().expect("lock").clone();
+    let (hz, _) = tone_of(&samples).expect("a second heard");
+    assert!((hz - 440.0).abs() <= 5.0, "{hz} Hz");
+    bob.h.hangup().expect("hangup");
+    assert_eq!(alice.ended().await.0, EndReason::UserHangup);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
     let config = ServerConfig {

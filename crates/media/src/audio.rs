@@ -639,7 +639,8 @@ fn choose_config(
 
 /// Samples a ring holds for `ms` of `channels`-channel audio at `rate`.
 fn ring_capacity(rate: u32, channels: u16, ms: usize) -> usize {
-    rate as usize * usize::from(channels) * ms / 1000
+    // Whole frames: trimming the oldest must never split a stereo frame.
+    rate as usize * ms / 1000 * usize::from(channels)
 }
 
 /// The ring shared by a cpal callback and the caller.

@@ -53,7 +53,7 @@ fn the_canceller_finds_the_echo_again_after_the_delay_jumps_50_ms() {
             r.summary()
         );
     }
-    // Goal 1 s; measured median 1.3 s over 8 seeds (one seed takes 3.8 s): see benchmarks.md.
+    // Goal 1 s; measured median 1.4 s over 8 seeds (the worst 5.0 s): see benchmarks.md.
     let recovered = median(
         reports
             .iter()
