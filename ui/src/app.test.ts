@@ -431,6 +431,19 @@ describe("contact requests and privacy", () => {
     expect((q(root, "[data-setting=noise-suppression]") as HTMLInputElement).checked).toBe(true);
   });
 
+  it("keeps both of two quick Sound switches", async () => {
+    const { root } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    for (const key of ["echo-cancellation", "auto-gain"]) {
+      const box = q(root, `[data-setting=${key}]`) as HTMLInputElement;
+      box.checked = false;
+      box.dispatchEvent(new Event("change"));
+    }
+    await flush();
+    const sent = calls.filter((c) => c.cmd === "set_audio_processing").map((c) => c.args.choice);
+    expect(sent[sent.length - 1]).toEqual({ echo_cancellation: false, noise_suppression: true, auto_gain: false, high_pass: true });
+  });
+
   it("shows a microphone plugged in after start-up, and picks it by its id", async () => {
     const { root, app } = await mount();
     const options = () => Array.from((q(root, "[data-picker=microphone]") as HTMLSelectElement).options).map((o) => o.value);

@@ -221,6 +221,8 @@ export class App {
 
   /** Once a second: the call timer. */
   private ticks = 0;
+  /** The Sound settings sent and not yet confirmed. */
+  private soundPending: AudioProcessingChoice | null = null;
 
   private tick() {
     // A device plugged in (or out) shows in the pickers within 3 s, without a restart. Not
@@ -632,8 +634,15 @@ export class App {
       ["high_pass", "Rumble filter", "Removes low rumble (desk knocks, traffic, wind)."],
     ];
     const toggle = (key: keyof AudioProcessingChoice, on: boolean) => {
-      const choice = { ...m.app.audio_processing, [key]: on };
-      void this.act(() => api.setAudioProcessing(choice), () => (m.app.audio_processing = choice));
+      // Built on the last choice sent, not the last one confirmed: two quick clicks both count.
+      const choice = { ...(this.soundPending ?? m.app.audio_processing), [key]: on };
+      this.soundPending = choice;
+      void this.act(
+        () => api.setAudioProcessing(choice).finally(() => {
+          if (this.soundPending === choice) this.soundPending = null;
+        }),
+        () => (m.app.audio_processing = choice),
+      );
     };
     return h(
       "div",
