@@ -780,24 +780,22 @@ impl dyad_media::AudioSource for UnpluggedAfter {
     }
 }
 
-/// Unplugging the microphone mid-call: the call says so and goes on (on this machine, with no
-/// other microphone, with silence), instead of quietly sending nothing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
+/// A call from bobby, whose microphone is `source` standing in for a real one (with
+/// `processing`), to alice, who keeps what she hears: (server, alice, bobby, alice's samples).
+async fn call_from_a_stand_in_microphone(
+    source: impl dyad_media::AudioSource + 'static,
+    microphone_id: Option<&str>,
+    processing: dyad_media::ProcessingConfig,
+) -> (Server, Peer, Peer, Arc<std::sync::Mutex<Vec<i16>>>) {
     let s = server(ServerConfig::default()).await;
-    let alice = user(&s, "alice").await;
+    let mut alice = user(&s, "alice").await;
     let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
     cfg.media.audio = dyad_call::AudioInput::Microphone;
-    cfg.media.microphone_id = Some("alsa:hw:CARD=Gone,DEV=0".into());
-    let tone =
-        dyad_media::Tone::new(1, dyad_media::clock::system_clock(), 440.0, -20.0).expect("tone");
-    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(UnpluggedAfter {
-        tone,
-        frames: 100,
-    }));
-    let mut bob = client(cfg).await;
+    cfg.media.microphone_id = microphone_id.map(str::to_string);
+    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(source));
+    cfg.media.processing = processing;
+    let bob = client(cfg).await;
     s.befriend("alice", "bobby").await;
-    let mut alice = alice;
     let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
     alice
         .h
@@ -806,6 +804,27 @@ async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
     alice.incoming().await;
     alice.h.accept().expect("accept");
     alice.connected().await;
+    (s, alice, bob, heard)
+}
+
+fn a_tone() -> dyad_media::Tone {
+    dyad_media::Tone::new(1, dyad_media::clock::system_clock(), 440.0, -20.0).expect("tone")
+}
+
+/// Unplugging the microphone mid-call: the call says so and goes on (on this machine, with no
+/// other microphone, with silence), instead of quietly sending nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
+    let unplugged = UnpluggedAfter {
+        tone: a_tone(),
+        frames: 100,
+    };
+    let (_s, mut alice, mut bob, heard) = call_from_a_stand_in_microphone(
+        unplugged,
+        Some("alsa:hw:CARD=Gone,DEV=0"),
+        dyad_media::ProcessingConfig::ALL,
+    )
+    .await;
     let message = bob
         .wait("the microphone's replacement", |e| match e {
             CallEvent::Error { code, message } if code == "microphone_replaced" => {
@@ -851,27 +870,12 @@ impl dyad_media::AudioSource for StallsOnce {
 /// One stall of the microphone is not an unplug: nothing is replaced and the tone goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_microphone_that_stalls_once_is_kept() {
-    let s = server(ServerConfig::default()).await;
-    let mut alice = user(&s, "alice").await;
-    let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
-    cfg.media.audio = dyad_call::AudioInput::Microphone;
-    let tone =
-        dyad_media::Tone::new(1, dyad_media::clock::system_clock(), 440.0, -20.0).expect("tone");
-    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(StallsOnce {
-        tone,
+    let stalls = StallsOnce {
+        tone: a_tone(),
         frames: 0,
-    }));
-    cfg.media.processing = dyad_media::ProcessingConfig::OFF;
-    let mut bob = client(cfg).await;
-    s.befriend("alice", "bobby").await;
-    let heard = Arc::new(std::sync::Mutex::new(Vec::new()));
-    alice
-        .h
-        .set_audio_sink(Box::new(KeepSink(Arc::clone(&heard))));
-    bob.h.dial("alice").expect("dial");
-    alice.incoming().await;
-    alice.h.accept().expect("accept");
-    alice.connected().await;
+    };
+    let (_s, mut alice, mut bob, heard) =
+        call_from_a_stand_in_microphone(stalls, None, dyad_media::ProcessingConfig::OFF).await;
     // Past the stall (frame 50 = 1 s) by two seconds: no replacement said, the tone still heard.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     while let Ok(Some(ev)) = tokio::time::timeout_at(deadline, bob.ev.recv()).await {
