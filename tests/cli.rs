@@ -2,6 +2,17 @@
 
 use std::process::Command;
 
+/// Runs `dyad args` without DYAD_PASSWORD; it must fail, and its stderr is returned.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
+        .args(args)
+        .env_remove("DYAD_PASSWORD")
+        .output()
+        .expect("run dyad");
+    assert!(!out.status.success(), "{args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// A real account never gets a password nobody chose: with --server, no --password and no
 /// DYAD_PASSWORD, `dyad answer` and `dyad call` refuse before touching the network.
 #[test]
@@ -23,13 +34,7 @@ fn a_real_server_needs_a_real_password() {
             "bobby",
         ][..],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
-            .args(args)
-            .env_remove("DYAD_PASSWORD")
-            .output()
-            .expect("run dyad");
-        assert!(!out.status.success(), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = refused(args);
         assert!(
             err.contains("--password (or DYAD_PASSWORD) is required with --server"),
             "{args:?}: {err}"
@@ -41,25 +46,20 @@ fn a_real_server_needs_a_real_password() {
 /// understand before touching the network.
 #[test]
 fn audio_processing_parts_are_checked() {
-    let out = Command::new(env!("CARGO_BIN_EXE_dyad"))
-        .args([
-            "call",
-            "alice",
-            "--server",
-            "http://127.0.0.1:9",
-            "--user",
-            "bobby",
-            "--password",
-            "bobby password",
-            "--audio",
-            "microphone",
-            "--audio-processing",
-            "echo,reverb",
-        ])
-        .output()
-        .expect("run dyad");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = refused(&[
+        "call",
+        "alice",
+        "--server",
+        "http://127.0.0.1:9",
+        "--user",
+        "bobby",
+        "--password",
+        "bobby password",
+        "--audio",
+        "microphone",
+        "--audio-processing",
+        "echo,reverb",
+    ]);
     assert!(
         err.contains(
             "--audio-processing reverb: all, off, or a list of echo, noise, gain, highpass"
