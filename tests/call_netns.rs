@@ -292,15 +292,34 @@ async fn a_dead_media_path_is_restarted_through_negotiate_and_the_call_survives(
     }
     let restart_after = blocked.elapsed();
     nft("delete table inet dyadtest");
-    let after = frames(&alice, Duration::from_secs(4)).await;
+    let unblocked = Instant::now();
+    // The video comes back within a few seconds: in the first (ICE's checks on the new
+    // credentials, then a keyframe), or with both cores busy in the second (4 of 8 runs); CI
+    // once saw 1 frame in the first 4 s. Bounded at 10 s, and a failure says what alice's
+    // side received meanwhile.
+    let mut after = Vec::new();
+    let mut per_second = Vec::new();
+    while after.len() < 20 && unblocked.elapsed() < Duration::from_secs(10) {
+        let f = frames(&alice, Duration::from_secs(1)).await;
+        per_second.push(f.len());
+        after.extend(f);
+    }
+    let back_after = unblocked.elapsed();
     eprintln!(
-        "restart offered {restart_after:?} after the block; {} frames after, first {:?}",
+        "restart offered {restart_after:?} after the block; {} frames in {back_after:?} after \
+         it was lifted ({per_second:?} a second), first {:?}",
         after.len(),
         after.first()
     );
-    assert!(after.len() >= 20, "video did not come back: {after:?}");
+    if after.len() < 20 {
+        let hist = alice.stats().await.expect("stats").expect("a call");
+        let last = hist.snapshots.back().map(|s| &s.inbound_video);
+        panic!("video did not come back: {after:?}; alice's inbound video: {last:?}");
+    }
     assert!(after[0] > *before.last().expect("before"), "{after:?}");
-    assert!(after.windows(2).all(|w| w[0] < w[1]));
+    // Each second's reading starts from a new receiver, which may see the last frame again.
+    after.dedup();
+    assert!(after.windows(2).all(|w| w[0] < w[1]), "{after:?}");
     // Still the same call: nothing ended it.
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(10), ev.recv()).await {
         assert!(!matches!(e, CallEvent::Ended { .. }), "{e:?}");
