@@ -4,7 +4,9 @@
 
 use dyad_call::quality::{Band, Rates, Reason, Score, StatsPoint};
 use dyad_call::rtc::{PathInfo, TransportInfo};
-use dyad_call::stats::{EstimateStats, InboundRtp, OutboundRtp, RemoteInboundRtp, StatsSnapshot};
+use dyad_call::stats::{
+    AvSyncStats, EstimateStats, InboundRtp, OutboundRtp, RemoteInboundRtp, StatsSnapshot,
+};
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -471,6 +473,7 @@ pub fn typescript() -> String {
         InboundRtp::decl(&cfg),
         RemoteInboundRtp::decl(&cfg),
         EstimateStats::decl(&cfg),
+        AvSyncStats::decl(&cfg),
         PathInfo::decl(&cfg),
         TransportInfo::decl(&cfg),
         Score::decl(&cfg),

@@ -230,6 +230,10 @@ transport: TransportInfo | null,
  */
 estimate: EstimateStats, 
 /**
+ * Lip sync.
+ */
+avSync: AvSyncStats, 
+/**
  * Events this second (`keyframe_request`, `resolution_change`, `ice_restart`, ...).
  */
 events: Array<string>, };
@@ -507,6 +511,21 @@ acknowledged: number | null,
  * `normal`, `overusing` or `underusing`.
  */
 usage: string, };
+
+export type AvSyncStats = { 
+/**
+ * Video delay − audio delay over the last second, ms: positive, the picture comes after
+ * its sound. `None` without both streams and their sender reports.
+ */
+offsetMs: number | null, 
+/**
+ * How much longer audio is held to meet the video, ms.
+ */
+audioDelayMs: number, 
+/**
+ * How much longer video is held to meet the audio, ms.
+ */
+videoDelayMs: number, };
 
 export type PathInfo = { 
 /**

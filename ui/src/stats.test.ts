@@ -117,6 +117,8 @@ describe("statistics screen", () => {
     expect(metric(root, "in-video-jb")).toBe("20.0 ms");
     expect(metric(root, "in-audio-jb")).toBe("42 ms (target 38 ms)");
     expect(metric(root, "in-audio-concealed")).toBe("1.5 %");
+    expect(metric(root, "in-video-sync")).toBe("picture 8 ms after sound");
+    expect(metric(root, "in-audio-sync")).toBe("");
     expect(metric(root, "out-video-rtt")).toBe("20 ms");
     expect(metric(root, "estimate")).toBe("1.20 Mbit/s (normal)");
     expect(drawn.get("bitrate")).toMatchObject({ points: 5, lines: 4, created: 1 });
@@ -157,6 +159,19 @@ describe("statistics screen", () => {
     expect(metric(root, "reason")).toBe("your upload is limited to 400 kbit/s");
     expect(q(root, "[data-role=quality]")?.className).toContain("q-fair");
     expect(q(root, "[data-role=quality-reason]")?.textContent).toBe("your upload is limited to 400 kbit/s");
+  });
+
+  it("says which of picture and sound leads, and what is held back to line them up", async () => {
+    const { app, root } = await inCall();
+    app.toggleStats(true);
+    app.onEvent({ type: "stats", point: point(12, (p) => (p.snapshot.avSync = { offsetMs: -3.2, audioDelayMs: 0, videoDelayMs: 148.6 })) });
+    expect(metric(root, "in-video-sync")).toBe("picture 3 ms before sound, held 149 ms");
+    expect(metric(root, "in-audio-sync")).toBe("");
+    app.onEvent({ type: "stats", point: point(13, (p) => (p.snapshot.avSync = { offsetMs: 0.2, audioDelayMs: 120, videoDelayMs: 0 })) });
+    expect(metric(root, "in-video-sync")).toBe("in step");
+    expect(metric(root, "in-audio-sync")).toBe("held 120 ms");
+    app.onEvent({ type: "stats", point: point(14, (p) => (p.snapshot.avSync = { offsetMs: null, audioDelayMs: 0, videoDelayMs: 0 })) });
+    expect(metric(root, "in-video-sync")).toBe("—");
   });
 
   it("marks events on the graphs and lists them", async () => {

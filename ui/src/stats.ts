@@ -232,6 +232,15 @@ const fmt = (v: number | null | undefined, digits = 0, unit = "") =>
 const bitrate = (bps: number) => (bps >= 1e6 ? `${(bps / 1e6).toFixed(2)} Mbit/s` : `${(bps / 1000).toFixed(0)} kbit/s`);
 const size = (w: number, hgt: number) => (w > 0 && hgt > 0 ? `${w}×${hgt}` : "—");
 const codec = (mime: string) => mime.split("/")[1] ?? mime;
+/** The other side's picture against its sound, and what is held back to line them up. */
+function lipSync(offsetMs: number | null, videoHeldMs: number): string {
+  if (offsetMs === null || !Number.isFinite(offsetMs)) return "—";
+  const o = Math.round(offsetMs);
+  const said = o === 0 ? "in step" : `picture ${Math.abs(o)} ms ${o > 0 ? "after" : "before"} sound`;
+  const hold = held(videoHeldMs);
+  return hold ? `${said}, ${hold}` : said;
+}
+const held = (ms: number) => (ms >= 1 ? `held ${ms.toFixed(0)} ms` : "");
 const BAND_TEXT = { good: "Good", fair: "Fair", poor: "Poor" } as const;
 
 /** Each cell: a metric id, a row label, and its text for a point. */
@@ -336,6 +345,15 @@ const ROWS: Row[] = [
           return `${fmt(wait, 0, " ms")} (target ${fmt(a.jitterBufferTargetDelay * 1000, 0, " ms")})`;
         },
       ],
+    ],
+  },
+  {
+    label: "Lip sync",
+    cells: [
+      ["out-video-sync", () => ""],
+      ["in-video-sync", (p) => lipSync(p.snapshot.avSync.offsetMs, p.snapshot.avSync.videoDelayMs)],
+      ["out-audio-sync", () => ""],
+      ["in-audio-sync", (p) => held(p.snapshot.avSync.audioDelayMs)],
     ],
   },
   {

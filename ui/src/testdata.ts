@@ -28,6 +28,7 @@ export function point(secs: number, f: (p: StatsPoint) => void = () => {}): Stat
       candidatePair: { localCandidateType: "host", remoteCandidateType: "host", localAddress: "127.0.0.1:5000", remoteAddress: "127.0.0.1:5001", protocol: "udp", currentRoundTripTime: 0.001 },
       transport: { dtlsState: "connected", tlsVersion: "DTLS 1.2", srtpCipher: "AEAD_AES_128_GCM" },
       estimate: { availableOutgoingBitrate: 1_200_000, delayBased: 1_300_000, lossBased: 1_200_000, acknowledged: null, usage: "normal" },
+      avSync: { offsetMs: 8.4, audioDelayMs: 0, videoDelayMs: 0 },
       events: [],
     },
     score: { score: 93, band: "good", reason: "none", reasonText: "", audioIn: 93, audioOut: 93, videoIn: 100, videoOut: 100, mos: 4.4, oneWayDelayMs: 54 },

@@ -52,6 +52,9 @@ pub struct ClientConfig {
     /// Fault injection for tests of the receive side: corrupt every Nth encoded video frame
     /// before it is sent (`Some(1)`: every frame). Never set in normal use.
     pub corrupt_every: Option<u32>,
+    /// Hold back whichever of the other side's audio and video is ahead (on by default; off,
+    /// the offset is still measured and shown).
+    pub lip_sync: bool,
     /// A token from an earlier sign-in: used instead of the password when set (the desktop
     /// app keeps it in the OS keyring and does not store the password).
     pub token: Option<String>,
@@ -72,6 +75,7 @@ impl ClientConfig {
             invite_lifetime_ms: dyad_proto::limits::DEFAULT_INVITE_LIFETIME_MS,
             start_bps: BweConfig::default().start_bps,
             corrupt_every: None,
+            lip_sync: true,
             token: None,
         }
     }

@@ -34,6 +34,7 @@ pub mod session;
 pub mod signal;
 pub mod sim;
 pub mod stats;
+pub mod sync;
 pub mod turn_shim;
 
 pub use api::{CallEvent, ClientConfig, ClientHandle};

@@ -177,6 +177,8 @@ pub struct EncodedVideo {
     pub keyframe: bool,
     /// 90 kHz RTP timestamp from the capture time.
     pub rtp_timestamp: u32,
+    /// The capture time, Unix µs (sender reports map RTP time to it).
+    pub capture_us: u64,
     /// Time spent in the encoder.
     pub encode_time: Duration,
     /// Encoded size.
@@ -192,6 +194,8 @@ pub struct EncodedAudio {
     pub data: Bytes,
     /// 48 kHz RTP timestamp.
     pub rtp_timestamp: u32,
+    /// When its first sample was captured, Unix µs (sender reports map RTP time to it).
+    pub capture_us: u64,
     /// Level of the frame, dBFS.
     pub level_dbfs: f64,
 }
@@ -497,6 +501,7 @@ pub fn spawn_video_sender(
                             data: Bytes::from(enc.data),
                             keyframe: enc.keyframe,
                             rtp_timestamp,
+                            capture_us: scaled.capture_us,
                             encode_time: t0.elapsed(),
                             width: want.0,
                             height: want.1,
@@ -742,6 +747,7 @@ pub fn spawn_audio_sender(
                         let _ = tx.send(SendEvent::Audio(EncodedAudio {
                             data: Bytes::from(pkt.data),
                             rtp_timestamp: samples,
+                            capture_us: pkt.capture_us,
                             level_dbfs,
                         }));
                     }
@@ -814,6 +820,7 @@ pub fn spawn_video_decoder(
                             marker_frame,
                             latency,
                             black: camera_off,
+                            rtp_timestamp: f.rtp_timestamp,
                         }));
                     }
                     Ok(None) => {}
@@ -1151,6 +1158,7 @@ mod tests {
         let mut rx = AudioReceiver::new().unwrap();
         let decode = |seq: u16, payload: &Bytes| PlayoutAction::Decode {
             seq,
+            rtp_timestamp: u32::from(seq) * 960,
             payload: payload.clone(),
         };
         assert!(rx.play(&decode(0, &pkts[0])).is_some());

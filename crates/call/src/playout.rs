@@ -59,6 +59,8 @@ pub enum PlayoutAction {
     Decode {
         /// RTP sequence number.
         seq: u16,
+        /// RTP timestamp (lip sync maps it to the capture time).
+        rtp_timestamp: u32,
         /// Opus packet.
         payload: Bytes,
     },
@@ -101,6 +103,7 @@ pub struct PlayoutStats {
 #[derive(Debug, Clone)]
 struct Held {
     payload: Bytes,
+    rtp_timestamp: u32,
     arrival: Instant,
 }
 
@@ -119,6 +122,8 @@ pub struct AudioPlayout {
     transit: VecDeque<i64>,
     first: Option<(Instant, u32)>,
     target: Duration,
+    /// Held on top of the target to keep in step with the video (lip sync).
+    extra: Duration,
     /// Frames concealed in a row while waiting for the next packet.
     waited: u32,
     /// Frames since the last acceleration or deceleration.
@@ -147,6 +152,7 @@ impl AudioPlayout {
             transit: VecDeque::with_capacity(BASE_WINDOW + 1),
             first: None,
             target: MARGIN,
+            extra: Duration::ZERO,
             waited: 0,
             since_adjust: 0,
             last_decoded: false,
@@ -158,14 +164,25 @@ impl AudioPlayout {
     /// The counters so far.
     pub fn stats(&self) -> PlayoutStats {
         PlayoutStats {
-            jitter_buffer_target_delay: self.target.as_secs_f64(),
+            jitter_buffer_target_delay: self.total().as_secs_f64(),
             ..self.stats
         }
     }
 
-    /// The delay the buffer aims for now.
+    /// The delay the buffer aims for now (for the jitter; [`Self::set_extra_delay`] comes on
+    /// top).
     pub fn target(&self) -> Duration {
         self.target
+    }
+
+    /// Holds audio this much longer than the jitter needs (lip sync: the picture is late). The
+    /// buffer gets there as it does after a jitter burst: a stretched frame at a time.
+    pub fn set_extra_delay(&mut self, extra: Duration) {
+        self.extra = extra;
+    }
+
+    fn total(&self) -> Duration {
+        self.target + self.extra
     }
 
     /// When [`Self::pull`] is next due (`None`: nothing to play yet).
@@ -206,6 +223,7 @@ impl AudioPlayout {
         self.measure(now, rtp_timestamp);
         self.packets.entry(ext).or_insert(Held {
             payload,
+            rtp_timestamp,
             arrival: now,
         });
         while self.packets.len() > MAX_PACKETS {
@@ -213,7 +231,7 @@ impl AudioPlayout {
         }
         if self.next_pull.is_none() {
             // Playout starts once the first packet has waited the target.
-            self.next_pull = Some(now + self.target);
+            self.next_pull = Some(now + self.total());
         }
     }
 
@@ -332,13 +350,14 @@ impl AudioPlayout {
         let buffered = self.packets.range(next..).count() as u32;
         let head_wait = self.packets.get(&next).map_or(Duration::ZERO, waiting);
         let adjust = self.since_adjust >= ADJUST_EVERY;
+        let total = self.total();
         // Running long: more than a frame above the target and more than one frame held.
-        if adjust && self.packets.contains_key(&(next + 1)) && head_wait > self.target + FRAME {
+        if adjust && self.packets.contains_key(&(next + 1)) && head_wait > total + FRAME {
             let small = self
                 .packets
                 .get(&next)
                 .is_some_and(|h| h.payload.len() <= SMALL_PACKET);
-            if small || head_wait > self.target + 2 * FRAME {
+            if small || head_wait > total + 2 * FRAME {
                 self.packets.remove(&next);
                 self.next = Some(next + 1);
                 self.stats.removed_samples_for_acceleration += FRAME_SAMPLES;
@@ -346,8 +365,15 @@ impl AudioPlayout {
                 return self.play_next(now, next + 1);
             }
         }
-        // Running short: one frame more of waiting still does not overshoot the target.
-        if adjust && buffered == 1 && head_wait + FRAME <= self.target + MARGIN / 2 {
+        // Running short: one frame more of waiting still does not overshoot the target. For the
+        // jitter alone only with one frame held (more held means a burst just arrived, and the
+        // head's wait says nothing); a sync delay fills up to all it asks for.
+        let room = if self.extra.is_zero() {
+            buffered == 1
+        } else {
+            FRAME * buffered <= total
+        };
+        if adjust && room && head_wait + FRAME <= total + MARGIN / 2 {
             self.stats.inserted_samples_for_deceleration += FRAME_SAMPLES;
             self.since_adjust = 0;
             return self.conceal();
@@ -360,6 +386,7 @@ impl AudioPlayout {
                 self.stats.jitter_buffer_emitted_count += FRAME_SAMPLES;
                 PlayoutAction::Decode {
                     seq: next as u16,
+                    rtp_timestamp: h.rtp_timestamp,
                     payload: h.payload,
                 }
             }
@@ -525,6 +552,65 @@ mod tests {
     }
 
     #[test]
+    fn a_sync_delay_is_reached_by_stretching_and_given_back_by_dropping() {
+        // A calm link; 2 s in, lip sync asks for 150 ms more, at 6 s for nothing more.
+        let t0 = Instant::now();
+        let mut p = AudioPlayout::new();
+        // Per pull: (ms since start, how long the played packet waited after arriving).
+        let mut waits: Vec<(u64, u64)> = Vec::new();
+        let mut arrivals = std::collections::HashMap::new();
+        for ms in 0..10_000u64 {
+            let now = t0 + Duration::from_millis(ms);
+            if ms % 20 == 0 {
+                let i = (ms / 20) as u32;
+                p.insert(now, i as u16, i * 960, pkt(i as u8));
+                arrivals.insert(i as u16, ms);
+            }
+            match ms {
+                2000 => p.set_extra_delay(Duration::from_millis(150)),
+                6000 => p.set_extra_delay(Duration::ZERO),
+                _ => {}
+            }
+            while let Some(a) = p.pull(now) {
+                if let PlayoutAction::Decode { seq, .. } = a {
+                    waits.push((ms, ms - arrivals[&seq]));
+                }
+            }
+        }
+        let wait_at = |from: u64, to: u64| {
+            let w: Vec<u64> = waits
+                .iter()
+                .filter(|(t, _)| *t >= from && *t < to)
+                .map(|x| x.1)
+                .collect();
+            w.iter().sum::<u64>() / w.len().max(1) as u64
+        };
+        let (before, held, after) = (
+            wait_at(1000, 2000),
+            wait_at(4000, 6000),
+            wait_at(8000, 10_000),
+        );
+        assert!(before <= 20, "{before} ms before");
+        assert!(held.abs_diff(before + 150) <= 20, "{held} ms held");
+        // Back as after a jitter burst: to within two frames of the target (a frame with sound
+        // in it is dropped only that far above).
+        assert!(after <= before + 40, "{after} ms after");
+        let s = p.stats();
+        // Got there a stretched frame at a time (150 ms ≈ 8 frames) and back by dropping
+        // (≈ 110 ms); nothing else was concealed.
+        let frames = |samples: u64| samples / FRAME_SAMPLES;
+        assert!(
+            (6..=9).contains(&frames(s.inserted_samples_for_deceleration)),
+            "{s:?}"
+        );
+        assert!(
+            (4..=7).contains(&frames(s.removed_samples_for_acceleration)),
+            "{s:?}"
+        );
+        assert_eq!(s.concealed_samples, s.inserted_samples_for_deceleration);
+    }
+
+    #[test]
     fn speeding_up_never_drops_a_packet_into_a_hole() {
         // A buffer running long (the head has waited 200 ms against a 10 ms target).
         let t0 = Instant::now();
@@ -536,6 +622,7 @@ mod tests {
                     i,
                     Held {
                         payload: pkt(i as u8),
+                        rtp_timestamp: i as u32 * 960,
                         arrival: t0,
                     },
                 );
@@ -550,6 +637,7 @@ mod tests {
             p.play_next(late, 0),
             PlayoutAction::Decode {
                 seq: 1,
+                rtp_timestamp: 960,
                 payload: pkt(1)
             }
         );
@@ -561,6 +649,7 @@ mod tests {
             p.play_next(late, 0),
             PlayoutAction::Decode {
                 seq: 0,
+                rtp_timestamp: 0,
                 payload: pkt(0)
             }
         );

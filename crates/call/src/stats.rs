@@ -175,6 +175,20 @@ pub struct EstimateStats {
     pub usage: &'static str,
 }
 
+/// Lip sync of the other side's audio and video ([`crate::sync`]).
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "camelCase")]
+pub struct AvSyncStats {
+    /// Video delay − audio delay over the last second, ms: positive, the picture comes after
+    /// its sound. `None` without both streams and their sender reports.
+    pub offset_ms: Option<f64>,
+    /// How much longer audio is held to meet the video, ms.
+    pub audio_delay_ms: f64,
+    /// How much longer video is held to meet the audio, ms.
+    pub video_delay_ms: f64,
+}
+
 /// One second of a call.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -202,6 +216,8 @@ pub struct StatsSnapshot {
     pub transport: Option<TransportInfo>,
     /// The bandwidth estimate.
     pub estimate: EstimateStats,
+    /// Lip sync.
+    pub av_sync: AvSyncStats,
     /// Events this second (`keyframe_request`, `resolution_change`, `ice_restart`, ...).
     pub events: Vec<String>,
 }

@@ -939,3 +939,148 @@ async fn a_token_only_client_whose_token_expired_says_so_once_and_stops() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// A microphone 150 ms slow (a Bluetooth headset): each frame reaches the encoder 150 ms after
+/// it was captured, and says so in its capture time. What it heard: a 100 ms, 1 kHz burst at
+/// the start of every second of the capture clock, silence between.
+struct SlowMicrophone;
+
+const MIC_LATENCY_US: u64 = 150_000;
+
+impl dyad_media::AudioSource for SlowMicrophone {
+    fn channels(&self) -> u16 {
+        1
+    }
+
+    fn next_frame(&mut self) -> dyad_media::Result<dyad_media::AudioFrame> {
+        let captured = unix_us() - MIC_LATENCY_US;
+        let samples = (0..960u64)
+            .map(|i| {
+                let t = captured + i * 1_000_000 / 48_000;
+                if t % 1_000_000 < 100_000 {
+                    let phase = (t % 1000) as f64 / 1000.0 * std::f64::consts::TAU;
+                    (phase.sin() * 12_000.0) as i16
+                } else {
+                    0
+                }
+            })
+            .collect();
+        dyad_media::AudioFrame::new(1, samples, captured)
+    }
+}
+
+/// Keeps when each sample was handed to the speaker: (Unix µs of a frame's first sample, its
+/// samples).
+type Played = Arc<std::sync::Mutex<Vec<(u64, Vec<i16>)>>>;
+
+struct TimedSink(Played);
+
+impl dyad_media::AudioSink for TimedSink {
+    fn play(&mut self, frame: &dyad_media::AudioFrame) -> dyad_media::Result<()> {
+        if let Ok(mut v) = self.0.lock() {
+            v.push((unix_us(), frame.samples.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// Alice (slow microphone, test pattern) calls bobby; from 6 s to 12 s into the call bobby
+/// measures, at his speaker and his screen, how long after capture each burst starts playing
+/// and each frame is shown. Returns (median video delay − median audio delay, ms; the offset
+/// bobby's statistics showed, ms).
+async fn lip_sync_offset(lip_sync: bool) -> (f64, f64) {
+    let s = server(ServerConfig::default()).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "alice", "password of alice");
+    cfg.media.audio = dyad_call::AudioInput::Microphone;
+    cfg.media.microphone = Some(dyad_call::media::SharedMicrophone::new(SlowMicrophone));
+    cfg.media.processing = dyad_media::ProcessingConfig::OFF;
+    let alice = client(cfg).await;
+    let mut cfg = ClientConfig::new(s.url.clone(), "bobby", "password of bobby");
+    cfg.lip_sync = lip_sync;
+    let mut bob = client(cfg).await;
+    s.befriend("alice", "bobby").await;
+    let played: Played = Arc::default();
+    bob.h
+        .set_audio_sink(Box::new(TimedSink(Arc::clone(&played))));
+    alice.h.dial("bobby").expect("dial");
+    bob.incoming().await;
+    bob.h.accept().expect("accept");
+    bob.connected().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let from = unix_us();
+    let mut rx = bob.h.remote_video();
+    let mut video = Vec::new();
+    let end = tokio::time::Instant::now() + Duration::from_secs(6);
+    while let Ok(Ok(())) = tokio::time::timeout_at(end, rx.changed()).await {
+        let f = rx.borrow_and_update().clone();
+        if let Some(m) = f.and_then(|f| read_marker(&f.frame).ok()) {
+            video.push(m.age_us(unix_us()) as f64 / 1e3);
+        }
+    }
+    // What bobby's statistics showed over the same seconds (the last five snapshots).
+    let history = bob.h.stats().await.expect("stats").expect("a call");
+    let mut offsets: Vec<f64> = history
+        .snapshots
+        .iter()
+        .rev()
+        .take(5)
+        .filter_map(|s| s.av_sync.offset_ms)
+        .collect();
+    offsets.sort_by(f64::total_cmp);
+    let shown = offsets.get(offsets.len() / 2).copied();
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+    // Each burst's first loud sample, after at least 200 ms of quiet.
+    let mut audio = Vec::new();
+    let mut quiet_since: Option<u64> = None;
+    for (at, samples) in played.lock().expect("lock").iter() {
+        for (i, v) in samples.iter().enumerate() {
+            let t = at + i as u64 * 1_000_000 / 48_000;
+            if v.unsigned_abs() > 3000 {
+                if quiet_since.is_some_and(|q| t.saturating_sub(q) > 200_000) && t > from {
+                    // Captured at the whole second before (the delay is well under 1 s).
+                    audio.push((t % 1_000_000) as f64 / 1e3);
+                }
+                quiet_since = None;
+            } else {
+                quiet_since.get_or_insert(t);
+            }
+        }
+    }
+    assert!(audio.len() >= 4, "bursts heard: {audio:?}");
+    assert!(video.len() >= 100, "{} frames shown", video.len());
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (v, a) = (median(video), median(audio.clone()));
+    eprintln!(
+        "lip sync {}: video {v:.0} ms after capture, audio {a:.0} ms ({audio:.0?}); shown \
+         {shown:?}",
+        if lip_sync { "on" } else { "off" }
+    );
+    (v - a, shown.unwrap_or(f64::NAN))
+}
+
+/// Lip sync in a real call, measured at the receiver's speaker and screen: with a microphone
+/// 150 ms slower than the camera, the picture is held back until both play within ±45 ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sound_and_picture_play_within_45_ms_of_each_other() {
+    let (off, _) = lip_sync_offset(false).await;
+    assert!(
+        off < -100.0,
+        "without lip sync the picture leads: {off:.0} ms"
+    );
+    let (on, shown) = lip_sync_offset(true).await;
+    assert!(on.abs() <= 45.0, "offset {on:.0} ms with lip sync");
+    assert!(
+        (shown - on).abs() <= 35.0,
+        "the statistics showed {shown:.0} ms, measured {on:.0} ms"
+    );
+}

@@ -59,6 +59,7 @@ impl Call {
                 format: config.media.format,
                 corrupt_every: config.corrupt_every,
                 clock: ClockAnchor { at: now, unix_us },
+                lip_sync: config.lip_sync,
             },
             now,
         );

@@ -97,6 +97,8 @@ pub struct Counters {
     pub audio_decode: AudioDecodeCounts,
     /// The audio jitter buffer's counters.
     pub playout: crate::playout::PlayoutStats,
+    /// Lip sync.
+    pub av_sync: crate::stats::AvSyncStats,
     /// Capture → decoded samples this second.
     latencies: Vec<Duration>,
     /// Events this second (`keyframe_request_sent`, `resolution_change 640x480`, ...).
@@ -288,6 +290,7 @@ impl Counters {
                     BandwidthUsage::Underusing => "underusing",
                 },
             },
+            av_sync: self.av_sync,
             events: std::mem::take(&mut self.events),
         }
     }

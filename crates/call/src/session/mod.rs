@@ -41,6 +41,8 @@ pub const PLI_INTERVAL: Duration = Duration::from_millis(200);
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Video packets kept for retransmission (webrtc-rs's responder kept as many).
 pub const RETRANSMIT_BUFFER: usize = 1024;
+/// Complete video frames held for lip sync at most (400 ms at 60 fps, doubled).
+const MAX_HELD_FRAMES: usize = 48;
 /// RTT assumed for NACK spacing before a receiver report has measured one.
 const DEFAULT_RTT: Duration = Duration::from_millis(50);
 
@@ -73,6 +75,9 @@ pub struct SessionConfig {
     pub corrupt_every: Option<u32>,
     /// The clock mapping (see [`ClockAnchor`]).
     pub clock: ClockAnchor,
+    /// Hold back whichever of the other side's audio and video is ahead ([`crate::sync`]).
+    /// Off, the offset is still measured and shown (benchmarks compare the two).
+    pub lip_sync: bool,
 }
 
 /// A decoded video frame, as the decode thread reports it.
@@ -90,6 +95,8 @@ pub struct VideoDecoded {
     pub latency: Option<Duration>,
     /// The picture is the sender's camera-off black.
     pub black: bool,
+    /// The frame's RTP timestamp (lip sync maps it to the capture time).
+    pub rtp_timestamp: u32,
 }
 
 /// What happened.
@@ -226,6 +233,10 @@ pub struct CallSession {
     assembler: FrameAssembler,
     /// The audio jitter buffer.
     playout: crate::playout::AudioPlayout,
+    /// Lip sync.
+    sync: crate::sync::AvSync,
+    /// Complete frames held back for lip sync (release time, frame), in order.
+    held_video: VecDeque<(Instant, FrameToDecode)>,
     last_pli: Option<Instant>,
     reports: Reports,
     // Call state.
@@ -265,6 +276,7 @@ impl CallSession {
             fps: f64::from(cfg.format.fps.max(1)),
         };
         let video_target = bwe.target_bps().saturating_sub(u64::from(OPUS_BPS));
+        let lip_sync = cfg.lip_sync;
         CallSession {
             reports: Reports::new(now),
             cfg,
@@ -283,6 +295,8 @@ impl CallSession {
             remote_payload_types: (Vec::new(), Vec::new()),
             assembler: FrameAssembler::new(JitterConfig::default()),
             playout: crate::playout::AudioPlayout::new(),
+            sync: crate::sync::AvSync::new(lip_sync),
+            held_video: VecDeque::new(),
             last_pli: None,
             answered_at: None,
             connected_at: None,
@@ -362,6 +376,8 @@ impl CallSession {
                     }
                 }
                 self.remote_camera_off = d.black;
+                self.sync
+                    .on_video_shown(self.cfg.clock.unix_us(now), d.rtp_timestamp);
                 self.counters.decoded(now, &d);
             }
             Input::VideoUndecodable => {
@@ -395,6 +411,7 @@ impl CallSession {
             self.assembler.next_timeout(),
             self.assembler.next_nack_at(rtt),
             self.playout.next_pull(),
+            self.held_video.front().map(|(at, _)| *at),
             self.next_stats,
             self.reports.next_due(self.connected_at.is_some()),
             self.media_check_at,
@@ -420,7 +437,12 @@ impl CallSession {
     /// Everything that is due at `now`.
     fn on_time(&mut self, now: Instant) {
         self.drain_assembler(now);
+        self.release_video(now);
         while let Some(action) = self.playout.pull(now) {
+            if let crate::playout::PlayoutAction::Decode { rtp_timestamp, .. } = &action {
+                self.sync
+                    .on_audio_played(self.cfg.clock.unix_us(now), *rtp_timestamp);
+            }
             self.out.push_back(Output::PlayAudio(action));
         }
         self.send_nacks(now);
@@ -428,12 +450,12 @@ impl CallSession {
             self.out.push_back(Output::Rtcp(rtcp));
         }
         if self.connected_at.is_some() {
-            let ntp_now = self.ntp(now);
+            let now_us = self.cfg.clock.unix_us(now);
             let loss = (&mut self.counters.video_loss, &mut self.counters.audio_loss);
             let jitter = (&self.counters.video_jitter, &self.counters.audio_jitter);
             if let Some(rtcp) = self.reports.poll_reports(
                 now,
-                ntp_now,
+                now_us,
                 self.local_ssrc,
                 self.remote_ssrc,
                 loss,
@@ -446,6 +468,18 @@ impl CallSession {
         if self.next_stats.is_some_and(|t| now >= t) {
             self.next_stats = Some(now + STATS_INTERVAL);
             self.publish_stats(now);
+        }
+    }
+
+    /// What a sender report ties RTP time to: the capture time, unless the source did not say
+    /// (0: the echo contact resends decoded media) or said something from another clock (more
+    /// than 5 s away: a file's own stamps); then the send time, as before lip sync.
+    fn capture_time(&self, capture_us: u64, now: Instant) -> u64 {
+        let now_us = self.cfg.clock.unix_us(now);
+        if capture_us == 0 || capture_us.abs_diff(now_us) > 5_000_000 {
+            now_us
+        } else {
+            capture_us
         }
     }
 
@@ -478,8 +512,9 @@ impl CallSession {
             let o = &mut self.counters.video_out;
             o.packets_sent += 1;
             o.bytes_sent += payload.len() as u64;
+            let captured = self.capture_time(v.capture_us, now);
             self.reports
-                .on_sent(Kind::Video, v.rtp_timestamp, payload.len(), now);
+                .on_sent(Kind::Video, v.rtp_timestamp, captured, payload.len());
             let sent = Sent {
                 seq: self.video_seq,
                 timestamp: v.rtp_timestamp,
@@ -508,8 +543,9 @@ impl CallSession {
         o.packets_sent += 1;
         o.bytes_sent += a.data.len() as u64;
         o.audio_level_dbfs = a.level_dbfs;
+        let captured = self.capture_time(a.capture_us, now);
         self.reports
-            .on_sent(Kind::Audio, a.rtp_timestamp, a.data.len(), now);
+            .on_sent(Kind::Audio, a.rtp_timestamp, captured, a.data.len());
         self.out.push_back(Output::Rtp(RtpOut {
             kind: Kind::Audio,
             seq: self.audio_seq,
@@ -614,11 +650,24 @@ impl CallSession {
                     i.jitter_buffer_delay +=
                         now.saturating_duration_since(f.first_arrival).as_secs_f64();
                     i.jitter_buffer_emitted_count += 1;
-                    self.out.push_back(Output::DecodeVideo(FrameToDecode {
+                    let frame = FrameToDecode {
                         data: f.data,
                         rtp_timestamp: f.rtp_timestamp,
                         complete_at: f.complete_at,
-                    }));
+                    };
+                    let hold = self.sync.video_extra();
+                    if hold.is_zero() && self.held_video.is_empty() {
+                        self.out.push_back(Output::DecodeVideo(frame));
+                    } else {
+                        // Bounded by count too (a flood of tiny frames): the oldest goes early,
+                        // nothing is dropped.
+                        if self.held_video.len() >= MAX_HELD_FRAMES {
+                            if let Some((_, f)) = self.held_video.pop_front() {
+                                self.out.push_back(Output::DecodeVideo(f));
+                            }
+                        }
+                        self.held_video.push_back((now + hold, frame));
+                    }
                 }
                 JitterEvent::KeyframeNeeded => want_keyframe = true,
                 JitterEvent::Dropped { frames, .. } => {
@@ -628,6 +677,16 @@ impl CallSession {
         }
         if want_keyframe {
             self.request_keyframe(now);
+        }
+    }
+
+    /// Frames held for lip sync whose time has come (in order: a frame never overtakes one
+    /// held longer when the hold shrinks).
+    fn release_video(&mut self, now: Instant) {
+        while self.held_video.front().is_some_and(|(at, _)| *at <= now) {
+            if let Some((_, f)) = self.held_video.pop_front() {
+                self.out.push_back(Output::DecodeVideo(f));
+            }
         }
     }
 
@@ -696,8 +755,18 @@ impl CallSession {
                     r.packets_lost = u64::from(b.total_lost);
                     r.jitter = f64::from(b.jitter) / rate;
                 }
-                Feedback::SenderReport { ssrc, ntp_time, .. } => {
+                Feedback::SenderReport {
+                    ssrc,
+                    ntp_time,
+                    rtp_time,
+                    ..
+                } => {
                     self.reports.on_sender_report(ssrc, ntp_time, now);
+                    if Some(ssrc) == self.remote_ssrc.0 {
+                        self.sync.on_sender_report(Kind::Video, ntp_time, rtp_time);
+                    } else if Some(ssrc) == self.remote_ssrc.1 {
+                        self.sync.on_sender_report(Kind::Audio, ntp_time, rtp_time);
+                    }
                 }
                 Feedback::Transport(results) => self.bwe.on_transport_feedback(&results, now),
                 Feedback::Remb(bps) => self.bwe.on_remb(bps),
@@ -740,7 +809,11 @@ impl CallSession {
         let Some(connected) = self.connected_at else {
             return;
         };
+        if self.sync.update() {
+            self.playout.set_extra_delay(self.sync.audio_extra());
+        }
         self.counters.playout = self.playout.stats();
+        self.counters.av_sync = self.sync.stats();
         let snap = self.counters.snapshot(
             now,
             now.saturating_duration_since(connected).as_secs_f64(),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::rtp::{ntp_middle, to_q16, Kind, ReportBlock, RtcpOut, SenderInfo};
+use crate::rtp::{ntp_from_unix_us, ntp_middle, to_q16, Kind, ReportBlock, RtcpOut, SenderInfo};
 use crate::stats::{JitterMeter, LossMeter};
 
 /// TWCC feedback interval.
@@ -20,16 +20,18 @@ const MAX_TWCC_PACKETS: usize = 4096;
 struct SendStream {
     packets: u32,
     octets: u32,
-    /// RTP timestamp of the last packet and when it left.
-    last: Option<(u32, Instant)>,
+    /// RTP timestamp of the last packet and when what it carries was captured (Unix µs).
+    last: Option<(u32, u64)>,
 }
 
 impl SendStream {
-    /// The RTP time at `now`, extrapolated from the last packet at the stream's clock `rate`.
-    fn rtp_time(&self, now: Instant, rate: u64) -> Option<u32> {
-        let (ts, at) = self.last?;
-        let ticks = now.saturating_duration_since(at).as_micros() as u64 * rate / 1_000_000;
-        Some(ts.wrapping_add(ticks as u32))
+    /// The RTP time at `now_us`, extrapolated from the last packet's capture time at the
+    /// stream's clock `rate`: the report ties RTP time to the capture clock, so that the far
+    /// side can line our audio and video up (lip sync), whatever each waited in its encoder.
+    fn rtp_time(&self, now_us: u64, rate: u64) -> Option<u32> {
+        let (ts, captured_us) = self.last?;
+        let ticks = i128::from(now_us) - i128::from(captured_us);
+        Some(ts.wrapping_add((ticks * i128::from(rate) / 1_000_000) as i64 as u32))
     }
 }
 
@@ -72,14 +74,15 @@ impl Reports {
         }
     }
 
-    pub(super) fn on_sent(&mut self, kind: Kind, rtp_ts: u32, payload: usize, now: Instant) {
+    /// A packet of `kind` left; what it carries was captured at `capture_us` (Unix µs).
+    pub(super) fn on_sent(&mut self, kind: Kind, rtp_ts: u32, capture_us: u64, payload: usize) {
         let s = match kind {
             Kind::Video => &mut self.video,
             Kind::Audio => &mut self.audio,
         };
         s.packets = s.packets.wrapping_add(1);
         s.octets = s.octets.wrapping_add(payload as u32);
-        s.last = Some((rtp_ts, now));
+        s.last = Some((rtp_ts, capture_us));
     }
 
     pub(super) fn on_transport_arrival(&mut self, seq: u16, arrival_us: i64, now: Instant) {
@@ -129,7 +132,7 @@ impl Reports {
     pub(super) fn poll_reports(
         &mut self,
         now: Instant,
-        ntp_now: u64,
+        now_us: u64,
         local: (u32, u32),
         remote: (Option<u32>, Option<u32>),
         loss: (&mut LossMeter, &mut LossMeter),
@@ -147,10 +150,10 @@ impl Reports {
             if ssrc == 0 || s.packets == 0 {
                 continue;
             }
-            if let Some(rtp_time) = s.rtp_time(now, rate) {
+            if let Some(rtp_time) = s.rtp_time(now_us, rate) {
                 senders.push(SenderInfo {
                     ssrc,
-                    ntp_time: ntp_now,
+                    ntp_time: ntp_from_unix_us(now_us),
                     rtp_time,
                     packets: s.packets,
                     octets: s.octets,
@@ -237,12 +240,14 @@ mod tests {
         let aj = JitterMeter::default();
         let sr_ntp = crate::rtp::ntp_from_unix_us(5_000_000);
         r.on_sender_report(0xabc, sr_ntp, t + Duration::from_millis(500));
-        r.on_sent(Kind::Video, 1000, 1100, t + Duration::from_millis(900));
+        // Captured at 7.000 s (Unix), sent later; the report at 7.150 s.
+        r.on_sent(Kind::Video, 1000, 7_000_000, 1100);
         let at = t + REPORT_INTERVAL;
+        let now_us = 7_150_000;
         let out = r
             .poll_reports(
                 at,
-                42,
+                now_us,
                 (1, 2),
                 (Some(0xabc), None),
                 (&mut vl, &mut al),
@@ -259,8 +264,10 @@ mod tests {
         };
         assert_eq!(reporter_ssrc, 1);
         assert_eq!(senders.len(), 1, "only video has sent");
-        // 100 ms after the last packet at 90 kHz.
-        assert_eq!(senders[0].rtp_time, 1000 + 9000);
+        // The report's RTP time is the capture clock's at its NTP time: 150 ms after the last
+        // packet's capture, at 90 kHz, however long that packet waited to be sent.
+        assert_eq!(senders[0].ntp_time, crate::rtp::ntp_from_unix_us(now_us));
+        assert_eq!(senders[0].rtp_time, 1000 + 13_500);
         assert_eq!((senders[0].packets, senders[0].octets), (1, 1100));
         assert_eq!(blocks.len(), 1);
         let b = blocks[0];
@@ -272,7 +279,7 @@ mod tests {
         assert!(r
             .poll_reports(
                 at,
-                42,
+                now_us,
                 (1, 2),
                 (Some(0xabc), None),
                 (&mut vl, &mut al),

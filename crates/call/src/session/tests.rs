@@ -2,6 +2,7 @@
 //! are in `crate::sim`.
 
 use super::*;
+use crate::session::reports::REPORT_INTERVAL;
 
 fn config(t0: Instant) -> SessionConfig {
     SessionConfig {
@@ -16,6 +17,7 @@ fn config(t0: Instant) -> SessionConfig {
             at: t0,
             unix_us: 1_700_000_000_000_000,
         },
+        lip_sync: true,
     }
 }
 
@@ -65,6 +67,7 @@ fn frame(len: usize, key: bool) -> EncodedVideo {
         data: Bytes::from(data),
         keyframe: key,
         rtp_timestamp: 9000,
+        capture_us: 1_700_000_000_000_000,
         encode_time: Duration::from_millis(3),
         width: 640,
         height: 480,
@@ -90,6 +93,7 @@ fn a_frame_is_packetized_with_consecutive_sequence_and_transport_numbers() {
         Input::Audio(EncodedAudio {
             data: Bytes::from_static(&[1; 80]),
             rtp_timestamp: 960,
+            capture_us: 1_700_000_000_000_000,
             level_dbfs: -20.0,
         }),
     );
@@ -351,4 +355,42 @@ fn the_next_timeout_is_never_in_the_past() {
         now = at + Duration::from_millis(7);
         s.handle_input(now, Input::Timeout);
     }
+}
+
+/// The audio sender report's RTP time 1 s after one packet with RTP time 960 went out, that
+/// packet's audio captured `captured_us` (Unix µs; the session's clock reads 1.7e15 at t0).
+fn audio_report_rtp_time(captured_us: u64) -> u32 {
+    let t0 = Instant::now();
+    let mut s = connected(t0);
+    s.handle_input(
+        t0,
+        Input::Audio(EncodedAudio {
+            data: Bytes::from_static(&[1; 80]),
+            rtp_timestamp: 960,
+            capture_us: captured_us,
+            level_dbfs: -20.0,
+        }),
+    );
+    drain(&mut s);
+    s.handle_input(t0 + REPORT_INTERVAL, Input::Timeout);
+    drain(&mut s)
+        .iter()
+        .find_map(|o| match o {
+            Output::Rtcp(RtcpOut::Reports { senders, .. }) => {
+                senders.iter().find(|i| i.ssrc == 2).map(|i| i.rtp_time)
+            }
+            _ => None,
+        })
+        .expect("an audio sender report")
+}
+
+#[test]
+fn sender_reports_tie_rtp_time_to_the_capture_clock_else_to_the_send_time() {
+    let t0_us = 1_700_000_000_000_000;
+    // Captured 150 ms before it was sent (a slow microphone): 1.15 s of 48 kHz later.
+    assert_eq!(audio_report_rtp_time(t0_us - 150_000), 960 + 55_200);
+    // No capture time (the echo contact's decoded audio), or one from another clock: the send
+    // time, 1 s later.
+    assert_eq!(audio_report_rtp_time(0), 960 + 48_000);
+    assert_eq!(audio_report_rtp_time(t0_us - 60_000_000), 960 + 48_000);
 }

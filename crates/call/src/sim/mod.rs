@@ -161,6 +161,13 @@ pub struct Scenario {
     /// feedback). Off: a peer like aiortc, which sends neither, so the estimate runs on
     /// receiver reports alone.
     pub transport_cc: bool,
+    /// Both cameras' own latency: a frame reaches the encoder this long after its capture
+    /// time (real cameras: 50–150 ms).
+    pub camera_latency: Duration,
+    /// Both microphones' own latency likewise (a Bluetooth headset: 100–200 ms).
+    pub mic_latency: Duration,
+    /// Both sessions run lip sync (off: measured only).
+    pub lip_sync: bool,
 }
 
 impl Scenario {
@@ -182,6 +189,9 @@ impl Scenario {
             payload_types: (crate::rtc::VP8_PAYLOAD_TYPE, crate::rtc::OPUS_PAYLOAD_TYPE),
             foreign_payload_type: None,
             transport_cc: true,
+            camera_latency: Duration::ZERO,
+            mic_latency: Duration::ZERO,
+            lip_sync: true,
         }
     }
 
@@ -220,6 +230,8 @@ pub struct SideReport {
     pub audio_decoded: u64,
     /// Every playout decision, with its time (s).
     pub playout: Vec<(f64, PlayoutAction)>,
+    /// Every audio packet played: (seconds, capture → played, ms).
+    pub audio_played: Vec<(f64, f64)>,
 }
 
 impl SideReport {
@@ -470,6 +482,7 @@ impl<'a> Sim<'a> {
                     at: t0,
                     unix_us: 1_700_000_000_000_000,
                 },
+                lip_sync: s.lip_sync,
             };
             let (encoder, decoder) = match s.media {
                 Media::Model => (
@@ -639,13 +652,19 @@ impl<'a> Sim<'a> {
                 let s = &mut self.sides[side];
                 let n = s.audio_seq;
                 s.audio_seq += 1;
+                let capture_us = self.sides[side]
+                    .session_clock_us(self.now)
+                    .saturating_sub(self.s.mic_latency.as_micros() as u64);
                 let mut data = vec![0u8; AUDIO_PACKET];
                 data[..4].copy_from_slice(&n.to_le_bytes());
+                // The capture time travels in the packet, for measuring lip sync at the far end.
+                data[4..12].copy_from_slice(&capture_us.to_le_bytes());
                 self.input(
                     side,
                     Input::Audio(EncodedAudio {
                         data: Bytes::from(data),
                         rtp_timestamp: n.wrapping_mul(960),
+                        capture_us,
                         level_dbfs: -20.0,
                     }),
                 );
@@ -731,10 +750,16 @@ impl<'a> Sim<'a> {
                     // A model decoder: every packet decodes, FEC and concealment always work.
                     let s = &mut self.sides[side];
                     let t = now.saturating_duration_since(self.t0).as_secs_f64();
-                    match action {
-                        PlayoutAction::Decode { .. } => {
+                    let now_us = s.session_clock_us(self.now);
+                    match &action {
+                        PlayoutAction::Decode { payload, .. } => {
                             s.audio.decoded += 1;
                             s.report.audio_decoded += 1;
+                            if let Some(b) = payload.get(4..12).and_then(|b| b.try_into().ok()) {
+                                let captured = u64::from_le_bytes(b);
+                                let ms = now_us.saturating_sub(captured) as f64 / 1e3;
+                                s.report.audio_played.push((t, ms));
+                            }
                         }
                         PlayoutAction::Fec { .. } => s.audio.recovered += 1,
                         PlayoutAction::Conceal => s.audio.concealed += 1,
@@ -780,7 +805,9 @@ impl<'a> Sim<'a> {
     }
 
     fn encode(&mut self, side: usize) -> Option<EncodedVideo> {
-        let capture_us = self.sides[side].session_clock_us(self.now);
+        let capture_us = self.sides[side]
+            .session_clock_us(self.now)
+            .saturating_sub(self.s.camera_latency.as_micros() as u64);
         let s = &mut self.sides[side];
         let n = s.frame;
         s.frame += 1;
@@ -827,6 +854,7 @@ impl<'a> Sim<'a> {
             data: Bytes::from(data),
             keyframe,
             rtp_timestamp,
+            capture_us,
             encode_time: Duration::from_millis(2),
             width: w,
             height: h,
@@ -849,6 +877,7 @@ impl<'a> Sim<'a> {
                             (now_us + 1000).saturating_sub(capture_us),
                         )),
                         black: false,
+                        rtp_timestamp: f.rtp_timestamp,
                     })
                 }
                 _ => Err(()),
@@ -863,6 +892,7 @@ impl<'a> Sim<'a> {
                         marker_frame: marker.map(|m| m.frame),
                         latency: marker.map(|m| Duration::from_micros(m.age_us(now_us + 1000))),
                         black: false,
+                        rtp_timestamp: f.rtp_timestamp,
                     })
                 }
                 Ok(None) => return,

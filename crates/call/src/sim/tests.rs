@@ -376,6 +376,9 @@ fn real_vp8_through_five_percent_loss_decodes_the_test_pattern_in_order() {
             height: 240,
             fps: 30,
         },
+        // The video path's own delay: lip sync would hold the picture for the audio (which
+        // waits a frame more for FEC on a lossy link).
+        lip_sync: false,
         ..Scenario::new(10.0, link)
     });
     assert_in_order(&r.b);
@@ -599,4 +602,113 @@ fn audio_through_repeated_delay_spikes_learns_to_hold_enough() {
         share * 100.0
     );
     assert!(wait <= 150.0, "mean wait {wait:.1} ms");
+}
+
+/// The true lip-sync offset at B over [from, end): median capture → shown of the video minus
+/// median capture → played of the audio, ms (positive: the picture comes after its sound).
+fn av_offset(side: &SideReport, from: f64) -> f64 {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    let video = median(
+        side.decoded
+            .iter()
+            .filter(|d| d.at >= from)
+            .map(|d| d.delay_ms)
+            .collect(),
+    );
+    let audio = median(
+        side.audio_played
+            .iter()
+            .filter(|(t, _)| *t >= from)
+            .map(|x| x.1)
+            .collect(),
+    );
+    video - audio
+}
+
+/// The lip-sync cases: a slow camera (120 ms), a slow microphone (150 ms, a Bluetooth
+/// headset), both on a 30 ms-jitter link; each with lip sync off and on. Returns (case, true
+/// offset off, true offset on, the offset B's statistics showed, audio and video held, ms).
+fn lip_sync_cases() -> Vec<(&'static str, f64, f64, f64, f64, f64)> {
+    let jittery = Link {
+        delay: Duration::from_millis(30),
+        jitter: Duration::from_millis(30),
+        reorder: true,
+        ..Link::default()
+    };
+    let cases = [
+        (
+            "camera 120 ms slower, calm link",
+            Duration::from_millis(120),
+            Duration::ZERO,
+            Link::default(),
+        ),
+        (
+            "camera 120 ms slower, 30 ms jitter",
+            Duration::from_millis(120),
+            Duration::ZERO,
+            jittery,
+        ),
+        (
+            "microphone 150 ms slower, calm link",
+            Duration::ZERO,
+            Duration::from_millis(150),
+            Link::default(),
+        ),
+        (
+            "microphone 150 ms slower, 30 ms jitter",
+            Duration::ZERO,
+            Duration::from_millis(150),
+            jittery,
+        ),
+    ];
+    cases
+        .into_iter()
+        .map(|(name, camera, mic, link)| {
+            let scenario = |lip_sync| Scenario {
+                camera_latency: camera,
+                mic_latency: mic,
+                lip_sync,
+                ..Scenario::new(15.0, link)
+            };
+            let off = run(&scenario(false));
+            let on = run(&scenario(true));
+            let last = &last_point(&on.b).snapshot.av_sync;
+            (
+                name,
+                av_offset(&off.b, 8.0),
+                av_offset(&on.b, 8.0),
+                last.offset_ms.unwrap_or(f64::NAN),
+                last.audio_delay_ms,
+                last.video_delay_ms,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lip_sync_holds_back_whichever_stream_is_ahead_until_they_play_within_45_ms() {
+    for (name, off, on, shown, audio_held, video_held) in lip_sync_cases() {
+        eprintln!(
+            "lip sync, {name}: offset {off:.0} ms off, {on:.0} ms on (shown {shown:.0}); \
+             audio held {audio_held:.0} ms, video {video_held:.0} ms"
+        );
+        // Without it the offset is the pipelines' difference (beyond what people notice).
+        assert!(off.abs() > 80.0, "{name}: off {off}");
+        // With it, inside ±45 ms (ITU-R BT.1359 notices +45 / −125), from 8 s on.
+        assert!(on.abs() <= 45.0, "{name}: on {on}");
+        // The statistics show what the receiver measured: the truth, within a frame.
+        assert!(
+            (shown - on).abs() <= 35.0,
+            "{name}: shown {shown}, true {on}"
+        );
+        // The stream that was ahead is the one held.
+        if off > 0.0 {
+            assert!(audio_held > 60.0 && video_held == 0.0, "{name}");
+        } else {
+            assert!(video_held > 60.0 && audio_held == 0.0, "{name}");
+        }
+    }
 }
