@@ -45,6 +45,39 @@ impl Drop for Net {
     }
 }
 
+/// What a test run that was killed (Ctrl-C, a timeout) left of namespace `tag`: its veth
+/// still holds 10.231.`tag`.1 on this side, and a new run's packets would leave through it
+/// ("signalling server unreachable"). Names carry the run's pid; a pid no longer running is
+/// stale.
+fn remove_stale(tag: u8) {
+    let stale = |name: &str, prefix: &str| {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_suffix(&format!("x{tag}")))
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let list = |args: &[&str]| {
+        Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    for line in list(&["ip", "-o", "link", "show"]).lines() {
+        let name = line.split(':').nth(1).unwrap_or("").trim();
+        let name = name.split('@').next().unwrap_or("");
+        if stale(name, "dya") {
+            sh(&["ip", "link", "del", name]);
+        }
+    }
+    for line in list(&["ip", "netns", "list"]).lines() {
+        let name = line.split_whitespace().next().unwrap_or("");
+        if stale(name, "dyadt") {
+            sh(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
 /// Builds namespace `tag` (its own /24), starts a server on this side and `dyad answer` (user
 /// bobby) inside, signs alice in with `cfg_edit` applied and dials until the call is connected.
 async fn connected_call(
@@ -55,6 +88,7 @@ async fn connected_call(
     dyad_call::ClientHandle,
     tokio::sync::mpsc::UnboundedReceiver<CallEvent>,
 ) {
+    remove_stale(tag);
     let id = std::process::id() % 100_000;
     let mut net = Net {
         ns: format!("dyadt{id}x{tag}"),
