@@ -29,6 +29,7 @@ fn groups(p: &StatsPoint) -> Vec<(&'static str, &'static str, Value)> {
         ("RI01V", "remote-inbound-rtp", v(&s.remote_inbound_video)),
         ("RI01A", "remote-inbound-rtp", v(&s.remote_inbound_audio)),
         ("BWE01", "dyad-estimate", v(&s.estimate)),
+        ("AV01", "dyad-av-sync", v(&s.av_sync)),
         ("Q01", "dyad-quality", v(&p.score)),
         ("RT01", "dyad-rates", v(&p.rates)),
     ];
@@ -255,6 +256,8 @@ mod tests {
                 s.outbound_video.bitrate = 8000.0 * i as f64;
                 s.outbound_video.quality_limitation_reason = "bandwidth";
                 s.remote_inbound_video.round_trip_time = (i > 0).then_some(0.05);
+                s.av_sync.offset_ms = (i > 0).then_some(-12.5);
+                s.av_sync.video_delay_ms = 80.0 * i as f64;
                 s.candidate_pair = Some(PathInfo {
                     local_candidate_type: "host".into(),
                     protocol: "udp".into(),
@@ -338,6 +341,10 @@ mod tests {
         // The first second has no RTT: an empty cell, not "null".
         let first: Vec<&str> = lines[1].split(',').collect();
         assert_eq!(first[col("RI01V.roundTripTime")], "");
+        // Lip sync: the offset (none yet in the first second) and what was held for it.
+        assert_eq!(first[col("AV01.offsetMs")], "");
+        assert_eq!(row[col("AV01.offsetMs")], "-12.5");
+        assert_eq!(row[col("AV01.videoDelayMs")], "80.0");
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
     }
