@@ -910,6 +910,11 @@ impl AudioReceiver {
 /// Where decoded audio is played: set and swapped by the owner at any time (`None`: nowhere).
 pub type SharedSink = Arc<Mutex<Option<Box<dyn dyad_media::AudioSink>>>>;
 
+/// A sink's identity while it is installed (its address).
+fn sink_id(s: &dyn dyad_media::AudioSink) -> usize {
+    s as *const dyn dyad_media::AudioSink as *const () as usize
+}
+
 /// Starts the Opus decode thread: the jitter buffer's decisions in playout order in, frames to
 /// the sink (and, for the echo bot, to `echo`), counts back on `events` after every frame.
 pub fn spawn_audio_decoder(
@@ -927,6 +932,9 @@ pub fn spawn_audio_decoder(
             let mut speaker_replaced = false;
             while let Ok(action) = rx.recv() {
                 let frames: Vec<AudioFrame> = receiver.play(&action).into_iter().collect();
+                // The sink that failed (its address, to tell whether the owner replaced it
+                // meanwhile) and why.
+                let mut failed: Option<(usize, dyad_media::MediaError)> = None;
                 {
                     let mut sink = sink.lock().ok();
                     if let Some(Some(s)) = sink.as_deref_mut() {
@@ -937,34 +945,15 @@ pub fn spawn_audio_decoder(
                         for f in &frames {
                             if let Err(e) = s.play(f) {
                                 // Only a device that is gone counts (not a bad frame).
-                                if !matches!(
+                                if matches!(
                                     e,
                                     dyad_media::MediaError::Device(_)
                                         | dyad_media::MediaError::NoDevice(_)
                                 ) {
-                                    continue;
+                                    failed = Some((sink_id(s.as_ref()), e));
+                                    break;
                                 }
-                                // Unplugged: the system default takes over, once; after that,
-                                // or with no default, the call is silent here, and says so.
-                                let first = !speaker_replaced;
-                                speaker_replaced = true;
-                                let default = if first {
-                                    dyad_media::Speaker::open(None, 1).ok()
-                                } else {
-                                    None
-                                };
-                                let message = match default {
-                                    Some(d) => {
-                                        *s = Box::new(d);
-                                        format!("The speaker stopped ({e}): playing on the system default.")
-                                    }
-                                    None => {
-                                        *s = Box::new(NullSink);
-                                        format!("The speaker stopped ({e}) and no other answers: the call is silent here.")
-                                    }
-                                };
-                                let _ = events.send(DecodeEvent::SpeakerReplaced(message));
-                                break;
+                                continue;
                             }
                             if reference {
                                 if let Ok(mut p) = processor.lock() {
@@ -972,6 +961,35 @@ pub fn spawn_audio_decoder(
                                     let _ = p.analyze_render(f);
                                 }
                             }
+                        }
+                    }
+                }
+                if let Some((gone, e)) = failed {
+                    // Unplugged: the system default takes over, once; after that, or with no
+                    // default, the call is silent here, and says so. The default is opened
+                    // with the sink unlocked (opening a device takes a while, and the owner
+                    // may set a sink meanwhile: then theirs stays).
+                    let first = !speaker_replaced;
+                    speaker_replaced = true;
+                    let default = if first {
+                        dyad_media::Speaker::open(None, 1).ok()
+                    } else {
+                        None
+                    };
+                    let (next, message): (Box<dyn dyad_media::AudioSink>, String) = match default {
+                        Some(d) => (
+                            Box::new(d),
+                            format!("The speaker stopped ({e}): playing on the system default."),
+                        ),
+                        None => (
+                            Box::new(NullSink),
+                            format!("The speaker stopped ({e}) and no other answers: the call is silent here."),
+                        ),
+                    };
+                    if let Ok(mut sink) = sink.lock() {
+                        if let Some(s) = sink.as_mut().filter(|s| sink_id(s.as_ref()) == gone) {
+                            *s = next;
+                            let _ = events.send(DecodeEvent::SpeakerReplaced(message));
                         }
                     }
                 }

@@ -1084,3 +1084,61 @@ async fn sound_and_picture_play_within_45_ms_of_each_other() {
         "the statistics showed {shown:.0} ms, measured {on:.0} ms"
     );
 }
+
+/// A speaker that plays `frames` frames and then fails as an unplugged device does; counts
+/// every frame it is handed after that.
+struct UnpluggedSpeaker {
+    frames: u32,
+    after: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl dyad_media::AudioSink for UnpluggedSpeaker {
+    fn play(&mut self, _: &dyad_media::AudioFrame) -> dyad_media::Result<()> {
+        if self.frames == 0 {
+            self.after
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(dyad_media::MediaError::Device("the device is gone".into()));
+        }
+        self.frames -= 1;
+        Ok(())
+    }
+}
+
+/// The speaker in use goes away mid-call: the system default takes over (none here, so the
+/// call goes on silent), the user is told once, the dead device is not fed again, and the
+/// call goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speaker_unplugged_mid_call_is_replaced_and_the_user_told() {
+    let s = server(ServerConfig::default()).await;
+    let (alice, mut bob) = connect_pair(&s, "alice", "bobby").await;
+    let after = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    bob.h.set_audio_sink(Box::new(UnpluggedSpeaker {
+        frames: 50,
+        after: Arc::clone(&after),
+    }));
+    let message = bob
+        .wait("the speaker's replacement", |e| match e {
+            CallEvent::Error { code, message } if code == "speaker_replaced" => {
+                Some(message.clone())
+            }
+            _ => None,
+        })
+        .await;
+    assert!(message.contains("The speaker stopped"), "{message}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        after.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "the gone device was fed again"
+    );
+    // Still the same call, and the picture still moves.
+    let frames = bob.frame_numbers(Duration::from_secs(1)).await;
+    assert!(frames.len() >= 10, "{frames:?}");
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(10), bob.ev.recv()).await {
+        if let CallEvent::Error { code, message } = &e {
+            assert_ne!(code, "speaker_replaced", "told twice: {message}");
+        }
+    }
+    alice.h.hangup().expect("hangup");
+    assert_eq!(bob.ended().await.0, EndReason::UserHangup);
+}
