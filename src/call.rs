@@ -206,11 +206,18 @@ fn print_stats(p: &StatsPoint) {
     let g2g = vi
         .glass_to_glass_ms
         .map_or("-".into(), |g| format!("{g:.1}"));
+    // Lip sync: picture − sound, ms, and what is held back for it (audio / video).
+    let sync = s.av_sync.offset_ms.map_or("-".into(), |o| {
+        format!(
+            "{o:+.0} ms (held {:.0}/{:.0})",
+            s.av_sync.audio_delay_ms, s.av_sync.video_delay_ms
+        )
+    });
     let path = s.candidate_pair.as_ref().map_or("-".into(), |p| {
         format!("{}/{}", p.local_candidate_type, p.protocol)
     });
     println!(
-        "{:>5.1}s  send {}x{} {:>4.1} fps {:>5} of {:>5} kbit/s | recv {}x{} {:>4.1} fps {:>5} kbit/s frame #{} loss {:.1}% | audio {:.0} frames/s | rtt {} ms | capture→decoded {} ms | {} ({}) | {:?} {:.0} %{}",
+        "{:>5.1}s  send {}x{} {:>4.1} fps {:>5} of {:>5} kbit/s | recv {}x{} {:>4.1} fps {:>5} kbit/s frame #{} loss {:.1}% | audio {:.0} frames/s | rtt {} ms | capture→decoded {} ms | lip sync {} | {} ({}) | {:?} {:.0} %{}",
         s.call_seconds,
         vo.frame_width,
         vo.frame_height,
@@ -226,6 +233,7 @@ fn print_stats(p: &StatsPoint) {
         ai.frames_per_second,
         rtt,
         g2g,
+        sync,
         path,
         vo.quality_limitation_reason,
         q.band,
