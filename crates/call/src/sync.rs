@@ -13,9 +13,12 @@
 //! ahead), and audio is held back by that much more (the jitter buffer's extra delay);
 //! negative, video is held (frames wait before decoding). Once a second the median of the
 //! second's samples moves the delays, by at most 80 ms a step (a step of the audio delay is
-//! played out in stretched frames, of the video one as a short hold), and only outside a 10 ms
-//! dead band. ITU-R BT.1359 puts detectability at +45 ms (sound first) / −125 ms (sound late);
-//! we aim at the middle. Without a stream (camera off), the added delay drains away.
+//! played out in stretched frames, of the video one as a short hold). ITU-R BT.1359 puts
+//! detectability at +45 ms (sound first) / −125 ms (sound late); we keep the offset within
+//! ±25 ms and hold no more than that takes: every millisecond held is latency, and an offset
+//! already inside the band costs nothing (video on loopback arrives ≈ 30 ms before its sound:
+//! left alone). A hold no longer needed is given back as far as the band allows. Without a
+//! stream (camera off), the added delay drains away.
 //!
 //! Sans-IO: times are inputs (µs on our Unix-time scale).
 
@@ -29,8 +32,10 @@ use crate::stats::AvSyncStats;
 pub const MAX_EXTRA: Duration = Duration::from_millis(400);
 /// The most one update moves a delay.
 const MAX_STEP_US: i64 = 80_000;
-/// Offsets within this are left alone.
-const DEAD_BAND_US: i64 = 10_000;
+/// The offset is kept within ±this.
+pub const TOLERANCE_US: i64 = 25_000;
+/// Changes smaller than this are not made.
+const DEAD_BAND_US: i64 = 5_000;
 /// Samples further apart than this are not one call's two pipelines (a restarted sender, a
 /// report from another clock): ignored.
 const PLAUSIBLE_US: i64 = 2_000_000;
@@ -142,11 +147,25 @@ impl AvSync {
         let offset = self.samples[self.samples.len() / 2];
         self.samples.clear();
         self.offset_us = Some(offset);
-        if !self.enabled || offset.abs() <= DEAD_BAND_US {
+        if !self.enabled {
             return false;
         }
-        // Positive: audio is ahead. Undo a video hold first, then hold audio (and the reverse).
-        let mut step = offset.clamp(-MAX_STEP_US, MAX_STEP_US);
+        // A positive step lowers the offset (audio ahead: undo a video hold first, then hold
+        // audio); a negative one raises it. Outside the band: back to its edge. Inside: give
+        // back a hold as far as the band allows.
+        let wanted = if offset > TOLERANCE_US {
+            offset - TOLERANCE_US
+        } else if offset < -TOLERANCE_US {
+            offset + TOLERANCE_US
+        } else if self.video_extra_us > 0 {
+            (offset + TOLERANCE_US).min(self.video_extra_us)
+        } else {
+            -(TOLERANCE_US - offset).min(self.audio_extra_us)
+        };
+        if wanted.abs() < DEAD_BAND_US {
+            return false;
+        }
+        let mut step = wanted.clamp(-MAX_STEP_US, MAX_STEP_US);
         let max = MAX_EXTRA.as_micros() as i64;
         if step > 0 {
             let undo = step.min(self.video_extra_us);
@@ -259,36 +278,67 @@ mod tests {
         // The camera's pipeline takes 150 ms more than the microphone's; their clock is 3 s off.
         let mut sync = AvSync::new(true);
         let truth = plant(&mut sync, 3_000_000, 40_000, 190_000, 6);
-        assert!(truth.abs() <= 10.0, "offset {truth} ms");
+        // Brought to the band's edge, and no further: what more it held would be latency.
+        assert!((truth - 25.0).abs() <= 5.0, "offset {truth} ms");
         let s = sync.stats();
-        assert!((s.audio_delay_ms - 150.0).abs() <= 10.0, "{s:?}");
+        assert!((s.audio_delay_ms - 125.0).abs() <= 5.0, "{s:?}");
         assert_eq!(s.video_delay_ms, 0.0);
         // The measured offset is the truth, whatever the clocks' skew.
-        assert!(s.offset_ms.is_some_and(|o| o.abs() <= 10.0), "{s:?}");
+        assert!(
+            s.offset_ms.is_some_and(|o| (o - truth).abs() <= 1.0),
+            "{s:?}"
+        );
     }
 
     #[test]
     fn video_ahead_of_a_slow_microphone_waits_for_it() {
         let mut sync = AvSync::new(true);
         let truth = plant(&mut sync, -500_000, 200_000, 60_000, 6);
-        assert!(truth.abs() <= 10.0, "offset {truth} ms");
+        assert!((truth + 25.0).abs() <= 5.0, "offset {truth} ms");
         let s = sync.stats();
-        assert!((s.video_delay_ms - 140.0).abs() <= 10.0, "{s:?}");
+        assert!((s.video_delay_ms - 115.0).abs() <= 5.0, "{s:?}");
         assert_eq!(s.audio_delay_ms, 0.0);
     }
 
     #[test]
-    fn a_step_is_at_most_80_ms_and_a_small_offset_is_left_alone() {
+    fn a_step_is_at_most_80_ms_and_an_offset_inside_the_band_is_left_alone() {
         let mut sync = AvSync::new(true);
         plant(&mut sync, 0, 40_000, 340_000, 1);
         assert_eq!(sync.stats().audio_delay_ms, 80.0);
+        // Video 20 ms ahead (as on loopback, where audio waits in its buffer): nothing held.
         let mut calm = AvSync::new(true);
-        plant(&mut calm, 0, 40_000, 48_000, 5);
-        assert_eq!(calm.stats().audio_delay_ms, 0.0);
+        plant(&mut calm, 0, 40_000, 20_000, 5);
+        assert_eq!(calm.stats().video_delay_ms, 0.0);
         assert!(calm
             .stats()
             .offset_ms
-            .is_some_and(|o| (o - 8.0).abs() < 1.0));
+            .is_some_and(|o| (o + 20.0).abs() < 1.0));
+    }
+
+    #[test]
+    fn a_hold_no_longer_needed_is_given_back_as_far_as_the_band_allows() {
+        // The microphone was 150 ms slow (a headset), then the user unplugged it: the video
+        // hold comes down until the offset reaches the band's other edge, or to nothing.
+        let slow_mic = || {
+            let mut sync = AvSync::new(true);
+            plant(&mut sync, 0, 200_000, 50_000, 6);
+            assert!((sync.stats().video_delay_ms - 125.0).abs() <= 5.0);
+            sync
+        };
+        // Its replacement is 60 ms slower than the camera: of the 125 ms held, 35 stay.
+        let mut sync = slow_mic();
+        let truth = plant(&mut sync, 0, 90_000, 30_000, 6);
+        assert!((truth + 25.0).abs() <= 5.0, "offset {truth} ms");
+        assert!(
+            (sync.stats().video_delay_ms - 35.0).abs() <= 5.0,
+            "{:?}",
+            sync.stats()
+        );
+        // One as fast as the camera: nothing stays held.
+        let mut sync = slow_mic();
+        let truth = plant(&mut sync, 0, 40_000, 50_000, 6);
+        assert!((truth - 10.0).abs() <= 1.0, "offset {truth} ms");
+        assert_eq!(sync.stats().video_delay_ms, 0.0);
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub const PLI_INTERVAL: Duration = Duration::from_millis(200);
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Video packets kept for retransmission (webrtc-rs's responder kept as many).
 pub const RETRANSMIT_BUFFER: usize = 1024;
+/// Opus's algorithmic delay (libopus's encoder lookahead at 48 kHz: 312 samples): the decoded
+/// sound of a packet lags its RTP time by this, which lip sync counts as audio delay.
+const OPUS_LOOKAHEAD_US: u64 = 6_500;
 /// Complete video frames held for lip sync at most (400 ms at 60 fps, doubled).
 const MAX_HELD_FRAMES: usize = 48;
 /// RTT assumed for NACK spacing before a receiver report has measured one.
@@ -440,8 +443,9 @@ impl CallSession {
         self.release_video(now);
         while let Some(action) = self.playout.pull(now) {
             if let crate::playout::PlayoutAction::Decode { rtp_timestamp, .. } = &action {
-                self.sync
-                    .on_audio_played(self.cfg.clock.unix_us(now), *rtp_timestamp);
+                // What the decoder makes of it is the sound of OPUS_LOOKAHEAD earlier.
+                let heard = self.cfg.clock.unix_us(now) + OPUS_LOOKAHEAD_US;
+                self.sync.on_audio_played(heard, *rtp_timestamp);
             }
             self.out.push_back(Output::PlayAudio(action));
         }

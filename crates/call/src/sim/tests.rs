@@ -250,7 +250,14 @@ fn two_percent_bursty_loss_rarely_freezes_the_picture() {
         loss: bursty,
         ..Link::capped(mbit(2.0))
     };
-    for r in seeds(5, &Scenario::new(40.0, link)) {
+    // The video path's own repair: lip sync would also hold the picture ≈ 20 ms for the audio
+    // (which waits for FEC on a lossy link), and each step of that hold is a short stall —
+    // over 20 seeds 56 freezes instead of 51, 29.45 instead of 29.55 fps (docs/benchmarks.md).
+    let scenario = Scenario {
+        lip_sync: false,
+        ..Scenario::new(40.0, link)
+    };
+    for r in seeds(5, &scenario) {
         assert_in_order(&r.b);
         let lost = r.packets.1 as f64 / (r.packets.0 + r.packets.1) as f64;
         assert!(
@@ -704,11 +711,19 @@ fn lip_sync_holds_back_whichever_stream_is_ahead_until_they_play_within_45_ms() 
             (shown - on).abs() <= 35.0,
             "{name}: shown {shown}, true {on}"
         );
-        // The stream that was ahead is the one held.
+        // The stream that was ahead is the one held, by about what brings the offset to the
+        // edge of the ±25 ms band (no more: it would be latency).
+        let needed = off.abs() - 25.0;
         if off > 0.0 {
-            assert!(audio_held > 60.0 && video_held == 0.0, "{name}");
+            assert!(
+                (audio_held - needed).abs() <= 30.0 && video_held == 0.0,
+                "{name}"
+            );
         } else {
-            assert!(video_held > 60.0 && audio_held == 0.0, "{name}");
+            assert!(
+                (video_held - needed).abs() <= 30.0 && audio_held == 0.0,
+                "{name}"
+            );
         }
     }
 }
