@@ -84,8 +84,8 @@ cc_cpu="$(median <"$work/cc.cpu")"
 
 # 3. Dyad ↔ Dyad.
 dd="$(inside "$dyad" bench call --calls "$calls" --seconds "$secs" --sizes 640x480 2>/dev/null | grep '^| 640')"
-dd_ff="$(echo "$dd" | awk -F'|' '{print $3}' | tr -d ' ms')"
-dd_cpu="$(echo "$dd" | awk -F'|' '{print $6}' | tr -d ' ')"
+dd_ff="$(echo "$dd" | awk -F'|' '{print $4}' | tr -d ' ms')"
+dd_cpu="$(echo "$dd" | awk -F'|' '{print $7}' | tr -d ' ')"
 
 echo "$calls calls x $secs s, 640x480, median per call; CPU-s per minute of call, both ends together"
 echo "| pair | answer → first remote frame | CPU-s per minute |"

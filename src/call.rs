@@ -512,12 +512,20 @@ pub struct BenchCallArgs {
     /// Sizes to measure.
     #[arg(long, default_values_t = vec!["640x480".to_string(), "1280x720".to_string()])]
     sizes: Vec<String>,
-    /// Where the bandwidth estimate starts, kbit/s (it ramps ≤ 8 %/s from there).
-    #[arg(long, default_value_t = 300)]
-    start_kbps: u64,
+    /// Where the bandwidth estimate starts, kbit/s (it ramps ≤ 8 %/s from there). Default:
+    /// enough for the size itself (300, or 0.9 bit per pixel·s: 830 at 720p), so that the
+    /// resolution ladder does not send a quarter of it while the estimate climbs.
+    #[arg(long)]
+    start_kbps: Option<u64>,
     /// Send the test pattern with camera-like noise (content that uses its bitrate).
     #[arg(long)]
     noise: bool,
+}
+
+/// Where a bench call's estimate starts when `--start-kbps` is not given: above the ladder's
+/// threshold for the full size (0.845 bit per pixel·s to step up to it), at least 300.
+fn default_start_kbps(width: u32, height: u32) -> u64 {
+    (u64::from(width) * u64::from(height) * 9 / 10_000).max(300)
 }
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
@@ -569,8 +577,8 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             "dyad bench call: {} calls x {} s per size, caller and callee in this process, server {url}",
             args.calls, args.seconds
         );
-        println!("| size | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way (target) |");
-        println!("| --- | --- | --- | --- | --- | --- |");
+        println!("| size | sent (seconds at each size, all calls) | answer applied → first frame p50 | accept → caller's first frame p50 | capture → decoded p50 / p95 | CPU-s per minute (both sides) | video kbit/s each way (target) |");
+        println!("| --- | --- | --- | --- | --- | --- | --- |");
         for size in &args.sizes {
             let (w, h) = parse_size(size)?;
             let mut answer_ms = Vec::new();
@@ -579,6 +587,10 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
             let mut cpu_per_min = Vec::new();
             let mut kbit = Vec::new();
             let mut target = Vec::new();
+            // What the caller actually sent, per measured second: the ladder may send less
+            // than the size asked for.
+            let mut sent: std::collections::BTreeMap<(u32, u32), u32> = Default::default();
+            let start_kbps = args.start_kbps.unwrap_or_else(|| default_start_kbps(w, h));
             for i in 0..args.calls {
                 // Tokens minted from the store: no password logins (which the server throttles).
                 let tokens = (
@@ -600,7 +612,7 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                         fps: 30,
                     };
                     c.device = format!("bench-{i}");
-                    c.start_bps = args.start_kbps * 1000;
+                    c.start_bps = start_kbps * 1000;
                     if args.noise {
                         c.media.video = VideoInput::NoisyPattern;
                     }
@@ -644,13 +656,23 @@ pub fn bench_call(args: &BenchCallArgs) -> Result<()> {
                         kbit.push(s.outbound_video.bitrate / 1000.0);
                         target.push(s.outbound_video.target_bitrate / 1000.0);
                     }
+                    for s in h.snapshots.iter().rev().take(args.seconds as usize) {
+                        let o = &s.outbound_video;
+                        *sent.entry((o.frame_width, o.frame_height)).or_default() += 1;
+                    }
                 }
                 a.hangup()?;
                 a.shutdown().await;
                 b.shutdown().await;
             }
+            let sent: Vec<String> = sent
+                .iter()
+                .rev()
+                .map(|((w, h), n)| format!("{w}×{h} {n} s"))
+                .collect();
             println!(
-                "| {size} | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} | {:.0} ({:.0}) |",
+                "| {size} (from {start_kbps} kbit/s) | {} | {:.1} ms | {:.1} ms | {:.1} / {:.1} ms | {:.1} | {:.0} ({:.0}) |",
+                sent.join(", "),
                 percentile(&mut answer_ms, 0.5),
                 percentile(&mut accept_ms, 0.5),
                 percentile(&mut latency_ms.clone(), 0.5),
