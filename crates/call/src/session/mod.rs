@@ -41,6 +41,8 @@ pub const PLI_INTERVAL: Duration = Duration::from_millis(200);
 pub const STATS_INTERVAL: Duration = Duration::from_secs(1);
 /// Video packets kept for retransmission (webrtc-rs's responder kept as many).
 pub const RETRANSMIT_BUFFER: usize = 1024;
+/// How much the lip-sync hold of one video frame may differ from the frame's before it.
+const HOLD_STEP: Duration = Duration::from_millis(5);
 /// Opus's algorithmic delay (libopus's encoder lookahead at 48 kHz: 312 samples): the decoded
 /// sound of a packet lags its RTP time by this, which lip sync counts as audio delay.
 const OPUS_LOOKAHEAD_US: u64 = 6_500;
@@ -240,6 +242,9 @@ pub struct CallSession {
     sync: crate::sync::AvSync,
     /// Complete frames held back for lip sync (release time, frame), in order.
     held_video: VecDeque<(Instant, FrameToDecode)>,
+    /// The hold the last frame got: it follows lip sync's by ≤ 5 ms a frame, so that a new
+    /// hold slows a few frames down a little instead of stopping the picture.
+    video_hold: Duration,
     last_pli: Option<Instant>,
     reports: Reports,
     // Call state.
@@ -300,6 +305,7 @@ impl CallSession {
             playout: crate::playout::AudioPlayout::new(),
             sync: crate::sync::AvSync::new(lip_sync),
             held_video: VecDeque::new(),
+            video_hold: Duration::ZERO,
             last_pli: None,
             answered_at: None,
             connected_at: None,
@@ -659,7 +665,13 @@ impl CallSession {
                         rtp_timestamp: f.rtp_timestamp,
                         complete_at: f.complete_at,
                     };
-                    let hold = self.sync.video_extra();
+                    let wanted = self.sync.video_extra();
+                    let hold = if wanted > self.video_hold {
+                        (self.video_hold + HOLD_STEP).min(wanted)
+                    } else {
+                        self.video_hold.saturating_sub(HOLD_STEP).max(wanted)
+                    };
+                    self.video_hold = hold;
                     if hold.is_zero() && self.held_video.is_empty() {
                         self.out.push_back(Output::DecodeVideo(frame));
                     } else {

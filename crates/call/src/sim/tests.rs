@@ -251,8 +251,8 @@ fn two_percent_bursty_loss_rarely_freezes_the_picture() {
         ..Link::capped(mbit(2.0))
     };
     // The video path's own repair: lip sync would also hold the picture ≈ 20 ms for the audio
-    // (which waits for FEC on a lossy link), and each step of that hold is a short stall —
-    // over 20 seeds 56 freezes instead of 51, 29.45 instead of 29.55 fps (docs/benchmarks.md).
+    // (which waits for FEC on a lossy link), which costs a little — over 20 seeds 54 freezes
+    // instead of 51, 29.50 instead of 29.58 fps (docs/benchmarks.md).
     let scenario = Scenario {
         lip_sync: false,
         ..Scenario::new(40.0, link)
