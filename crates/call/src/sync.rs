@@ -12,8 +12,9 @@
 //! Offset = video delay − audio delay: positive, the picture comes later than its sound (audio
 //! ahead), and audio is held back by that much more (the jitter buffer's extra delay);
 //! negative, video is held (frames wait before decoding). Once a second the median of the
-//! second's samples moves the delays, by at most 80 ms a step (a step of the audio delay is
-//! played out in stretched frames, of the video one as a short hold). ITU-R BT.1359 puts
+//! second's samples moves the delays, by at most 80 ms a step (the jitter buffer reaches a step
+//! of the audio delay a stretched frame at a time; the session moves each video frame's hold
+//! ≤ 5 ms from the one before, so neither stops the media). ITU-R BT.1359 puts
 //! detectability at +45 ms (sound first) / −125 ms (sound late); we keep the offset within
 //! ±25 ms and hold no more than that takes: every millisecond held is latency, and an offset
 //! already inside the band costs nothing (video on loopback arrives ≈ 30 ms before its sound:

@@ -825,14 +825,7 @@ async fn a_microphone_unplugged_mid_call_is_replaced_and_the_user_told() {
         dyad_media::ProcessingConfig::ALL,
     )
     .await;
-    let message = bob
-        .wait("the microphone's replacement", |e| match e {
-            CallEvent::Error { code, message } if code == "microphone_replaced" => {
-                Some(message.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let message = bob.error("microphone_replaced").await;
     assert!(message.contains("The microphone stopped"), "{message}");
     // Audio keeps flowing after it (silence here: this machine has no other microphone).
     let before = heard.lock().expect("lock").len();
@@ -1116,14 +1109,7 @@ async fn a_speaker_unplugged_mid_call_is_replaced_and_the_user_told() {
         frames: 50,
         after: Arc::clone(&after),
     }));
-    let message = bob
-        .wait("the speaker's replacement", |e| match e {
-            CallEvent::Error { code, message } if code == "speaker_replaced" => {
-                Some(message.clone())
-            }
-            _ => None,
-        })
-        .await;
+    let message = bob.error("speaker_replaced").await;
     assert!(message.contains("The speaker stopped"), "{message}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(

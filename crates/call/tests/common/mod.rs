@@ -209,6 +209,15 @@ impl Peer {
         .await
     }
 
+    /// The message of the first error event with `code` (skipping everything else).
+    pub async fn error(&mut self, code: &str) -> String {
+        self.wait(code, |e| match e {
+            CallEvent::Error { code: c, message } if c == code => Some(message.clone()),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn stats(&mut self) -> dyad_call::stats::StatsSnapshot {
         self.wait("stats", |e| match e {
             CallEvent::Stats(p) => Some(p.snapshot.clone()),
