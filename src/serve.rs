@@ -320,11 +320,17 @@ async fn serve(args: &Settings) -> Result<()> {
         }),
         (None, true) => None,
     };
-    let embedded = match &turn {
+    let mut turn = turn;
+    let embedded = match &mut turn {
         Some(TurnConfig::Embedded(cfg)) => {
             let server = dyad_server::turn::start_embedded_turn(cfg.clone())
                 .await
                 .context("embedded TURN")?;
+            // Listed only if it could be served.
+            cfg.nat_test_port = server.nat_test_addr().map(|a| a.port());
+            if let Some(at) = server.nat_test_addr() {
+                say(format_args!("dyad serve: NAT test (STUN) on udp {at}"));
+            }
             match server.tcp_addr() {
                 Some(tcp) => say(format_args!(
                     "dyad serve: STUN/TURN on udp {} and tcp {tcp}",

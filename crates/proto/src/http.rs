@@ -46,6 +46,10 @@ pub struct IceConfig {
     pub ice_servers: Vec<IceServer>,
     /// Seconds the credentials stay valid.
     pub ttl_secs: u64,
+    /// A second STUN address of the server's (`stun:host:port`), for "Test my network" to tell
+    /// whether this network's NAT maps each destination apart; not an ICE server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nat_test: Option<String>,
 }
 
 /// `GET /v1/history`: one row of call history, newest first.

@@ -346,6 +346,7 @@ async fn ice(
         None => IceConfig {
             ice_servers: vec![],
             ttl_secs: 0,
+            nat_test: None,
         },
     };
     // TURN over TLS on this very port, under the name the client reached it by (which is the

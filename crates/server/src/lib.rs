@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod guest;
 pub mod http;
 pub mod hub;
+pub mod nat_test;
 pub mod router;
 pub mod store;
 pub mod throttle;

@@ -53,6 +53,10 @@ pub struct EmbeddedTurnConfig {
     pub allow_peers: Vec<ipnet::IpNet>,
     /// How many allocations one account may hold at once.
     pub allocations_per_user: usize,
+    /// The UDP port (on `listen`'s address) of the second STUN address "Test my network"
+    /// compares mappings with ([`crate::nat_test`]): `listen`'s port + 1 by default, `None`
+    /// for none. `/v1/ice` lists it as `nat_test`.
+    pub nat_test_port: Option<u16>,
 }
 
 /// The default allocation quota: a call needs one or two relays per device (one per address
@@ -70,6 +74,7 @@ impl EmbeddedTurnConfig {
             ttl_secs,
             allow_peers: Vec::new(),
             allocations_per_user: DEFAULT_ALLOCATIONS_PER_USER,
+            nat_test_port: listen.port().checked_add(1).filter(|_| listen.port() != 0),
         }
     }
 }
@@ -187,9 +192,16 @@ pub fn ice_config(config: &TurnConfig, username: &str, now_unix: u64) -> IceConf
             servers
         }
     };
+    let nat_test = match config {
+        TurnConfig::Embedded(e) => e
+            .nat_test_port
+            .map(|port| format!("stun:{}", SocketAddr::new(e.public_ip, port))),
+        TurnConfig::External { .. } => None,
+    };
     IceConfig {
         ice_servers,
         ttl_secs: config.ttl_secs(),
+        nat_test,
     }
 }
 
@@ -241,6 +253,7 @@ pub struct EmbeddedTurn {
     /// Ends the TURN-over-TCP listener and its connections.
     stop_tcp: tokio::sync::watch::Sender<bool>,
     tcp: Option<SocketAddr>,
+    nat_test: Option<SocketAddr>,
     streams: turn_tcp::TurnStreams,
 }
 
@@ -267,6 +280,11 @@ impl EmbeddedTurn {
     /// The TCP address TURN over TCP is served on (the UDP one's, if it was free).
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
         self.tcp
+    }
+
+    /// The UDP address of the NAT test's second STUN port, if it was free.
+    pub fn nat_test_addr(&self) -> Option<SocketAddr> {
+        self.nat_test
     }
 
     /// Where other listeners hand over streams that speak TURN (TLS with ALPN `stun.turn` on
@@ -350,6 +368,20 @@ pub async fn start_embedded_turn_with_clock(
         }
     };
     let tcp = listener.as_ref().and_then(|l| l.local_addr().ok());
+    let nat_test = match config.nat_test_port {
+        Some(port) => match tokio::net::UdpSocket::bind((local.ip(), port)).await {
+            Ok(socket) => {
+                let at = socket.local_addr().ok();
+                tokio::spawn(crate::nat_test::serve(Arc::new(socket), stopped.clone()));
+                at
+            }
+            Err(e) => {
+                tracing::warn!("NAT test STUN port {port} not served: {e}");
+                None
+            }
+        },
+        None => None,
+    };
     let (streams, handed) = tokio::sync::mpsc::channel(64);
     tokio::spawn(serve_streams(listener, handed, settings, stopped));
     Ok(EmbeddedTurn {
@@ -358,6 +390,7 @@ pub async fn start_embedded_turn_with_clock(
         guard,
         stop_tcp,
         tcp,
+        nat_test,
         streams: turn_tcp::TurnStreams(streams),
     })
 }

@@ -1,0 +1,138 @@
+//! A second STUN address for "Test my network": a UDP port beside the embedded TURN server's
+//! that answers Binding requests only. A client that asks both from one socket learns whether
+//! its NAT keeps one public address for every destination (endpoint-independent mapping, which
+//! ICE punches through) or gives each destination its own (a "symmetric" NAT, RFC 4787 §4.1).
+//! It is not listed as an ICE server (calls would gather the same address twice); `/v1/ice`
+//! names it in `nat_test`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use stun::fingerprint::FINGERPRINT;
+use stun::message::{Message, Setter, BINDING_REQUEST, BINDING_SUCCESS};
+use stun::xoraddr::XorMappedAddress;
+
+/// Requests longer than this are not read (a Binding request is 20 bytes plus a few
+/// attributes; RFC 8489 §6.1 bounds what must be accepted at 548 over IPv4).
+pub const MAX_REQUEST: usize = 548;
+
+/// The answer to `request` from `from`: a Binding success response with `from` as its
+/// XOR-MAPPED-ADDRESS, or nothing for anything that is not a well-formed Binding request.
+pub fn binding_response(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
+    if request.len() > MAX_REQUEST {
+        return None;
+    }
+    let mut m = Message::new();
+    m.unmarshal_binary(request).ok()?;
+    if m.typ != BINDING_REQUEST {
+        return None;
+    }
+    let mut answer = Message::new();
+    let setters: Vec<Box<dyn Setter>> = vec![
+        Box::new(Message {
+            transaction_id: m.transaction_id,
+            ..Default::default()
+        }),
+        Box::new(BINDING_SUCCESS),
+        Box::new(XorMappedAddress {
+            ip: from.ip(),
+            port: from.port(),
+        }),
+        Box::new(FINGERPRINT),
+    ];
+    answer.build(&setters).ok()?;
+    Some(answer.raw)
+}
+
+/// Answers Binding requests on `socket` until `stop` turns true.
+pub(crate) async fn serve(
+    socket: Arc<tokio::net::UdpSocket>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut buf = vec![0u8; MAX_REQUEST + 1];
+    loop {
+        let (n, from) = tokio::select! {
+            got = socket.recv_from(&mut buf) => match got {
+                Ok(got) => got,
+                // ICMP errors from earlier sends surface here on some systems: keep serving.
+                Err(e) => {
+                    tracing::debug!("NAT test port: {e}");
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        if let Some(answer) = binding_response(&buf[..n], from) {
+            let _ = socket.send_to(&answer, from).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stun::message::Getter;
+
+    fn request() -> Vec<u8> {
+        let mut m = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(FINGERPRINT),
+        ];
+        m.build(&setters).expect("request");
+        m.raw
+    }
+
+    #[test]
+    fn a_binding_request_is_answered_with_the_address_it_came_from() {
+        let req = request();
+        let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
+        let raw = binding_response(&req, from).expect("an answer");
+        let mut m = Message::new();
+        m.unmarshal_binary(&raw).expect("decodes");
+        assert_eq!(m.typ, BINDING_SUCCESS);
+        assert_eq!(m.transaction_id.0, req[8..20]);
+        let mut mapped = XorMappedAddress::default();
+        mapped.get_from(&m).expect("XOR-MAPPED-ADDRESS");
+        assert_eq!(SocketAddr::new(mapped.ip, mapped.port), from);
+        FINGERPRINT.check(&m).expect("fingerprint");
+        let v6: SocketAddr = "[2001:db8:1::2]:5000".parse().expect("addr");
+        let raw = binding_response(&req, v6).expect("an answer over IPv6");
+        let mut m = Message::new();
+        m.unmarshal_binary(&raw).expect("decodes");
+        mapped.get_from(&m).expect("XOR-MAPPED-ADDRESS");
+        assert_eq!(SocketAddr::new(mapped.ip, mapped.port), v6);
+    }
+
+    #[test]
+    fn anything_but_a_binding_request_gets_no_answer() {
+        let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
+        assert_eq!(binding_response(b"", from), None);
+        assert_eq!(binding_response(&[0u8; 19], from), None);
+        let mut not_binding = request();
+        not_binding[1] = 0x03; // Allocate
+        assert_eq!(binding_response(&not_binding, from), None);
+        let mut success = request();
+        success[0] = 0x01; // a response, not a request
+        assert_eq!(binding_response(&success, from), None);
+        // A well-formed request, but longer than is read.
+        let mut long = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(stun::textattrs::TextAttribute::new(
+                stun::attributes::ATTR_SOFTWARE,
+                "x".repeat(MAX_REQUEST),
+            )),
+        ];
+        long.build(&setters).expect("request");
+        assert!(binding_response(&long.raw[..], from).is_none());
+        long.raw.truncate(20);
+        long.raw[2..4].copy_from_slice(&[0, 0]);
+        assert!(
+            binding_response(&long.raw, from).is_some(),
+            "the same, without the attribute"
+        );
+    }
+}
