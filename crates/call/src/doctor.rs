@@ -17,6 +17,22 @@ use dyad_proto::http::IceServer;
 /// reported as not working).
 const GATHER_WAIT: Duration = Duration::from_secs(6);
 
+/// How long the NAT test waits for its two STUN answers.
+const NAT_TEST_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether this network's NAT keeps one public address for every destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    /// No second STUN address to compare with (the server names none, or one did not answer).
+    NotTested,
+    /// Both STUN addresses saw the same public address and port: endpoint-independent
+    /// mapping, which ICE punches through (RFC 4787 §4.1).
+    SameForEveryDestination,
+    /// Each saw another port (or address): a "symmetric" NAT; a direct path needs the other
+    /// side to be open, else the relay carries the call.
+    PerDestination,
+}
+
 /// One relay kind's result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Relay {
@@ -33,6 +49,10 @@ pub enum Relay {
 pub struct Findings {
     /// Whether the server was reached over TLS.
     pub https: bool,
+    /// Whether the server's WebSocket (where calls ring) answered with its welcome.
+    pub websocket: bool,
+    /// The HTTP proxy the server (and TURN over TCP/TLS) is reached through, if any.
+    pub proxy: Option<String>,
     /// Median of three authenticated HTTP requests to the server, ms.
     pub server_round_trip_ms: f64,
     /// This machine's own IPv4 and IPv6 addresses (loopback and link-local left out).
@@ -43,6 +63,8 @@ pub struct Findings {
     pub stun_offered: bool,
     /// The public addresses STUN saw, with the local port each came from: `(public, local port)`.
     pub public: Vec<(String, u16)>,
+    /// The NAT test: one socket's public address as two of the server's STUN addresses see it.
+    pub mapping: Mapping,
     /// TURN over UDP, TCP and TLS.
     pub relay_udp: Relay,
     /// See `relay_udp`.
@@ -126,6 +148,7 @@ async fn gather(servers: Vec<IceServer>, url: &ServerUrl) -> Result<Vec<Gathered
         ice_servers: servers,
         relay_only: false,
         turn_tls: url.turn_tls_config().ok(),
+        turn_route: url.stream_route(),
     };
     let mut peer = RtcPeer::new(&config, tx).await?;
     peer.create_offer(false).await?;
@@ -150,22 +173,73 @@ fn relay_result(offered: bool, gathered: &[Gathered]) -> Relay {
     }
 }
 
-/// Runs every check against `server` as `username`.
+/// Runs every check against `server` as `username` (signing in with `password`).
 pub async fn run(server: &ServerUrl, username: &str, password: &str) -> Result<Findings> {
     let session = signal::login(server, username, password).await?;
+    run_signed_in(server, &session.token).await
+}
+
+/// `host:port` of a `stun:` URL, resolved.
+async fn stun_address(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("stun:")?;
+    let rest = rest.split('?').next()?;
+    let host_port = if rest.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.ends_with(':') && !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())
+    }) {
+        rest.to_string()
+    } else {
+        format!("{rest}:3478")
+    };
+    tokio::net::lookup_host(host_port).await.ok()?.next()
+}
+
+/// The NAT test: the server's first STUN address and its `nat_test` one, asked from one socket.
+async fn nat_mapping(stun: &[IceServer], nat_test: Option<&str>) -> Mapping {
+    let first = stun.iter().flat_map(|s| &s.urls).next();
+    let (Some(first), Some(second)) = (first, nat_test) else {
+        return Mapping::NotTested;
+    };
+    let (Some(a), Some(b)) = (stun_address(first).await, stun_address(second).await) else {
+        return Mapping::NotTested;
+    };
+    match crate::rtc::stun_mappings(&[a, b], NAT_TEST_WAIT).await[..] {
+        [Some(x), Some(y)] if x == y => Mapping::SameForEveryDestination,
+        [Some(_), Some(_)] => Mapping::PerDestination,
+        _ => Mapping::NotTested,
+    }
+}
+
+/// Runs every check against `server` with a signed-in session's `token` (the app's).
+pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> {
     let mut times = Vec::new();
     let mut ice = None;
     for _ in 0..3 {
         let started = Instant::now();
-        ice = Some(signal::ice_servers(server, &session.token).await?);
+        ice = Some(signal::ice_servers(server, token).await?);
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     times.sort_by(f64::total_cmp);
+    // The WebSocket: where calls ring. Its own device id, so no other device of this account
+    // is replaced; closed at once.
+    let websocket = match signal::Connection::connect(server, token, "network-test").await {
+        Ok(conn) => {
+            drop(conn);
+            true
+        }
+        Err(e) => {
+            tracing::info!("network test: WebSocket: {e}");
+            false
+        }
+    };
+    let nat_test = ice.as_ref().and_then(|i| i.nat_test.clone());
     let all = ice.map(|i| i.ice_servers).unwrap_or_default();
     let [stun, udp, tcp, tls] =
         [Kind::Stun, Kind::TurnUdp, Kind::TurnTcp, Kind::TurnTls].map(|k| servers_of(&all, k));
     let offered = [&stun, &udp, &tcp, &tls].map(|s| !s.is_empty());
-    let (g_stun, g_udp, g_tcp, g_tls) = tokio::join!(
+    let stun_urls = stun.clone();
+    let mapping = nat_mapping(&stun_urls, nat_test.as_deref());
+    let (mapping, g_stun, g_udp, g_tcp, g_tls) = tokio::join!(
+        mapping,
         gather(stun, server),
         gather(udp, server),
         gather(tcp, server),
@@ -198,11 +272,14 @@ pub async fn run(server: &ServerUrl, username: &str, password: &str) -> Result<F
     public.dedup();
     Ok(Findings {
         https: server.is_tls(),
+        websocket,
+        proxy: server.proxy(),
         server_round_trip_ms: times.get(1).copied().unwrap_or(0.0),
         host_v4: local(false),
         host_v6: local(true),
         stun_offered: offered[0],
         public,
+        mapping,
         relay_udp: relay_result(offered[1], &g_udp),
         relay_tcp: relay_result(offered[2], &g_tcp),
         relay_tls: relay_result(offered[3], &g_tls),
@@ -211,7 +288,8 @@ pub async fn run(server: &ServerUrl, username: &str, password: &str) -> Result<F
 
 /// Whether calls can be set up at all from this network (the doctor's exit status).
 pub fn calls_possible(f: &Findings) -> bool {
-    direct_possible(f) || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works)
+    f.websocket
+        && (direct_possible(f) || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works))
 }
 
 /// A public address seen by STUN, or a global IPv6 address of this machine's own (IPv6 needs no
@@ -235,9 +313,19 @@ fn relay_word(r: Relay) -> &'static str {
 /// The findings in plain words, one line each, the conclusion last.
 pub fn verdict(f: &Findings) -> Vec<String> {
     let mut out = vec![format!(
-        "Server: reached over {}, round trip {:.0} ms.",
+        "Server: reached over {}{}, round trip {:.0} ms; {}.",
         if f.https { "HTTPS" } else { "HTTP" },
-        f.server_round_trip_ms
+        f.proxy
+            .as_ref()
+            .map(|p| format!(" through the proxy {}", p.trim_end_matches('/')))
+            .unwrap_or_default(),
+        f.server_round_trip_ms,
+        if f.websocket {
+            "its WebSocket answers (calls can ring here)"
+        } else {
+            "its WebSocket does not answer: calls cannot ring here (a proxy or firewall may \
+             block WebSocket upgrades)"
+        }
     )];
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -265,11 +353,24 @@ pub fn verdict(f: &Findings) -> Vec<String> {
                 Some(p) if p == *local => "kept your port",
                 _ => "changed your port",
             };
+            let mapping = match f.mapping {
+                Mapping::SameForEveryDestination => {
+                    "It keeps one public address for every destination, so direct calls get \
+                     through it."
+                }
+                Mapping::PerDestination => {
+                    "It gives each destination another port (a symmetric NAT): a direct call \
+                     works only when the other side's network is open; else the relay carries it."
+                }
+                Mapping::NotTested => {
+                    "Whether it gives each destination another port (a symmetric NAT) was not \
+                     tested: the server names no second STUN address."
+                }
+            };
             if behind_nat {
                 format!(
-                    "Public address: {public}: your network translates addresses (NAT) and {port}. \
-                     Whether it maps each destination differently (a symmetric NAT) needs a second \
-                     STUN address and is not tested."
+                    "Public address: {public}: your network translates addresses (NAT) and \
+                     {port}. {mapping}"
                 )
             } else {
                 format!("Public address: {public}: no address translation (NAT) on the way.")
@@ -283,7 +384,10 @@ pub fn verdict(f: &Findings) -> Vec<String> {
     let udp_relay = f.relay_udp == Relay::Works;
     let stream_relay = [f.relay_tcp, f.relay_tls].contains(&Relay::Works);
     out.push(
-        if direct && udp_relay {
+        if !f.websocket {
+            "Calls will not connect: offers and answers travel over the server's WebSocket, \
+             which this network does not let through."
+        } else if direct && udp_relay {
             "Calls will connect directly where the other side's network allows, else through \
              the relay over UDP: full quality."
         } else if direct && stream_relay {
@@ -313,11 +417,14 @@ mod tests {
     fn open() -> Findings {
         Findings {
             https: true,
+            websocket: true,
+            proxy: None,
             server_round_trip_ms: 12.4,
             host_v4: vec!["192.168.1.20".into()],
             host_v6: vec![],
             stun_offered: true,
             public: vec![("203.0.113.9:50000".into(), 50000)],
+            mapping: Mapping::SameForEveryDestination,
             relay_udp: Relay::Works,
             relay_tcp: Relay::Works,
             relay_tls: Relay::Works,
@@ -327,13 +434,55 @@ mod tests {
     #[test]
     fn an_open_network_behind_a_nat_gets_full_quality() {
         let v = verdict(&open());
-        assert_eq!(v[0], "Server: reached over HTTPS, round trip 12 ms.");
+        assert_eq!(
+            v[0],
+            "Server: reached over HTTPS, round trip 12 ms; its WebSocket answers (calls can \
+             ring here)."
+        );
         assert!(v[3].contains("(NAT) and kept your port"), "{v:?}");
+        assert!(
+            v[3].contains("one public address for every destination"),
+            "{v:?}"
+        );
         assert!(
             v.last().is_some_and(|l| l.ends_with("full quality.")),
             "{v:?}"
         );
         assert!(calls_possible(&open()));
+    }
+
+    #[test]
+    fn a_symmetric_nat_and_a_blocked_websocket_are_said_in_words() {
+        let f = Findings {
+            websocket: false,
+            public: vec![("203.0.113.9:61234".into(), 50000)],
+            mapping: Mapping::PerDestination,
+            ..open()
+        };
+        let v = verdict(&f);
+        assert!(v[0].contains("calls cannot ring here"), "{v:?}");
+        let proxied = verdict(&Findings {
+            proxy: Some("http://192.0.2.8:3128".into()),
+            ..open()
+        });
+        assert!(
+            proxied[0]
+                .starts_with("Server: reached over HTTPS through the proxy http://192.0.2.8:3128,"),
+            "{proxied:?}"
+        );
+        assert!(v[3].contains("changed your port"), "{v:?}");
+        assert!(v[3].contains("(a symmetric NAT)"), "{v:?}");
+        let untested = verdict(&Findings {
+            mapping: Mapping::NotTested,
+            ..open()
+        });
+        assert!(untested[3].contains("was not tested"), "{untested:?}");
+        assert!(
+            v.last()
+                .is_some_and(|l| l.starts_with("Calls will not connect")),
+            "{v:?}"
+        );
+        assert!(!calls_possible(&f), "no WebSocket, no call");
     }
 
     #[test]

@@ -179,6 +179,9 @@ pub struct RtcConfig {
     /// What `turns:` relays are trusted with (the signalling server's roots); `None`: the
     /// system's and `$DYAD_CA_FILE`.
     pub turn_tls: Option<Arc<rustls::ClientConfig>>,
+    /// How TURN over TCP/TLS reaches its server (through the signalling server's HTTP proxy,
+    /// where there is one); the default connects directly.
+    pub turn_route: crate::signal::StreamRoute,
 }
 
 fn codecs() -> [(RTCRtpCodecParameters, RTPCodecType); 2] {
@@ -338,8 +341,16 @@ impl RtcPeer {
                     Some(t) => t.clone(),
                     None => crate::signal::turn_tls_config()?,
                 };
-                match crate::turn_shim::TurnShim::start(kind, host, port, tls, relayed.clone())
-                    .await
+                let route = config.turn_route.clone();
+                match crate::turn_shim::TurnShim::start(
+                    kind,
+                    host,
+                    port,
+                    tls,
+                    route,
+                    relayed.clone(),
+                )
+                .await
                 {
                     Ok(shim) => {
                         urls.push(format!("turn:{}?transport=udp", shim.local_addr()));
@@ -1013,6 +1024,93 @@ fn decode_rtcp(packets: &[Box<dyn rtcp::packet::Packet + Send + Sync>]) -> Vec<F
     out
 }
 
+/// The public address each of `servers` (STUN, `host:port`) sees for one UDP socket of this
+/// host (one per address family): the NAT test of "Test my network" ([`crate::doctor`]). A
+/// Binding request is sent up to three times, 400 ms apart; a server that does not answer in
+/// `wait` gives `None`.
+pub async fn stun_mappings(
+    servers: &[std::net::SocketAddr],
+    wait: Duration,
+) -> Vec<Option<std::net::SocketAddr>> {
+    use webrtc::stun::message::{Getter, Message, Setter, BINDING_REQUEST, BINDING_SUCCESS};
+    use webrtc::stun::xoraddr::XorMappedAddress;
+    let bind = |v6: bool| async move {
+        tokio::net::UdpSocket::bind(if v6 { "[::]:0" } else { "0.0.0.0:0" })
+            .await
+            .ok()
+    };
+    let (v4, v6) = (bind(false).await, bind(true).await);
+    let mut ids = Vec::new();
+    let mut requests = Vec::new();
+    for _ in servers {
+        let mut m = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(webrtc::stun::agent::TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(webrtc::stun::fingerprint::FINGERPRINT),
+        ];
+        if m.build(&setters).is_err() {
+            return vec![None; servers.len()];
+        }
+        ids.push(m.transaction_id.0);
+        requests.push(m.raw);
+    }
+    let mut out: Vec<Option<std::net::SocketAddr>> = vec![None; servers.len()];
+    let deadline = tokio::time::Instant::now() + wait;
+    let (mut buf, mut buf6) = (vec![0u8; 1500], vec![0u8; 1500]);
+    for attempt in 0..3u32 {
+        for (i, server) in servers.iter().enumerate() {
+            let socket = if server.is_ipv6() { &v6 } else { &v4 };
+            if let (None, Some(socket)) = (out[i], socket) {
+                let _ = socket.send_to(&requests[i], server).await;
+            }
+        }
+        let next = (tokio::time::Instant::now() + Duration::from_millis(400)).min(deadline);
+        let until = if attempt == 2 { deadline } else { next };
+        loop {
+            if out.iter().all(Option::is_some) {
+                return out;
+            }
+            let recv = async {
+                let never = std::future::pending::<std::io::Result<(usize, bool)>>;
+                tokio::select! {
+                    r = async {
+                        match &v4 {
+                            Some(s) => s.recv_from(&mut buf).await.map(|(n, _)| (n, false)),
+                            None => never().await,
+                        }
+                    } => r,
+                    r = async {
+                        match &v6 {
+                            Some(s) => s.recv_from(&mut buf6).await.map(|(n, _)| (n, true)),
+                            None => never().await,
+                        }
+                    } => r,
+                }
+            };
+            let Ok(Ok((n, six))) = tokio::time::timeout_at(until, recv).await else {
+                break;
+            };
+            let got = if six { &buf6[..n] } else { &buf[..n] };
+            let mut m = Message::new();
+            if m.unmarshal_binary(got).is_err() || m.typ != BINDING_SUCCESS {
+                continue;
+            }
+            let Some(i) = ids.iter().position(|id| *id == m.transaction_id.0) else {
+                continue;
+            };
+            let mut mapped = XorMappedAddress::default();
+            if mapped.get_from(&m).is_ok() {
+                out[i] = Some(std::net::SocketAddr::new(mapped.ip, mapped.port));
+            }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            break;
+        }
+    }
+    out
+}
+
 /// Reads a TWCC feedback packet (draft-holmer-rmcat-transport-wide-cc-extensions-01) into one
 /// result per packet it covers, with arrival times in µs on the receiver's clock.
 pub fn feedback_results(
@@ -1142,6 +1240,7 @@ pub mod fuzzing {
             ice_servers: Vec::new(),
             relay_only: false,
             turn_tls: None,
+            turn_route: Default::default(),
         };
         let Ok(mut peer) = RtcPeer::new(&config, tx).await else {
             return;
