@@ -97,6 +97,77 @@ fn turn_tls(roots: &[CertificateDer<'static>]) -> Result<Arc<rustls::ClientConfi
     Ok(Arc::new(config))
 }
 
+/// A `CONNECT` tunnel through the proxy `via` to `host_port` (`what` names it in errors).
+async fn tunnel(
+    via: &hyper_util::client::proxy::matcher::Intercept,
+    host_port: &str,
+    what: &str,
+) -> Result<TcpStream> {
+    let proxy = via.uri().clone();
+    if proxy.scheme_str() != Some("http") {
+        return Err(CallError::Unreachable(format!(
+            "{what}: proxy {proxy}: only http:// proxies (HTTP CONNECT) are supported"
+        )));
+    }
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    let mut tunnel = Tunnel::new(proxy.clone(), http);
+    if let Some(auth) = via.basic_auth() {
+        tunnel = tunnel.with_auth(auth.clone());
+    }
+    // CONNECT names the target as host:port; the tunnel takes it from this URI.
+    let target: hyper::Uri = format!("http://{host_port}")
+        .parse()
+        .map_err(|_| CallError::BadUrl(what.to_string()))?;
+    let io = tunnel
+        .oneshot(target)
+        .await
+        .map_err(|e| CallError::Unreachable(format!("{what} through proxy {proxy}: {e}")))?;
+    Ok(io.into_inner())
+}
+
+/// How a TURN-over-TCP/TLS shim reaches its server: directly, or through an HTTP proxy's
+/// `CONNECT` (as browsers do for TURN/TLS), chosen as for `https://host:port` by the proxy
+/// settings of the signalling server's URL ([`ServerUrl::stream_route`]).
+#[derive(Debug, Clone, Default)]
+pub struct StreamRoute {
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl StreamRoute {
+    /// The proxy a stream to `host:port` goes through, if any (`http://host:port`).
+    pub fn proxy_for(&self, host: &str, port: u16) -> Option<String> {
+        let dst: hyper::Uri = format!("https://{}", join_host_port(host, port))
+            .parse()
+            .ok()?;
+        let via = self.proxy.as_ref()?.intercept(&dst)?;
+        Some(via.uri().to_string())
+    }
+
+    /// A TCP stream to `host:port`, tunnelled through the proxy when the settings say so.
+    pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream> {
+        let host_port = join_host_port(host, port);
+        let dst: hyper::Uri = format!("https://{host_port}")
+            .parse()
+            .map_err(|_| CallError::BadUrl(host_port.clone()))?;
+        match self.proxy.as_ref().and_then(|p| p.intercept(&dst)) {
+            Some(via) => tunnel(&via, &host_port, &host_port).await,
+            None => TcpStream::connect((host, port))
+                .await
+                .map_err(|e| CallError::Unreachable(format!("{host_port}: {e}"))),
+        }
+    }
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// [`ServerUrl::turn_tls_config`] without a server: the system's CA certificates and
 /// `$DYAD_CA_FILE`.
 pub fn turn_tls_config() -> Result<Arc<rustls::ClientConfig>> {
@@ -220,32 +291,20 @@ impl ServerUrl {
     /// A TCP stream to the server, or to the proxy and tunnelled on to the server.
     async fn tcp(&self) -> Result<TcpStream> {
         let dst = self.uri()?;
-        let Some(via) = self.proxy.intercept(&dst) else {
-            return TcpStream::connect(self.host_port())
+        match self.proxy.intercept(&dst) {
+            None => TcpStream::connect(self.host_port())
                 .await
-                .map_err(|e| CallError::Unreachable(format!("{self}: {e}")));
-        };
-        let proxy = via.uri().clone();
-        if proxy.scheme_str() != Some("http") {
-            return Err(CallError::Unreachable(format!(
-                "{self}: proxy {proxy}: only http:// proxies (HTTP CONNECT) are supported"
-            )));
+                .map_err(|e| CallError::Unreachable(format!("{self}: {e}"))),
+            Some(via) => tunnel(&via, &self.host_port, &self.to_string()).await,
         }
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        let mut tunnel = Tunnel::new(proxy.clone(), http);
-        if let Some(auth) = via.basic_auth() {
-            tunnel = tunnel.with_auth(auth.clone());
+    }
+
+    /// How TURN over TCP and TLS reaches its server: through the proxy this server is reached
+    /// by, where the proxy settings name one for it.
+    pub fn stream_route(&self) -> StreamRoute {
+        StreamRoute {
+            proxy: Some(self.proxy.clone()),
         }
-        // CONNECT names the server as host:port; the tunnel takes it from this URI.
-        let target: hyper::Uri = format!("http://{}", self.host_port)
-            .parse()
-            .map_err(|_| CallError::BadUrl(self.to_string()))?;
-        let io = tunnel
-            .oneshot(target)
-            .await
-            .map_err(|e| CallError::Unreachable(format!("{self} through proxy {proxy}: {e}")))?;
-        Ok(io.into_inner())
     }
 
     /// A connected stream to the server: TCP, wrapped in TLS for https.

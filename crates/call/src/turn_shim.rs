@@ -15,7 +15,9 @@ use std::time::Duration;
 use dyad_proto::turn::{frame_len, is_channel_data};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
+
+use crate::signal::StreamRoute;
 use tokio::sync::mpsc;
 
 /// How a shim reaches the TURN server.
@@ -140,17 +142,19 @@ impl TurnShim {
         self.local
     }
 
-    /// A shim to `host:port` over `kind`; TLS trusts `tls` and names `host`.
+    /// A shim to `host:port` over `kind`, reached by `route` (directly or through an HTTP
+    /// proxy); TLS trusts `tls` and names `host`.
     pub async fn start(
         kind: StreamKind,
         host: String,
         port: u16,
         tls: Arc<rustls::ClientConfig>,
+        route: StreamRoute,
         relayed: Relayed,
     ) -> std::io::Result<Self> {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         let local = socket.local_addr()?;
-        let task = tokio::spawn(run(socket, kind, host, port, tls, relayed));
+        let task = tokio::spawn(run(socket, kind, host, port, tls, route, relayed));
         Ok(Self { local, task })
     }
 }
@@ -161,6 +165,7 @@ async fn run(
     host: String,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
+    route: StreamRoute,
     relayed: Relayed,
 ) {
     let mut streams: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
@@ -189,6 +194,7 @@ async fn run(
                 host.clone(),
                 port,
                 tls.clone(),
+                route.clone(),
                 relayed.clone(),
             ));
         }
@@ -206,8 +212,12 @@ async fn connect(
     host: &str,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
+    route: &StreamRoute,
 ) -> std::io::Result<Box<dyn Stream>> {
-    let tcp = TcpStream::connect((host, port)).await?;
+    let tcp = route
+        .connect(host, port)
+        .await
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     match kind {
         StreamKind::Tcp => Ok(Box::new(tcp)),
@@ -233,9 +243,14 @@ async fn carry(
     host: String,
     port: u16,
     tls: Arc<rustls::ClientConfig>,
+    route: StreamRoute,
     relayed: Relayed,
 ) {
-    let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect(kind, &host, port, tls)).await
+    let stream = match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        connect(kind, &host, port, tls, &route),
+    )
+    .await
     {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {

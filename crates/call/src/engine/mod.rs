@@ -405,6 +405,7 @@ impl Client {
             .unwrap_or(IceConfig {
                 ice_servers: Vec::new(),
                 ttl_secs: 0,
+                nat_test: None,
             });
         let config = RtcConfig {
             ice_servers: ice.ice_servers,
@@ -412,6 +413,7 @@ impl Client {
             // candidate is even gathered (the server drops any that would pass, too).
             relay_only: self.config.relay_only || call.relay_only,
             turn_tls: self.config.server.turn_tls_config().ok(),
+            turn_route: self.config.server.stream_route(),
         };
         call.peer = Some(RtcPeer::new(&config, call.rtc_tx.clone()).await?);
         Ok(())
