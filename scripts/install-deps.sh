@@ -7,8 +7,10 @@ packages=(
   build-essential pkg-config clang libclang-dev cmake nasm
   libvpx-dev libopus-dev libasound2-dev libv4l-dev
   coturn
-  # The HTTP proxy the client signs in through in crates/call/tests/proxy.rs
+  # The HTTP proxy the client signs in through in crates/call/tests/proxy.rs and tests/nat_lab.rs
   tinyproxy
+  # The network lab reads the server's call history rows as an operator would (docs/deploy.md)
+  sqlite3
   # The desktop app (Tauri 2 over WebKitGTK), the OS keyring (D-Bus), and its window tests
   libwebkit2gtk-4.1-dev libxdo-dev libssl-dev libayatana-appindicator3-dev librsvg2-dev libdbus-1-dev
   xvfb xauth webkit2gtk-driver imagemagick

@@ -8,7 +8,8 @@
 //! ```text
 //!  homeA 198.19.1.2 ── natA ── 198.18.1.2 ┐                  ┌ 198.18.2.2 ── natB ── 198.19.2.2 homeB
 //!  (dyad call alice)  (NAT)               └── pub 198.18.0.1 ┘               (NAT)  (dyad answer bobby)
-//!                                            dyad serve :443, STUN/TURN :3478, coturn :3479
+//!                        dyad serve :443, STUN/TURN :3478, NAT test :3479, coturn :3490,
+//!                        tinyproxy :8888
 //! ```
 //!
 //! Each case asserts the candidate pair both sides ended on and that both decoded the other's
@@ -86,6 +87,9 @@ enum Egress {
     NoUdp,
     /// TCP port 443 only (a hotel or corporate network that allows nothing but HTTPS).
     Tls443Only,
+    /// Nothing but TCP to the HTTP proxy on the public network (a corporate network: signalling
+    /// and TURN over TLS through the proxy's CONNECT).
+    ProxyOnly,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -115,6 +119,10 @@ struct Lab {
     dir: PathBuf,
     children: Vec<Child>,
     cert: PathBuf,
+    /// The server's database, when it has one (`serve_embedded`): the calls' history rows.
+    db: Option<PathBuf>,
+    /// Home A's HTTP proxy (`HTTPS_PROXY`), when the case has one.
+    proxy: Option<String>,
 }
 
 impl Drop for Lab {
@@ -208,6 +216,8 @@ impl Lab {
             cert: dir.join("cert.pem"),
             dir,
             children: Vec::new(),
+            db: None,
+            proxy: None,
         };
         for ns in ["pub", "natA", "natB", "homeA", "homeB"] {
             must(&["ip", "netns", "add", &lab.ns(ns)]);
@@ -318,6 +328,9 @@ impl Lab {
                 Egress::All => "",
                 Egress::NoUdp => "iifname \"lan\" meta l4proto udp drop",
                 Egress::Tls443Only => "iifname \"lan\" tcp dport 443 accept\n iifname \"lan\" drop",
+                Egress::ProxyOnly => {
+                    "iifname \"lan\" ip daddr 198.18.0.1 tcp dport 8888 accept\n iifname \"lan\" drop"
+                }
             };
             let mut script = format!(
                 "table inet lab {{\n chain lab_forward {{ type filter hook forward priority 0; policy accept;\n \
@@ -367,6 +380,8 @@ impl Lab {
             SECRET,
         ]);
         args.extend(extra);
+        // In memory: no history rows to read.
+        self.db = None;
         self.spawn_server(&args)
     }
 
@@ -424,6 +439,7 @@ impl Lab {
         )
         .expect("dyad.toml");
         let config = config.display().to_string();
+        self.db = Some(self.dir.join("dyad-server.db"));
         self.spawn_server(&["--config", &config])
     }
 
@@ -442,7 +458,79 @@ impl Lab {
             )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        match (&self.proxy, home) {
+            (Some(proxy), "homeA") => c.env("HTTPS_PROXY", proxy),
+            _ => c.env_remove("HTTPS_PROXY"),
+        };
+        c.env_remove("https_proxy")
+            .env_remove("ALL_PROXY")
+            .env_remove("NO_PROXY");
         c
+    }
+
+    /// Starts tinyproxy on the public network (198.18.0.1:8888, CONNECT to port 443 only, as
+    /// Debian's default configuration allows) and makes it home A's `HTTPS_PROXY`; returns its
+    /// log file.
+    fn proxy(&mut self) -> PathBuf {
+        let (conf, log) = (
+            self.dir.join("tinyproxy.conf"),
+            self.dir.join("tinyproxy.log"),
+        );
+        std::fs::write(
+            &conf,
+            format!(
+                "Port 8888\nListen {SERVER_V4}\nTimeout 60\nMaxClients 20\nAllow 198.18.0.0/15\n\
+                 ConnectPort 443\nLogFile \"{}\"\nLogLevel Connect\n",
+                log.display()
+            ),
+        )
+        .expect("tinyproxy.conf");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("pub"), "tinyproxy", "-d", "-c"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tinyproxy (scripts/install-deps.sh installs it)");
+        self.children.push(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while run(
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &self.ns("pub"),
+                "bash",
+                "-c",
+                "exec 3<>/dev/tcp/198.18.0.1/8888",
+            ],
+            None,
+        )
+        .is_err()
+        {
+            assert!(Instant::now() < deadline, "tinyproxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.proxy = Some(format!("http://{SERVER_V4}:8888"));
+        log
+    }
+
+    /// The newest call's history row on the server: (caller's path, callee's path, ms from the
+    /// answer to the first path report), read with sqlite3 as docs/deploy.md shows operators.
+    fn last_history_row(&self) -> Option<(String, String, u64)> {
+        let db = self.db.as_ref()?;
+        let out = Command::new("sqlite3")
+            .arg(db)
+            .arg(
+                "select caller_path, callee_path, connect_ms from calls \
+                 order by started_at_ms desc, id desc limit 1",
+            )
+            .output()
+            .expect("sqlite3 (scripts/install-deps.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut f = text.trim().split('|');
+        let (a, b, ms) = (f.next()?, f.next()?, f.next()?);
+        Some((a.to_string(), b.to_string(), ms.parse().ok()?))
     }
 
     /// alice (homeA) calls bobby (homeB) through `url` for a few seconds; returns both sides'
@@ -610,6 +698,20 @@ fn case(lab: &mut Lab, name: &str, url: &str, check: impl Fn(&Side, &Side)) {
         a.assert_media("alice");
         b.assert_media("bobby");
         check(&a, &b);
+        // Case 6: the server's history row names the path each side reported and the time to
+        // connect (the server's clock: answer → first path report).
+        if let Some((caller, callee, connect_ms)) = lab.last_history_row() {
+            eprintln!("lab {name}: history row: {caller} | {callee} | {connect_ms} ms");
+            for (row, side) in [(&caller, &a), (&callee, &b)] {
+                assert!(
+                    row.starts_with(&format!("{}/{}", side.local, side.remote))
+                        && row.ends_with(&format!(" {}", side.protocol)),
+                    "history row {row:?} is not the pair {}",
+                    side.pair()
+                );
+            }
+            assert!(connect_ms > 0 && connect_ms < 30_000, "{connect_ms} ms");
+        }
         times.push(first);
     }
     times.sort_by(f64::total_cmp);
@@ -666,6 +768,8 @@ fn case1_two_cone_nats_connect_directly_through_their_server_reflexive_addresses
             "IPv4: yes (198.19.1.2)",
             "Public address: 198.18.1.2:",
             "(NAT) and kept your port",
+            "one public address for every destination",
+            "its WebSocket answers",
             "Relay over UDP: works.",
             "Relay over TCP: works.",
             "Relay over TLS: works.",
@@ -699,7 +803,11 @@ fn case2_a_symmetric_nat_against_a_port_restricted_one_needs_the_relay() {
     let said = lab.doctor("homeA", &url);
     assert_says(
         &said,
-        &["(NAT) and changed your port", "Relay over UDP: works."],
+        &[
+            "(NAT) and changed your port",
+            "(a symmetric NAT)",
+            "Relay over UDP: works.",
+        ],
         "Calls will connect directly",
     );
 }
@@ -733,7 +841,7 @@ fn case3_udp_blocked_between_the_homes_relays_through_the_embedded_turn_and_thro
         .args(["netns", "exec", &ns, "turnserver", "-n"])
         .arg(format!("--listening-ip={SERVER_V4}"))
         .arg(format!("--relay-ip={SERVER_V4}"))
-        .args(["--listening-port=3479", "--use-auth-secret"])
+        .args(["--listening-port=3490", "--use-auth-secret"])
         .arg(format!("--static-auth-secret={SECRET}"))
         .args([
             "--realm=dyad.test",
@@ -751,7 +859,7 @@ fn case3_udp_blocked_between_the_homes_relays_through_the_embedded_turn_and_thro
         .spawn()
         .expect("turnserver (coturn)");
     lab.children.push(coturn);
-    let turn_udp = format!("turn:{SERVER_V4}:3479?transport=udp");
+    let turn_udp = format!("turn:{SERVER_V4}:3490?transport=udp");
     let url2 = lab.serve(&format!("{SERVER_V4}:8443"), &["--turn-url", &turn_udp]);
     case(
         &mut lab,
@@ -821,6 +929,49 @@ fn case4_a_home_without_udp_relays_over_turn_tcp_and_one_with_only_443_over_turn
         &said,
         &[
             "Relay over UDP: fails",
+            "Relay over TCP: fails",
+            "Relay over TLS: works.",
+        ],
+        "UDP is blocked here",
+    );
+}
+
+#[test]
+fn case4_a_home_that_reaches_only_an_http_proxy_relays_over_turn_tls_through_it() {
+    let _one = serial();
+    let proxied = Home {
+        nat: Nat::PortRestricted,
+        egress: Egress::ProxyOnly,
+    };
+    let mut lab = Lab::build("c4p", v4(proxied, OPEN_HOME));
+    let url = lab.serve_embedded(&format!("{SERVER_V4}:443"));
+    let log = lab.proxy();
+    // Home A's router lets out nothing but TCP to the proxy: signalling and the relay both go
+    // through its CONNECT tunnels, or the call does not connect at all.
+    case(
+        &mut lab,
+        "case 4 (only an HTTP proxy from home A)",
+        &url,
+        |a, _| {
+            assert_eq!(a.local, "relay", "{}", a.pair());
+            assert_eq!(a.protocol, "tls", "{}", a.pair());
+        },
+    );
+    let tunnels = std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("CONNECT 198.18.0.1:443"))
+        .count();
+    assert!(tunnels >= 2, "{tunnels} CONNECT tunnels in the proxy's log");
+    let said = lab.doctor("homeA", &url);
+    assert_says(
+        &said,
+        &[
+            "through the proxy http://198.18.0.1:8888",
+            "its WebSocket answers",
+            "Public address: none (UDP",
+            "Relay over UDP: fails",
+            // The proxy allows CONNECT to 443 only (Debian's default), so not to 3478.
             "Relay over TCP: fails",
             "Relay over TLS: works.",
         ],
