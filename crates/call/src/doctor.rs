@@ -53,6 +53,9 @@ pub struct Findings {
     pub websocket: bool,
     /// The HTTP proxy the server (and TURN over TCP/TLS) is reached through, if any.
     pub proxy: Option<String>,
+    /// The server is on this computer (a loopback address, as the app's built-in one): calls
+    /// through it reach only accounts on this computer, over loopback, whatever the network.
+    pub server_local: bool,
     /// Median of three authenticated HTTP requests to the server, ms.
     pub server_round_trip_ms: f64,
     /// This machine's own IPv4 and IPv6 addresses (loopback and link-local left out).
@@ -274,6 +277,7 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
         https: server.is_tls(),
         websocket,
         proxy: server.proxy(),
+        server_local: is_loopback_host(server.host()),
         server_round_trip_ms: times.get(1).copied().unwrap_or(0.0),
         host_v4: local(false),
         host_v6: local(true),
@@ -289,7 +293,19 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
 /// Whether calls can be set up at all from this network (the doctor's exit status).
 pub fn calls_possible(f: &Findings) -> bool {
     f.websocket
-        && (direct_possible(f) || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works))
+        && (f.server_local
+            || direct_possible(f)
+            || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works))
+}
+
+/// `localhost`, or a loopback address (`127.0.0.0/8`, `::1`; brackets allowed).
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A public address seen by STUN, or a global IPv6 address of this machine's own (IPv6 needs no
@@ -387,6 +403,10 @@ pub fn verdict(f: &Findings) -> Vec<String> {
         if !f.websocket {
             "Calls will not connect: offers and answers travel over the server's WebSocket, \
              which this network does not let through."
+        } else if f.server_local {
+            "This server runs on this computer: calls through it reach only accounts here (the \
+             echo contact, or another Dyad on this machine). To call someone elsewhere, use a \
+             server you can both reach (Settings → Server)."
         } else if direct && udp_relay {
             "Calls will connect directly where the other side's network allows, else through \
              the relay over UDP: full quality."
@@ -419,6 +439,7 @@ mod tests {
             https: true,
             websocket: true,
             proxy: None,
+            server_local: false,
             server_round_trip_ms: 12.4,
             host_v4: vec!["192.168.1.20".into()],
             host_v6: vec![],
@@ -483,6 +504,36 @@ mod tests {
             "{v:?}"
         );
         assert!(!calls_possible(&f), "no WebSocket, no call");
+    }
+
+    #[test]
+    fn a_server_on_this_computer_is_said_to_reach_only_this_computer() {
+        let f = Findings {
+            https: false,
+            server_local: true,
+            stun_offered: false,
+            public: vec![],
+            host_v4: vec![],
+            relay_udp: Relay::NotOffered,
+            relay_tcp: Relay::NotOffered,
+            relay_tls: Relay::NotOffered,
+            ..open()
+        };
+        let v = verdict(&f);
+        assert!(
+            v.last()
+                .is_some_and(|l| l.starts_with("This server runs on this computer")),
+            "{v:?}"
+        );
+        assert!(calls_possible(&f), "loopback calls need no STUN or relay");
+        assert!(!calls_possible(&Findings {
+            websocket: false,
+            ..f.clone()
+        }));
+        assert!(["localhost", "127.0.0.1", "[::1]", "::1"]
+            .iter()
+            .all(|h| is_loopback_host(h)));
+        assert!(!is_loopback_host("dyad.example.org") && !is_loopback_host("198.18.0.1"));
     }
 
     #[test]
