@@ -28,6 +28,7 @@ const COMMANDS: &[&str] = &[
     "export_stats",
     "create_guest_link",
     "revoke_guest_link",
+    "test_network",
 ];
 
 fn main() {

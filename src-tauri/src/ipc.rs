@@ -381,6 +381,21 @@ pub struct GuestLink {
     pub local_only: bool,
 }
 
+/// "Test my network" (Settings): what the network lets through to the server in use, in
+/// plain words (the same checks and words as `dyad doctor`).
+#[derive(Debug, Clone, PartialEq, Serialize, TS)]
+pub struct NetworkReport {
+    /// The server tested.
+    pub server: String,
+    /// One finding per line (server, IPv4, IPv6, public address and NAT, each relay), the
+    /// conclusion last.
+    pub lines: Vec<String>,
+    /// Whether calls can be set up from this network through this server at all.
+    pub calls_possible: bool,
+    /// How long the test took, seconds.
+    pub took_secs: f64,
+}
+
 /// One call in the history list.
 #[derive(Debug, Clone, PartialEq, Serialize, TS)]
 pub struct HistoryRow {
@@ -489,6 +504,7 @@ pub fn typescript() -> String {
         AudioProcessingChoice::decl(&cfg),
         HistoryRow::decl(&cfg),
         GuestLink::decl(&cfg),
+        NetworkReport::decl(&cfg),
         Outcome::decl(&cfg),
         FrameStats::decl(&cfg),
         StreamStats::decl(&cfg),

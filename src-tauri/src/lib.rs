@@ -71,6 +71,7 @@ pub fn run_app<R: Runtime>(builder: tauri::Builder<R>) -> anyhow::Result<()> {
             commands::devices::stop_preview,
             commands::history::call_history,
             commands::history::frame_stats,
+            commands::history::test_network,
             commands::call::call_stats,
             commands::call::export_stats,
         ])

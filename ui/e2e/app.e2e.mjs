@@ -169,6 +169,21 @@ test("the app calls a headless client on its embedded server and sees its test p
   await waitFor("[data-setting=echo-cancellation]:not(:checked)");
   await waitFor("[data-setting=noise-suppression]:checked");
   await shot("5-settings");
+  // "Test my network" runs the doctor's checks against the built-in server with this session's
+  // token: its WebSocket answers, and since the server is on this computer the conclusion says
+  // calls through it reach only this computer (not "calls will not connect").
+  await click("[data-action=test-network]");
+  await waitFor("[data-role=network-verdict]", 30000);
+  const network = await js(`return [...document.querySelectorAll("[data-role=network-lines] li")].map(l => l.textContent)`);
+  assert.match(network[0], /^Server: reached over HTTP, round trip \d+ ms; its WebSocket answers/, network.join("\n"));
+  assert.ok(network.some((l) => /^IPv4: /.test(l)), network.join("\n"));
+  assert.match(network[network.length - 1], /^This server runs on this computer/, network.join("\n"));
+  assert.equal(await js(`return document.querySelector("[data-role=network-test]").dataset.state`), "ok");
+  // The settings scroll inside their pane (the window does not: the sidebar stays put).
+  await js(`document.querySelector("[data-role=network-test]").scrollIntoView()`);
+  assert.equal(await js(`return document.scrollingElement.scrollTop + document.querySelector("#app").scrollTop`), 0);
+  await shot("5a-network-test");
+  await js(`document.querySelector("[data-screen=settings]").scrollIntoView()`);
   await click("[data-setting=echo-cancellation]");
   await waitFor("[data-setting=echo-cancellation]:checked");
   await click("[data-setting=anyone-may-call]");

@@ -3,7 +3,7 @@
 import { clearMocks, mockIPC } from "@tauri-apps/api/mocks";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { App, Videos } from "./app";
-import type { AppStateView, CallView, DeviceChoice, HistoryRow, UiEvent } from "./bindings";
+import type { AppStateView, CallView, DeviceChoice, HistoryRow, NetworkReport, UiEvent } from "./bindings";
 import { point } from "./testdata";
 import { ageUs, parseHeader } from "./video";
 import { apply, formatDuration, initialModel } from "./state";
@@ -41,9 +41,12 @@ let state: AppStateView;
 let history: HistoryRow[] = [];
 let fail: Record<string, { kind: string; message: string }> = {};
 let extraMics: { id: string; label: string }[] = [];
+/** What `test_network` answers (a promise the test settles, to see the running state). */
+let networkReply: Promise<NetworkReport> | null = null;
 
 beforeEach(() => {
   extraMics = [];
+  networkReply = null;
   calls = [];
   history = [];
   fail = {};
@@ -56,6 +59,8 @@ beforeEach(() => {
         return state;
       case "call_history":
         return history;
+      case "test_network":
+        return networkReply;
       case "create_guest_link":
         return { url: "http://127.0.0.1:4000/join/tok", token: "tok", expires_at: 1_900_000_000, local_only: true };
       case "list_devices":
@@ -442,6 +447,62 @@ describe("contact requests and privacy", () => {
     await flush();
     const sent = calls.filter((c) => c.cmd === "set_audio_processing").map((c) => c.args.choice);
     expect(sent[sent.length - 1]).toEqual({ echo_cancellation: false, noise_suppression: true, auto_gain: false, high_pass: true });
+  });
+
+  it("tests the network from Settings: busy while it runs, then the findings with the conclusion marked", async () => {
+    let settle: (r: NetworkReport) => void = () => undefined;
+    networkReply = new Promise((r) => (settle = r));
+    const { root, app } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    const button = () => q(root, "[data-action=test-network]") as HTMLButtonElement;
+    expect(button().textContent).toBe("Test my network");
+    button().click();
+    await flush();
+    expect(calls.filter((c) => c.cmd === "test_network")).toHaveLength(1);
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("running");
+    expect(button().disabled).toBe(true);
+    expect(button().textContent).toBe("Testing…");
+    settle({
+      server: "https://dyad.example.org",
+      lines: [
+        "Server: reached over HTTPS, round trip 12 ms; its WebSocket answers (calls can ring here).",
+        "Relay over UDP: fails (blocked, or the relay does not answer).",
+        "UDP is blocked here: calls will use the relay over TCP or TLS; video quality may be lower on a lossy link.",
+      ],
+      calls_possible: true,
+      took_secs: 6.24,
+    });
+    await flush();
+    const lines = [...root.querySelectorAll("[data-role=network-lines] li")].map((l) => l.textContent);
+    expect(lines).toHaveLength(3);
+    expect(lines[1]).toContain("Relay over UDP: fails");
+    const verdict = q(root, "[data-role=network-verdict]")!;
+    expect(verdict.textContent).toMatch(/^UDP is blocked here/);
+    expect(verdict.className).toBe("verdict ok");
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("ok");
+    expect(q(root, "[data-role=network-test]")?.textContent).toContain("Tested https://dyad.example.org in 6.2 s.");
+    expect(button().disabled).toBe(false);
+    expect(button().textContent).toBe("Test again");
+    // Another server: the report was about the old one, so it goes.
+    app.onEvent({ type: "session", session: { state: "signed_in", username: "ann" }, server_url: "https://other.example.org", embedded: false });
+    expect(q(root, "[data-role=network-lines]")).toBeNull();
+  });
+
+  it("says why the network test could not run, and marks a network that cannot call", async () => {
+    fail.test_network = { kind: "not_signed_in", message: "Sign in first." };
+    const { root } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    q(root, "[data-action=test-network]")!.click();
+    await flush();
+    expect(q(root, "[data-role=network-error]")?.textContent).toBe("The test could not run: Sign in first.");
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("error");
+    delete fail.test_network;
+    networkReply = Promise.resolve({ server: "http://127.0.0.1:4000", lines: ["Calls will not connect: offers and answers travel over the server's WebSocket, which this network does not let through."], calls_possible: false, took_secs: 1 });
+    q(root, "[data-action=test-network]")!.click();
+    await flush();
+    expect(q(root, "[data-role=network-error]")).toBeNull();
+    expect(q(root, "[data-role=network-verdict]")?.className).toBe("verdict bad");
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("blocked");
   });
 
   it("shows a microphone plugged in after start-up, and picks it by its id", async () => {

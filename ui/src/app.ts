@@ -612,6 +612,7 @@ export class App {
       h("h2", {}, "Settings"),
       h("p", { class: "muted" }, "Server in use: ", h("b", { "data-role": "server-url" }, m.app.server_url ?? "—"), m.app.embedded ? " (built into this app)" : ""),
       this.serverForm(m),
+      this.networkTest(m),
       this.soundSettings(m),
       h("h3", {}, "Privacy"),
       h("label", { class: "check" },
@@ -622,6 +623,41 @@ export class App {
       h("h3", {}, "Keyboard"),
       h("ul", { class: "keys" }, h("li", {}, h("kbd", {}, "M"), " mute or unmute the microphone"), h("li", {}, h("kbd", {}, "V"), " camera on or off"), h("li", {}, h("kbd", {}, "Esc"), " hang up (decline a ringing call)"), h("li", {}, h("kbd", {}, "Enter"), " answer a ringing call")),
       h("button", { class: "btn danger", "data-action": "sign-out", onclick: () => void this.act(() => api.signOut()) }, "Sign out"),
+    );
+  }
+
+  /** Settings → "Test my network": what this network lets through to the server, in words. */
+  private networkTest(m: Model): HTMLElement {
+    const n = m.network;
+    const run = async () => {
+      if (n.running) return;
+      m.network = { running: true, report: null, error: null };
+      this.render();
+      try {
+        m.network.report = await api.testNetwork();
+      } catch (e) {
+        m.network.error = asIpcError(e);
+      }
+      m.network.running = false;
+      this.render();
+    };
+    const r = n.report;
+    const state = n.running ? "running" : r ? (r.calls_possible ? "ok" : "blocked") : n.error ? "error" : "idle";
+    return h(
+      "div",
+      { class: "network-test", "data-role": "network-test", "data-state": state },
+      h("h3", {}, "Network"),
+      h("p", { class: "muted small" }, "Checks what this network lets through to the server in use: its connection and WebSocket, your public address and how your router maps it, IPv4 and IPv6, and the relay over UDP, TCP and TLS. Takes up to 10 seconds."),
+      h("button", { class: "btn", "data-action": "test-network", disabled: n.running, "aria-busy": String(n.running), onclick: () => void run() }, n.running ? "Testing…" : r || n.error ? "Test again" : "Test my network"),
+      r
+        ? h("ul", { class: "network-lines", "data-role": "network-lines" },
+            ...r.lines.map((line, i) =>
+              h("li", i === r.lines.length - 1 ? { class: `verdict ${r.calls_possible ? "ok" : "bad"}`, "data-role": "network-verdict" } : {}, line),
+            ),
+          )
+        : null,
+      r ? h("p", { class: "muted small" }, `Tested ${r.server} in ${r.took_secs < 1 ? `${Math.round(r.took_secs * 1000)} ms` : `${r.took_secs.toFixed(1)} s`}.`) : null,
+      n.error ? h("p", { class: "warn small", "data-role": "network-error", "data-kind": n.error.kind }, `The test could not run: ${n.error.message}`) : null,
     );
   }
 

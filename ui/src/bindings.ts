@@ -854,6 +854,25 @@ expires_at: number,
  */
 local_only: boolean, };
 
+export type NetworkReport = { 
+/**
+ * The server tested.
+ */
+server: string, 
+/**
+ * One finding per line (server, IPv4, IPv6, public address and NAT, each relay), the
+ * conclusion last.
+ */
+lines: Array<string>, 
+/**
+ * Whether calls can be set up from this network through this server at all.
+ */
+calls_possible: boolean, 
+/**
+ * How long the test took, seconds.
+ */
+took_secs: number, };
+
 export type Outcome = "answered" | "missed" | "declined" | "busy" | "no_answer" | "failed" | "in_progress";
 
 export type FrameStats = { 

@@ -12,6 +12,7 @@ import type {
   GuestLink,
   HistoryRow,
   IpcError,
+  NetworkReport,
   StatsPoint,
   UiEvent,
 } from "./bindings";
@@ -57,4 +58,5 @@ export const api = {
   frameStats: () => invoke<FrameStats>("frame_stats"),
   callStats: () => invoke<StatsPoint[]>("call_stats"),
   exportStats: (format: ExportFormat) => invoke<ExportResult>("export_stats", { format }),
+  testNetwork: () => invoke<NetworkReport>("test_network"),
 };

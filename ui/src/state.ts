@@ -7,6 +7,7 @@ import type {
   GuestLink,
   HistoryRow,
   IpcError,
+  NetworkReport,
   StatsPoint,
   UiEvent,
 } from "./bindings";
@@ -31,6 +32,8 @@ export interface Model {
   busy: boolean;
   /** The guest link made with "Invite by link", until it is revoked or dismissed. */
   guestLink: GuestLink | null;
+  /** Settings → "Test my network": running, its last report, or why it could not run. */
+  network: { running: boolean; report: NetworkReport | null; error: IpcError | null };
 }
 
 export function initialModel(app: AppStateView): Model {
@@ -47,6 +50,7 @@ export function initialModel(app: AppStateView): Model {
     selected: app.contacts[0]?.username ?? null,
     busy: false,
     guestLink: null,
+    network: { running: false, report: null, error: null },
   };
 }
 
@@ -54,6 +58,10 @@ export function initialModel(app: AppStateView): Model {
 export function apply(m: Model, e: UiEvent): "render" | "live" {
   switch (e.type) {
     case "session":
+      // A report is about one server: another server (or signing out) makes it stale.
+      if (e.server_url !== m.app.server_url || e.session.state !== "signed_in") {
+        m.network = { running: m.network.running, report: null, error: null };
+      }
       m.app.session = e.session;
       m.app.server_url = e.server_url;
       m.app.embedded = e.embedded;

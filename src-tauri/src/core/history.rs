@@ -53,6 +53,24 @@ impl Core {
         Ok(signal::revoke_invite(&server, &token, link).await?)
     }
 
+    /// "Test my network": the doctor's checks against the server in use, with this session's
+    /// token. Not during a call (it gathers with its own peer connections and would compete with
+    /// the call's media).
+    pub async fn test_network(&self) -> Result<crate::ipc::NetworkReport> {
+        let (server, token) = self.server_and_token()?;
+        if self.state().call.is_some() {
+            return Err(AppError::State("hang up first to test the network"));
+        }
+        let started = std::time::Instant::now();
+        let findings = dyad_call::doctor::run_signed_in(&server, &token).await?;
+        Ok(crate::ipc::NetworkReport {
+            server: server.to_string(),
+            lines: dyad_call::doctor::verdict(&findings),
+            calls_possible: dyad_call::doctor::calls_possible(&findings),
+            took_secs: started.elapsed().as_secs_f64(),
+        })
+    }
+
     fn server_and_token(&self) -> Result<(signal::ServerUrl, String)> {
         let s = self.state();
         let c = s.client.as_ref().ok_or(AppError::NotSignedIn)?;
