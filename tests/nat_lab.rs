@@ -222,6 +222,11 @@ impl Lab {
         for ns in ["pub", "natA", "natB", "homeA", "homeB"] {
             must(&["ip", "netns", "add", &lab.ns(ns)]);
             lab.at(ns, "ip link set lo up");
+            // No duplicate address detection, for the link-local addresses too: while a fresh
+            // interface's fe80:: address is tentative (1–2 s), IPv6 on the link stalls, and a
+            // dual-stack call then saw its IPv6 checks answered only after 2 s.
+            lab.at(ns, "sysctl -qw net.ipv6.conf.all.accept_dad=0");
+            lab.at(ns, "sysctl -qw net.ipv6.conf.default.accept_dad=0");
         }
         // Whatever the public network has no route for (the homes' private addresses, from their
         // host candidates) vanishes, as on the internet, where it is dropped somewhere on the
@@ -1020,10 +1025,12 @@ fn case5_ipv6_homes_connect_directly_and_dual_stack_homes_too() {
         "No relay works or is offered: calls connect only when both networks allow a direct path",
     );
     drop(lab);
-    // Both families: the homes' IPv4 is NATed, their IPv6 is not. Both pairs are direct, and the
-    // call takes whichever webrtc-ice validates first of the types it may nominate at once:
-    // there is no preference for IPv6 (the IPv6 host pair won 6 of 10 calls, the IPv4 pair
-    // through the NATs the other 4). Asserted: direct, no relay, on either family.
+    // Both families: the homes' IPv4 is NATed, their IPv6 is not. Both are checked at once and
+    // the IPv6 host pair, the highest-priority pair and the one that needs no NAT binding,
+    // carries the call (8 of 8 calls, DYAD_LAB_REPEAT=8). The IPv4 pair won 4 of 10 only while
+    // the lab left duplicate address detection on (above): IPv6 was not usable yet. Holding the
+    // IPv4 candidates 200 ms behind IPv6 (an RFC 8305-like head start) was tried and dropped:
+    // IPv6 won as it does without it, and the first frame came ~170 ms later.
     let mut lab = Lab::build(
         "c5d",
         Topology {
@@ -1035,16 +1042,5 @@ fn case5_ipv6_homes_connect_directly_and_dual_stack_homes_too() {
         },
     );
     let url = lab.serve_embedded(&format!("{SERVER_V4}:443"));
-    case(&mut lab, "case 5 (dual stack)", &url, |a, b| {
-        for s in [a, b] {
-            let v6 = s.local_address.starts_with("2001:db8:");
-            assert!(
-                s.local != "relay"
-                    && s.remote != "relay"
-                    && (v6 || s.remote_address.starts_with("198.18.")),
-                "not direct: {}",
-                s.pair()
-            );
-        }
-    });
+    case(&mut lab, "case 5 (dual stack)", &url, direct_v6);
 }
