@@ -1047,6 +1047,12 @@ pub async fn stun_mappings(
         let setters: Vec<Box<dyn Setter>> = vec![
             Box::new(webrtc::stun::agent::TransactionId::new()),
             Box::new(BINDING_REQUEST),
+            // Padding: the server's NAT test port answers only requests at least as long as
+            // its answer (52 bytes over IPv6), so it reflects nothing amplified.
+            Box::new(webrtc::stun::textattrs::TextAttribute::new(
+                webrtc::stun::attributes::ATTR_SOFTWARE,
+                format!("{:<32}", "dyad network test"),
+            )),
             Box::new(webrtc::stun::fingerprint::FINGERPRINT),
         ];
         if m.build(&setters).is_err() {

@@ -17,7 +17,10 @@ use stun::xoraddr::XorMappedAddress;
 pub const MAX_REQUEST: usize = 548;
 
 /// The answer to `request` from `from`: a Binding success response with `from` as its
-/// XOR-MAPPED-ADDRESS, or nothing for anything that is not a well-formed Binding request.
+/// XOR-MAPPED-ADDRESS, or nothing for anything that is not a well-formed Binding request, and
+/// nothing when the answer would be longer than the request (40 bytes to an IPv4 sender, 52 to
+/// an IPv6 one): a forged sender address gets no amplified reflection. Only "Test my network"
+/// asks this port, and it pads its request with a SOFTWARE attribute.
 pub fn binding_response(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
     if request.len() > MAX_REQUEST {
         return None;
@@ -41,7 +44,7 @@ pub fn binding_response(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
         Box::new(FINGERPRINT),
     ];
     answer.build(&setters).ok()?;
-    Some(answer.raw)
+    (answer.raw.len() <= request.len()).then_some(answer.raw)
 }
 
 /// Answers Binding requests on `socket` until `stop` turns true.
@@ -73,11 +76,16 @@ mod tests {
     use super::*;
     use stun::message::Getter;
 
+    /// A request as the doctor sends it: padded with SOFTWARE.
     fn request() -> Vec<u8> {
         let mut m = Message::new();
         let setters: Vec<Box<dyn Setter>> = vec![
             Box::new(stun::agent::TransactionId::new()),
             Box::new(BINDING_REQUEST),
+            Box::new(stun::textattrs::TextAttribute::new(
+                stun::attributes::ATTR_SOFTWARE,
+                format!("{:<32}", "dyad network test"),
+            )),
             Box::new(FINGERPRINT),
         ];
         m.build(&setters).expect("request");
@@ -110,6 +118,15 @@ mod tests {
         let from: SocketAddr = "198.18.1.2:40000".parse().expect("addr");
         assert_eq!(binding_response(b"", from), None);
         assert_eq!(binding_response(&[0u8; 19], from), None);
+        // Unpadded: 28 bytes in, 40 or 52 out would be an amplifier.
+        let mut bare = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(FINGERPRINT),
+        ];
+        bare.build(&setters).expect("request");
+        assert_eq!(binding_response(&bare.raw, from), None);
         let mut not_binding = request();
         not_binding[1] = 0x03; // Allocate
         assert_eq!(binding_response(&not_binding, from), None);
@@ -128,11 +145,21 @@ mod tests {
         ];
         long.build(&setters).expect("request");
         assert!(binding_response(&long.raw[..], from).is_none());
-        long.raw.truncate(20);
-        long.raw[2..4].copy_from_slice(&[0, 0]);
+        // At the limit (20 + 4 + 524 = 548 bytes): answered.
+        let mut at_limit = Message::new();
+        let setters: Vec<Box<dyn Setter>> = vec![
+            Box::new(stun::agent::TransactionId::new()),
+            Box::new(BINDING_REQUEST),
+            Box::new(stun::textattrs::TextAttribute::new(
+                stun::attributes::ATTR_SOFTWARE,
+                "x".repeat(MAX_REQUEST - 24),
+            )),
+        ];
+        at_limit.build(&setters).expect("request");
+        assert_eq!(at_limit.raw.len(), MAX_REQUEST);
         assert!(
-            binding_response(&long.raw, from).is_some(),
-            "the same, without the attribute"
+            binding_response(&at_limit.raw, from).is_some(),
+            "a request of the longest size read"
         );
     }
 }
