@@ -773,7 +773,7 @@ fn case1_two_cone_nats_connect_directly_through_their_server_reflexive_addresses
             "IPv4: yes (198.19.1.2)",
             "Public address: 198.18.1.2:",
             "(NAT) and kept your port",
-            "one public address for every destination",
+            "one public address for two of the server's ports",
             "its WebSocket answers",
             "Relay over UDP: works.",
             "Relay over TCP: works.",

@@ -23,10 +23,14 @@ const NAT_TEST_WAIT: Duration = Duration::from_secs(2);
 /// Whether this network's NAT keeps one public address for every destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mapping {
-    /// No second STUN address to compare with (the server names none, or one did not answer).
-    NotTested,
-    /// Both STUN addresses saw the same public address and port: endpoint-independent
-    /// mapping, which ICE punches through (RFC 4787 §4.1).
+    /// The server names no second STUN address (or no STUN server) to compare with.
+    NotOffered,
+    /// It names one, but it or the first did not answer (or did not resolve): a blocked port.
+    NoAnswer,
+    /// Both of the server's STUN ports saw the same public address and port. Both are on one
+    /// IP, so a NAT that maps per destination *address* (RFC 4787 "address-dependent") looks
+    /// the same; most that keep the port for two ports keep it for every destination
+    /// (endpoint-independent), which ICE punches through.
     SameForEveryDestination,
     /// Each saw another port (or address): a "symmetric" NAT; a direct path needs the other
     /// side to be open, else the relay carries the call.
@@ -200,15 +204,15 @@ async fn stun_address(url: &str) -> Option<std::net::SocketAddr> {
 async fn nat_mapping(stun: &[IceServer], nat_test: Option<&str>) -> Mapping {
     let first = stun.iter().flat_map(|s| &s.urls).next();
     let (Some(first), Some(second)) = (first, nat_test) else {
-        return Mapping::NotTested;
+        return Mapping::NotOffered;
     };
     let (Some(a), Some(b)) = (stun_address(first).await, stun_address(second).await) else {
-        return Mapping::NotTested;
+        return Mapping::NoAnswer;
     };
     match crate::rtc::stun_mappings(&[a, b], NAT_TEST_WAIT).await[..] {
         [Some(x), Some(y)] if x == y => Mapping::SameForEveryDestination,
         [Some(_), Some(_)] => Mapping::PerDestination,
-        _ => Mapping::NotTested,
+        _ => Mapping::NoAnswer,
     }
 }
 
@@ -227,6 +231,12 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
     let websocket = match signal::Connection::connect(server, token, "network-test").await {
         Ok(conn) => {
             drop(conn);
+            true
+        }
+        // The server itself refused (e.g. too many devices at once): the network let the
+        // WebSocket through, which is what this test is about.
+        Err(e @ crate::CallError::Server { .. }) => {
+            tracing::info!("network test: the WebSocket answered with a refusal: {e}");
             true
         }
         Err(e) => {
@@ -277,7 +287,9 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
         https: server.is_tls(),
         websocket,
         proxy: server.proxy(),
-        server_local: is_loopback_host(server.host()),
+        // The app's built-in server: on loopback, and it lists no STUN or relay (a `dyad serve`
+        // on this machine with TURN is tested as any other).
+        server_local: is_loopback_host(server.host()) && offered.iter().all(|o| !o),
         server_round_trip_ms: times.get(1).copied().unwrap_or(0.0),
         host_v4: local(false),
         host_v6: local(true),
@@ -371,16 +383,21 @@ pub fn verdict(f: &Findings) -> Vec<String> {
             };
             let mapping = match f.mapping {
                 Mapping::SameForEveryDestination => {
-                    "It keeps one public address for every destination, so direct calls get \
-                     through it."
+                    "It kept one public address for two of the server's ports, as a NAT that \
+                     keeps one for every destination does, so direct calls get through it."
                 }
                 Mapping::PerDestination => {
                     "It gives each destination another port (a symmetric NAT): a direct call \
                      works only when the other side's network is open; else the relay carries it."
                 }
-                Mapping::NotTested => {
+                Mapping::NotOffered => {
                     "Whether it gives each destination another port (a symmetric NAT) was not \
                      tested: the server names no second STUN address."
+                }
+                Mapping::NoAnswer => {
+                    "Whether it gives each destination another port (a symmetric NAT) was not \
+                     tested: the server's second STUN port (its TURN port + 1, UDP) did not \
+                     answer; it may be blocked on the way or on the server."
                 }
             };
             if behind_nat {
@@ -462,7 +479,7 @@ mod tests {
         );
         assert!(v[3].contains("(NAT) and kept your port"), "{v:?}");
         assert!(
-            v[3].contains("one public address for every destination"),
+            v[3].contains("one public address for two of the server's ports"),
             "{v:?}"
         );
         assert!(
@@ -494,10 +511,18 @@ mod tests {
         assert!(v[3].contains("changed your port"), "{v:?}");
         assert!(v[3].contains("(a symmetric NAT)"), "{v:?}");
         let untested = verdict(&Findings {
-            mapping: Mapping::NotTested,
+            mapping: Mapping::NotOffered,
             ..open()
         });
-        assert!(untested[3].contains("was not tested"), "{untested:?}");
+        assert!(
+            untested[3].contains("names no second STUN address"),
+            "{untested:?}"
+        );
+        let blocked = verdict(&Findings {
+            mapping: Mapping::NoAnswer,
+            ..open()
+        });
+        assert!(blocked[3].contains("did not answer"), "{blocked:?}");
         assert!(
             v.last()
                 .is_some_and(|l| l.starts_with("Calls will not connect")),

@@ -135,16 +135,9 @@ pub struct StreamRoute {
 }
 
 impl StreamRoute {
-    /// The proxy a stream to `host:port` goes through, if any (`http://host:port`).
-    pub fn proxy_for(&self, host: &str, port: u16) -> Option<String> {
-        let dst: hyper::Uri = format!("https://{}", join_host_port(host, port))
-            .parse()
-            .ok()?;
-        let via = self.proxy.as_ref()?.intercept(&dst)?;
-        Some(via.uri().to_string())
-    }
-
-    /// A TCP stream to `host:port`, tunnelled through the proxy when the settings say so.
+    /// A TCP stream to `host:port`, tunnelled through the proxy when the settings say so. As
+    /// for signalling, a proxy that refuses the tunnel is not gone around: many allow `CONNECT`
+    /// to 443 only, and then TURN over TLS on the server's HTTPS port is the relay that works.
     pub async fn connect(&self, host: &str, port: u16) -> Result<TcpStream> {
         let host_port = join_host_port(host, port);
         let dst: hyper::Uri = format!("https://{host_port}")
