@@ -488,6 +488,23 @@ describe("contact requests and privacy", () => {
     expect(q(root, "[data-role=network-lines]")).toBeNull();
   });
 
+  it("drops a network test's answer that comes after the server changed", async () => {
+    let settle: (r: NetworkReport) => void = () => undefined;
+    networkReply = new Promise((r) => (settle = r));
+    const { root, app } = await mount();
+    q(root, "[data-tab=settings]")!.click();
+    q(root, "[data-action=test-network]")!.click();
+    await flush();
+    app.onEvent({ type: "session", session: { state: "signed_in", username: "ann" }, server_url: "https://other.example.org", embedded: false });
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("idle");
+    expect((q(root, "[data-action=test-network]") as HTMLButtonElement).disabled).toBe(false);
+    settle({ server: "http://127.0.0.1:4000", lines: ["This server runs on this computer: …"], calls_possible: true, took_secs: 0.1 });
+    await flush();
+    app.onEvent({ type: "connection", online: true });
+    expect(q(root, "[data-role=network-lines]")).toBeNull();
+    expect(q(root, "[data-role=network-test]")?.dataset.state).toBe("idle");
+  });
+
   it("says why the network test could not run, and marks a network that cannot call", async () => {
     fail.test_network = { kind: "not_signed_in", message: "Sign in first." };
     const { root } = await mount();

@@ -631,15 +631,18 @@ export class App {
     const n = m.network;
     const run = async () => {
       if (n.running) return;
-      m.network = { running: true, report: null, error: null };
+      // This run's own state: if the server changes (or the user signs out) meanwhile, the model
+      // gets a fresh one and this run's answer, about the old server, is dropped.
+      const mine: Model["network"] = { running: true, report: null, error: null };
+      m.network = mine;
       this.render();
       try {
-        m.network.report = await api.testNetwork();
+        mine.report = await api.testNetwork();
       } catch (e) {
-        m.network.error = asIpcError(e);
+        mine.error = asIpcError(e);
       }
-      m.network.running = false;
-      this.render();
+      mine.running = false;
+      if (m.network === mine) this.render();
     };
     const r = n.report;
     const state = n.running ? "running" : r ? (r.calls_possible ? "ok" : "blocked") : n.error ? "error" : "idle";
@@ -647,7 +650,7 @@ export class App {
       "div",
       { class: "network-test", "data-role": "network-test", "data-state": state },
       h("h3", {}, "Network"),
-      h("p", { class: "muted small" }, "Checks what this network lets through to the server in use: its connection and WebSocket, your public address and how your router maps it, IPv4 and IPv6, and the relay over UDP, TCP and TLS. Takes up to 10 seconds."),
+      h("p", { class: "muted small" }, "Checks what this network lets through to the server in use: its connection and WebSocket, your public address and how your router maps it, IPv4 and IPv6, and the relay over UDP, TCP and TLS. Takes a few seconds; longer where something is blocked, since each check then waits for its answer."),
       h("button", { class: "btn", "data-action": "test-network", disabled: n.running, "aria-busy": String(n.running), onclick: () => void run() }, n.running ? "Testing…" : r || n.error ? "Test again" : "Test my network"),
       r
         ? h("ul", { class: "network-lines", "data-role": "network-lines" },

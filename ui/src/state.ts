@@ -60,7 +60,7 @@ export function apply(m: Model, e: UiEvent): "render" | "live" {
     case "session":
       // A report is about one server: another server (or signing out) makes it stale.
       if (e.server_url !== m.app.server_url || e.session.state !== "signed_in") {
-        m.network = { running: m.network.running, report: null, error: null };
+        m.network = { running: false, report: null, error: null };
       }
       m.app.session = e.session;
       m.app.server_url = e.server_url;

@@ -61,6 +61,9 @@ impl Core {
         if self.state().call.is_some() {
             return Err(AppError::State("hang up first to test the network"));
         }
+        let Ok(_one) = self.0.network_test.try_lock() else {
+            return Err(AppError::State("the network test is already running"));
+        };
         let started = std::time::Instant::now();
         let findings = dyad_call::doctor::run_signed_in(&server, &token).await?;
         Ok(crate::ipc::NetworkReport {

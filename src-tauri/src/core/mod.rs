@@ -76,6 +76,8 @@ struct Inner {
     embedded: tokio::sync::Mutex<Option<Embedded>>,
     /// Serialises sign-in / sign-out / server changes.
     session_lock: tokio::sync::Mutex<()>,
+    /// Held while "Test my network" runs: one at a time.
+    network_test: tokio::sync::Mutex<()>,
 }
 
 struct State {
@@ -161,6 +163,7 @@ impl Core {
             }),
             embedded: tokio::sync::Mutex::new(None),
             session_lock: tokio::sync::Mutex::new(()),
+            network_test: tokio::sync::Mutex::new(()),
         })))
     }
 
