@@ -189,20 +189,13 @@ pub async fn run(server: &ServerUrl, username: &str, password: &str) -> Result<F
 /// `host:port` of a `stun:` URL, resolved.
 async fn stun_address(url: &str) -> Option<std::net::SocketAddr> {
     let rest = url.strip_prefix("stun:")?;
-    let rest = rest.split('?').next()?;
-    let host_port = if rest.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.ends_with(':') && !p.is_empty() && p.chars().all(|c| c.is_ascii_digit())
-    }) {
-        rest.to_string()
-    } else {
-        format!("{rest}:3478")
-    };
-    tokio::net::lookup_host(host_port).await.ok()?.next()
+    let (host, port) = crate::turn_shim::split_host_port(rest.split('?').next()?, 3478)?;
+    let mut found = tokio::net::lookup_host((host.as_str(), port)).await.ok()?;
+    found.next()
 }
 
 /// The NAT test: the server's first STUN address and its `nat_test` one, asked from one socket.
-async fn nat_mapping(stun: &[IceServer], nat_test: Option<&str>) -> Mapping {
-    let first = stun.iter().flat_map(|s| &s.urls).next();
+async fn nat_mapping(first: Option<&str>, nat_test: Option<&str>) -> Mapping {
     let (Some(first), Some(second)) = (first, nat_test) else {
         return Mapping::NotOffered;
     };
@@ -249,8 +242,8 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
     let [stun, udp, tcp, tls] =
         [Kind::Stun, Kind::TurnUdp, Kind::TurnTcp, Kind::TurnTls].map(|k| servers_of(&all, k));
     let offered = [&stun, &udp, &tcp, &tls].map(|s| !s.is_empty());
-    let stun_urls = stun.clone();
-    let mapping = nat_mapping(&stun_urls, nat_test.as_deref());
+    let first_stun = stun.iter().flat_map(|s| &s.urls).next().cloned();
+    let mapping = nat_mapping(first_stun.as_deref(), nat_test.as_deref());
     let (mapping, g_stun, g_udp, g_tcp, g_tls) = tokio::join!(
         mapping,
         gather(stun, server),
@@ -289,7 +282,7 @@ pub async fn run_signed_in(server: &ServerUrl, token: &str) -> Result<Findings> 
         proxy: server.proxy(),
         // The app's built-in server: on loopback, and it lists no STUN or relay (a `dyad serve`
         // on this machine with TURN is tested as any other).
-        server_local: is_loopback_host(server.host()) && offered.iter().all(|o| !o),
+        server_local: server.is_loopback() && offered.iter().all(|o| !o),
         server_round_trip_ms: times.get(1).copied().unwrap_or(0.0),
         host_v4: local(false),
         host_v6: local(true),
@@ -308,16 +301,6 @@ pub fn calls_possible(f: &Findings) -> bool {
         && (f.server_local
             || direct_possible(f)
             || [f.relay_udp, f.relay_tcp, f.relay_tls].contains(&Relay::Works))
-}
-
-/// `localhost`, or a loopback address (`127.0.0.0/8`, `::1`; brackets allowed).
-fn is_loopback_host(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A public address seen by STUN, or a global IPv6 address of this machine's own (IPv6 needs no
@@ -555,10 +538,17 @@ mod tests {
             websocket: false,
             ..f.clone()
         }));
-        assert!(["localhost", "127.0.0.1", "[::1]", "::1"]
-            .iter()
-            .all(|h| is_loopback_host(h)));
-        assert!(!is_loopback_host("dyad.example.org") && !is_loopback_host("198.18.0.1"));
+        let at = |u: &str| ServerUrl::parse(u).map(|s| s.is_loopback());
+        for u in [
+            "http://localhost:4000",
+            "http://127.0.0.1:4000",
+            "http://[::1]:4000",
+        ] {
+            assert_eq!(at(u).ok(), Some(true), "{u}");
+        }
+        for u in ["https://dyad.example.org", "http://198.18.0.1:443"] {
+            assert_eq!(at(u).ok(), Some(false), "{u}");
+        }
     }
 
     #[test]

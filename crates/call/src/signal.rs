@@ -276,6 +276,15 @@ impl ServerUrl {
         h.trim_start_matches('[').trim_end_matches(']')
     }
 
+    /// The server is on this computer: `localhost` or a loopback address.
+    pub fn is_loopback(&self) -> bool {
+        let host = self.host();
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+
     /// True for https / wss.
     pub fn is_tls(&self) -> bool {
         self.tls.is_some()

@@ -16,9 +16,9 @@ use dyad_proto::turn::{frame_len, is_channel_data};
 use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use crate::signal::StreamRoute;
-use tokio::sync::mpsc;
 
 /// How a shim reaches the TURN server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,17 +55,22 @@ pub fn parse_stream_url(url: &str) -> Option<(StreamKind, String, u16)> {
     if kind == StreamKind::Tls && !(tcp || query.is_empty()) {
         return None;
     }
+    let (host, port) =
+        split_host_port(hostport, if kind == StreamKind::Tls { 5349 } else { 3478 })?;
+    Some((kind, host, port))
+}
+
+/// `host[:port]` of a STUN/TURN URL (RFC 7064/7065): the host without IPv6 brackets, and the
+/// port, `default` when none is given; `None` for an empty host or a bad port.
+pub(crate) fn split_host_port(hostport: &str, default: u16) -> Option<(String, u16)> {
     let (host, port) = match hostport.rsplit_once(':') {
         Some((h, p)) if !h.ends_with(':') && p.chars().all(|c| c.is_ascii_digit()) => {
             (h, p.parse().ok()?)
         }
-        _ => (hostport, if kind == StreamKind::Tls { 5349 } else { 3478 }),
+        _ => (hostport, default),
     };
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() {
-        return None;
-    }
-    Some((kind, host.to_string(), port))
+    (!host.is_empty()).then(|| (host.to_string(), port))
 }
 
 /// The relayed address in a TURN Allocate success response (XOR-RELAYED-ADDRESS, RFC 8656

@@ -1,12 +1,12 @@
 //! A second STUN address for "Test my network": a UDP port beside the embedded TURN server's
 //! that answers Binding requests only. A client that asks both from one socket learns whether
-//! its NAT keeps one public address for every destination (endpoint-independent mapping, which
-//! ICE punches through) or gives each destination its own (a "symmetric" NAT, RFC 4787 §4.1).
+//! its NAT kept one public address for the two destinations (as an endpoint-independent
+//! mapping does, which ICE punches through) or gave each its own (a "symmetric" NAT, RFC 4787
+//! §4.1). Both are on one IP, so a NAT that maps per destination address is not told apart.
 //! It is not listed as an ICE server (calls would gather the same address twice); `/v1/ice`
 //! names it in `nat_test`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use stun::fingerprint::FINGERPRINT;
 use stun::message::{Message, Setter, BINDING_REQUEST, BINDING_SUCCESS};
@@ -49,7 +49,7 @@ pub fn binding_response(request: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
 
 /// Answers Binding requests on `socket` until `stop` turns true.
 pub(crate) async fn serve(
-    socket: Arc<tokio::net::UdpSocket>,
+    socket: tokio::net::UdpSocket,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut buf = vec![0u8; MAX_REQUEST + 1];
@@ -76,20 +76,30 @@ mod tests {
     use super::*;
     use stun::message::Getter;
 
-    /// A request as the doctor sends it: padded with SOFTWARE.
-    fn request() -> Vec<u8> {
-        let mut m = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
+    /// A Binding request with `software` as its SOFTWARE attribute (none if `None`), then a
+    /// FINGERPRINT if `fingerprint`.
+    fn binding(software: Option<String>, fingerprint: bool) -> Vec<u8> {
+        let mut setters: Vec<Box<dyn Setter>> = vec![
             Box::new(stun::agent::TransactionId::new()),
             Box::new(BINDING_REQUEST),
-            Box::new(stun::textattrs::TextAttribute::new(
-                stun::attributes::ATTR_SOFTWARE,
-                format!("{:<32}", "dyad network test"),
-            )),
-            Box::new(FINGERPRINT),
         ];
+        if let Some(text) = software {
+            setters.push(Box::new(stun::textattrs::TextAttribute::new(
+                stun::attributes::ATTR_SOFTWARE,
+                text,
+            )));
+        }
+        if fingerprint {
+            setters.push(Box::new(FINGERPRINT));
+        }
+        let mut m = Message::new();
         m.build(&setters).expect("request");
         m.raw
+    }
+
+    /// A request as the doctor sends it: padded with SOFTWARE.
+    fn request() -> Vec<u8> {
+        binding(Some(format!("{:<32}", "dyad network test")), true)
     }
 
     #[test]
@@ -119,14 +129,7 @@ mod tests {
         assert_eq!(binding_response(b"", from), None);
         assert_eq!(binding_response(&[0u8; 19], from), None);
         // Unpadded: 28 bytes in, 40 or 52 out would be an amplifier.
-        let mut bare = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(stun::agent::TransactionId::new()),
-            Box::new(BINDING_REQUEST),
-            Box::new(FINGERPRINT),
-        ];
-        bare.build(&setters).expect("request");
-        assert_eq!(binding_response(&bare.raw, from), None);
+        assert_eq!(binding_response(&binding(None, true), from), None);
         let mut not_binding = request();
         not_binding[1] = 0x03; // Allocate
         assert_eq!(binding_response(&not_binding, from), None);
@@ -134,31 +137,13 @@ mod tests {
         success[0] = 0x01; // a response, not a request
         assert_eq!(binding_response(&success, from), None);
         // A well-formed request, but longer than is read.
-        let mut long = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(stun::agent::TransactionId::new()),
-            Box::new(BINDING_REQUEST),
-            Box::new(stun::textattrs::TextAttribute::new(
-                stun::attributes::ATTR_SOFTWARE,
-                "x".repeat(MAX_REQUEST),
-            )),
-        ];
-        long.build(&setters).expect("request");
-        assert!(binding_response(&long.raw[..], from).is_none());
+        let long = binding(Some("x".repeat(MAX_REQUEST)), false);
+        assert!(binding_response(&long, from).is_none());
         // At the limit (20 + 4 + 524 = 548 bytes): answered.
-        let mut at_limit = Message::new();
-        let setters: Vec<Box<dyn Setter>> = vec![
-            Box::new(stun::agent::TransactionId::new()),
-            Box::new(BINDING_REQUEST),
-            Box::new(stun::textattrs::TextAttribute::new(
-                stun::attributes::ATTR_SOFTWARE,
-                "x".repeat(MAX_REQUEST - 24),
-            )),
-        ];
-        at_limit.build(&setters).expect("request");
-        assert_eq!(at_limit.raw.len(), MAX_REQUEST);
+        let at_limit = binding(Some("x".repeat(MAX_REQUEST - 24)), false);
+        assert_eq!(at_limit.len(), MAX_REQUEST);
         assert!(
-            binding_response(&at_limit.raw, from).is_some(),
+            binding_response(&at_limit, from).is_some(),
             "a request of the longest size read"
         );
     }

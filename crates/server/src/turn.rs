@@ -372,7 +372,7 @@ pub async fn start_embedded_turn_with_clock(
         Some(port) => match tokio::net::UdpSocket::bind((local.ip(), port)).await {
             Ok(socket) => {
                 let at = socket.local_addr().ok();
-                tokio::spawn(crate::nat_test::serve(Arc::new(socket), stopped.clone()));
+                tokio::spawn(crate::nat_test::serve(socket, stopped.clone()));
                 at
             }
             Err(e) => {

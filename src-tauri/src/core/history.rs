@@ -35,10 +35,7 @@ impl Core {
     pub async fn create_guest_link(&self) -> Result<crate::ipc::GuestLink> {
         let (server, token) = self.server_and_token()?;
         let link = signal::create_invite(&server, &token, None).await?;
-        let local_only = server
-            .host()
-            .parse::<std::net::IpAddr>()
-            .map_or(server.host() == "localhost", |ip| ip.is_loopback());
+        let local_only = server.is_loopback();
         Ok(crate::ipc::GuestLink {
             url: format!("{server}{}", link.path),
             token: link.token,
